@@ -1,0 +1,848 @@
+/* server.c - the log's writer thread: ZeroMQ ingest, group commit, bus.
+ *
+ * One thread owns the ROUTER (ingest) and PUB (bus) sockets and the write
+ * side of the journal. Each pass of its loop:
+ *   1. waits for requests (blocking only when nothing is pending),
+ *   2. drains what is queued on the socket, answering reads at once and
+ *      queueing appends (bounded: low/medium get `busy` past queue_max,
+ *      and past twice that the socket is left alone so senders block),
+ *   3. takes a batch (critical first, whole requests, up to batch_max
+ *      events), writes it in one transaction and commits it durably,
+ *   4. only then acks every request of the batch and publishes its events.
+ * Framing is in docs/protocol.md.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "evlog_int.h"
+#include "mmo_util.h"
+#include "wire.h"
+
+#define DRAIN_MAX 4096          /* messages read per pass */
+#define READ_BYTES_MAX (4 << 20) /* bytes of records in one read reply */
+#define POLL_IDLE_MS 100         /* wake-up to notice a stop request */
+
+struct request {
+	zmq_msg_t route;            /* routing id */
+	bool delim;                 /* REQ-style empty delimiter present */
+	uint32_t req_id;
+	unsigned priority;
+	size_t n;                   /* events */
+	zmq_msg_t *frames;          /* n event frames */
+	size_t frames_cap;
+	size_t first;               /* index of its first result in the batch */
+};
+
+struct region_slot {
+	char *name;                 /* NULL = empty */
+	uint64_t last;
+};
+
+struct evlog_server {
+	evlog *log;
+	void *router, *pub;
+	pthread_t thread;
+	atomic_bool stop;
+	size_t queue_max, batch_max;
+
+	/* Pending requests in arrival order, and a free list to reuse them. */
+	struct request **pending;
+	size_t npending, pending_events, pending_cap;
+	struct request **freelist;
+	size_t nfree;
+
+	/* Batch scratch: inputs and outputs of one commit. */
+	struct evlog_in *in;
+	struct evlog_out *out;
+	struct request **batch;
+	uint8_t *reply_buf;
+
+	/* Last seq per region, for the bus's per-region gap detection. */
+	struct region_slot *regions;
+	size_t nregions, regions_cap;
+
+	pthread_mutex_t mu;         /* guards stats */
+	struct evlog_stats stats;
+};
+
+/* ------------------------------------------------------------ helpers */
+
+static struct request *req_get(evlog_server *s)
+{
+	struct request *r;
+
+	if (s->nfree)
+		return s->freelist[--s->nfree];
+	r = calloc(1, sizeof(*r));
+	return r;
+}
+
+static void req_release(evlog_server *s, struct request *r)
+{
+	zmq_msg_close(&r->route);
+	for (size_t i = 0; i < r->n; i++)
+		zmq_msg_close(&r->frames[i]);
+	r->n = 0;
+	if (s->nfree < s->pending_cap) {
+		s->freelist[s->nfree++] = r;
+	} else {
+		free(r->frames);
+		free(r);
+	}
+}
+
+static int frames_reserve(struct request *r, size_t n)
+{
+	zmq_msg_t *f;
+
+	if (n <= r->frames_cap)
+		return MMO_OK;
+	f = realloc(r->frames, n * sizeof(*f));
+	if (!f)
+		return MMO_ENOMEM;
+	r->frames = f;
+	r->frames_cap = n;
+	return MMO_OK;
+}
+
+/* Send the envelope (routing id, delimiter) then the reply frames. */
+static void send_reply(evlog_server *s, zmq_msg_t *route, bool delim, const uint8_t *hdr,
+                       const void *const *parts, const size_t *lens, size_t nparts)
+{
+	zmq_msg_t copy;
+
+	zmq_msg_init(&copy);
+	zmq_msg_copy(&copy, route);
+	if (zmq_msg_send(&copy, s->router, ZMQ_SNDMORE) < 0) {
+		zmq_msg_close(&copy);
+		return;
+	}
+	if (delim)
+		zmq_send(s->router, "", 0, ZMQ_SNDMORE);
+	zmq_send(s->router, hdr, WIRE_HDR_LEN, nparts ? ZMQ_SNDMORE : 0);
+	for (size_t i = 0; i < nparts; i++)
+		zmq_send(s->router, parts[i], lens[i], i + 1 < nparts ? ZMQ_SNDMORE : 0);
+}
+
+static void reply_status(evlog_server *s, zmq_msg_t *route, bool delim, unsigned op,
+                         uint32_t req_id, int status)
+{
+	uint8_t hdr[WIRE_HDR_LEN];
+
+	wire_hdr_put(hdr, op, req_id, (uint32_t)status, 0);
+	send_reply(s, route, delim, hdr, NULL, NULL, 0);
+}
+
+static void drain_rest(void *sock)
+{
+	int more = 0;
+	size_t sz = sizeof(more);
+	zmq_msg_t m;
+
+	zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
+	while (more) {
+		zmq_msg_init(&m);
+		if (zmq_msg_recv(&m, sock, 0) < 0) {
+			zmq_msg_close(&m);
+			return;
+		}
+		more = zmq_msg_more(&m);
+		zmq_msg_close(&m);
+	}
+}
+
+/* ------------------------------------------------------------ reads */
+
+static void serve_head(evlog_server *s, zmq_msg_t *route, bool delim, uint32_t req_id)
+{
+	uint8_t hdr[WIRE_HDR_LEN], body[8 + EVLOG_HASH_LEN];
+	uint64_t head;
+	int err = evlog_head(s->log, &head, body + 8);
+	const void *parts[1] = {body};
+	size_t lens[1] = {sizeof(body)};
+
+	if (err) {
+		reply_status(s, route, delim, WIRE_OP_HEAD, req_id, err);
+		return;
+	}
+	be64_put(body, head);
+	wire_hdr_put(hdr, WIRE_OP_HEAD, req_id, MMO_OK, 0);
+	send_reply(s, route, delim, hdr, parts, lens, 1);
+}
+
+static void serve_stats(evlog_server *s, zmq_msg_t *route, bool delim, uint32_t req_id)
+{
+	uint8_t hdr[WIRE_HDR_LEN];
+	struct evlog_stats st;
+	char text[8192];
+	const void *parts[1] = {text};
+	size_t lens[1];
+
+	evlog_server_stats(s, &st);
+	lens[0] = evlog_stats_format(&st, text, sizeof(text));
+	wire_hdr_put(hdr, WIRE_OP_STATS, req_id, MMO_OK, 0);
+	send_reply(s, route, delim, hdr, parts, lens, 1);
+}
+
+/* READ: frame 1 = from seq (8 bytes), optional frame 2 = region id.
+ * Reply: header, head (8 bytes), one frame per record (seq ‖ stored value),
+ * then an empty frame that ends the reply. */
+static void serve_read(evlog_server *s, zmq_msg_t *route, bool delim, uint32_t req_id,
+                       uint32_t max, zmq_msg_t *args, size_t nargs)
+{
+	uint8_t hdr[WIRE_HDR_LEN], head_be[8];
+	char region[MMO_ID_MAX + 1];
+	struct evlog_rec rec;
+	evlog_iter *it = NULL;
+	uint64_t from, head;
+	size_t bytes = 0, count = 0;
+	zmq_msg_t copy, frame;
+	int err;
+
+	if (nargs < 1 || nargs > 2 || zmq_msg_size(&args[0]) != 8) {
+		reply_status(s, route, delim, WIRE_OP_READ, req_id, MMO_EPROTO);
+		return;
+	}
+	from = be64_get(zmq_msg_data(&args[0]));
+	if (max == 0 || max > EVLOG_READ_MAX)
+		max = EVLOG_READ_MAX;
+	if (nargs == 2) {
+		size_t rl = zmq_msg_size(&args[1]);
+
+		if (rl == 0 || rl > MMO_ID_MAX) {
+			reply_status(s, route, delim, WIRE_OP_READ, req_id, MMO_EBADID);
+			return;
+		}
+		memcpy(region, zmq_msg_data(&args[1]), rl);
+		region[rl] = 0;
+		if (!mmo_id_valid(region)) {
+			reply_status(s, route, delim, WIRE_OP_READ, req_id, MMO_EBADID);
+			return;
+		}
+	}
+	err = evlog_head(s->log, &head, NULL);
+	if (!err)
+		err = evlog_iter_open(s->log, nargs == 2 ? EVLOG_BY_REGION : EVLOG_ALL,
+		                      nargs == 2 ? region : NULL, from, &it);
+	if (err) {
+		reply_status(s, route, delim, WIRE_OP_READ, req_id, err);
+		return;
+	}
+	zmq_msg_init(&copy);
+	zmq_msg_copy(&copy, route);
+	zmq_msg_send(&copy, s->router, ZMQ_SNDMORE);
+	if (delim)
+		zmq_send(s->router, "", 0, ZMQ_SNDMORE);
+	wire_hdr_put(hdr, WIRE_OP_READ, req_id, MMO_OK, 0);
+	zmq_send(s->router, hdr, WIRE_HDR_LEN, ZMQ_SNDMORE);
+	be64_put(head_be, head);
+	zmq_send(s->router, head_be, sizeof(head_be), ZMQ_SNDMORE);
+	while (count < max && bytes < READ_BYTES_MAX && evlog_iter_next(it, &rec) == MMO_OK &&
+	       rec.seq <= head) {
+		if (zmq_msg_init_size(&frame, 8 + rec.raw_len))
+			break;
+		be64_put(zmq_msg_data(&frame), rec.seq);
+		memcpy((uint8_t *)zmq_msg_data(&frame) + 8, rec.raw, rec.raw_len);
+		if (zmq_msg_send(&frame, s->router, ZMQ_SNDMORE) < 0) {
+			zmq_msg_close(&frame);
+			break;
+		}
+		count++;
+		bytes += rec.raw_len;
+	}
+	evlog_iter_close(it);
+	zmq_send(s->router, "", 0, 0);
+	pthread_mutex_lock(&s->mu);
+	s->stats.reads++;
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* ------------------------------------------------------------ intake */
+
+/* Receive one whole request from the ROUTER. Returns 1 if one was taken,
+ * 0 if none was waiting, -1 on a socket error. */
+static int take_one(evlog_server *s)
+{
+	struct request *r = NULL;
+	zmq_msg_t route, m, args[2];
+	unsigned op, prio;
+	uint32_t req_id = 0, count;
+	bool delim = false;
+	size_t nargs = 0;
+	int err;
+
+	zmq_msg_init(&route);
+	if (zmq_msg_recv(&route, s->router, ZMQ_DONTWAIT) < 0) {
+		zmq_msg_close(&route);
+		return errno == EAGAIN ? 0 : -1;
+	}
+	if (!zmq_msg_more(&route)) {
+		zmq_msg_close(&route);
+		return 1; /* a routing id alone: nothing to answer */
+	}
+	zmq_msg_init(&m);
+	zmq_msg_recv(&m, s->router, 0);
+	if (zmq_msg_size(&m) == 0 && zmq_msg_more(&m)) {
+		delim = true; /* REQ-style envelope */
+		zmq_msg_close(&m);
+		zmq_msg_init(&m);
+		zmq_msg_recv(&m, s->router, 0);
+	}
+	err = wire_hdr_get(zmq_msg_data(&m), zmq_msg_size(&m), &op, &req_id, &count, &prio);
+	bool more = zmq_msg_more(&m);
+	zmq_msg_close(&m);
+	if (err) {
+		if (more)
+			drain_rest(s->router);
+		reply_status(s, &route, delim, op, req_id, err);
+		goto out_route;
+	}
+	if (op == WIRE_OP_HEAD || op == WIRE_OP_STATS) {
+		if (more)
+			drain_rest(s->router);
+		if (op == WIRE_OP_HEAD)
+			serve_head(s, &route, delim, req_id);
+		else
+			serve_stats(s, &route, delim, req_id);
+		goto out_route;
+	}
+	if (op == WIRE_OP_READ) {
+		while (more && nargs < 2) {
+			zmq_msg_init(&args[nargs]);
+			zmq_msg_recv(&args[nargs], s->router, 0);
+			more = zmq_msg_more(&args[nargs]);
+			nargs++;
+		}
+		if (more) {
+			drain_rest(s->router);
+			reply_status(s, &route, delim, op, req_id, MMO_EPROTO);
+		} else {
+			serve_read(s, &route, delim, req_id, count, args, nargs);
+		}
+		for (size_t i = 0; i < nargs; i++)
+			zmq_msg_close(&args[i]);
+		goto out_route;
+	}
+
+	/* APPEND: exactly `count` event frames must follow. */
+	if (count == 0 || count > EVLOG_REQ_MAX) {
+		if (more)
+			drain_rest(s->router);
+		reply_status(s, &route, delim, op, req_id, count ? MMO_ETOOBIG : MMO_EPROTO);
+		goto out_route;
+	}
+	if (prio >= MMO_PRIO_MEDIUM && s->pending_events + count > s->queue_max) {
+		if (more)
+			drain_rest(s->router);
+		reply_status(s, &route, delim, op, req_id, MMO_EBUSY);
+		pthread_mutex_lock(&s->mu);
+		s->stats.busy++;
+		pthread_mutex_unlock(&s->mu);
+		goto out_route;
+	}
+	r = req_get(s);
+	if (!r || frames_reserve(r, count)) {
+		if (more)
+			drain_rest(s->router);
+		reply_status(s, &route, delim, op, req_id, MMO_ENOMEM);
+		if (r)
+			req_release(s, r);
+		goto out_route;
+	}
+	r->n = 0;
+	while (more && r->n < count) {
+		zmq_msg_init(&r->frames[r->n]);
+		zmq_msg_recv(&r->frames[r->n], s->router, 0);
+		more = zmq_msg_more(&r->frames[r->n]);
+		r->n++;
+	}
+	if (more || r->n != count) {
+		/* Frame count does not match the header: refuse the whole request. */
+		if (more)
+			drain_rest(s->router);
+		reply_status(s, &route, delim, op, req_id, MMO_EPROTO);
+		zmq_msg_init(&r->route);
+		req_release(s, r);
+		goto out_route;
+	}
+	zmq_msg_init(&r->route);
+	zmq_msg_move(&r->route, &route);
+	r->delim = delim;
+	r->req_id = req_id;
+	r->priority = prio;
+	s->pending[s->npending++] = r;
+	s->pending_events += count;
+	return 1;
+
+out_route:
+	zmq_msg_close(&route);
+	return 1;
+}
+
+/* ------------------------------------------------------------ regions */
+
+static uint64_t fnv1a(const char *str)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *str; str++)
+		h = (h ^ (uint8_t)*str) * 1099511628211ULL;
+	return h;
+}
+
+static struct region_slot *region_find(evlog_server *s, const char *name)
+{
+	size_t mask = s->regions_cap - 1;
+
+	for (size_t i = fnv1a(name) & mask;; i = (i + 1) & mask) {
+		if (!s->regions[i].name || !strcmp(s->regions[i].name, name))
+			return &s->regions[i];
+	}
+}
+
+static int regions_grow(evlog_server *s)
+{
+	struct region_slot *old = s->regions;
+	size_t oldcap = s->regions_cap;
+	size_t cap = oldcap ? oldcap * 2 : 256;
+
+	s->regions = calloc(cap, sizeof(*s->regions));
+	if (!s->regions) {
+		s->regions = old;
+		return MMO_ENOMEM;
+	}
+	s->regions_cap = cap;
+	for (size_t i = 0; i < oldcap; i++) {
+		if (old[i].name)
+			*region_find(s, old[i].name) = old[i];
+	}
+	free(old);
+	return MMO_OK;
+}
+
+/* The seq of the previous event of `region` before `seq` (0 if none). */
+static uint64_t region_prev_from_log(evlog_server *s, const char *region, uint64_t seq)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	uint8_t sk[8];
+	MDB_val k = {strlen(region), (void *)region}, v = {8, sk};
+	uint64_t prev = 0;
+
+	if (evlog_rtxn(s->log, &txn))
+		return 0;
+	if (mdb_cursor_open(txn, s->log->idx_region, &cur) == MDB_SUCCESS) {
+		be64_put(sk, seq);
+		if (mdb_cursor_get(cur, &k, &v, MDB_GET_BOTH_RANGE) == MDB_SUCCESS &&
+		    mdb_cursor_get(cur, &k, &v, MDB_PREV_DUP) == MDB_SUCCESS && v.mv_size == 8)
+			prev = be64_get(v.mv_data);
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	return prev;
+}
+
+/* Remember seq as the region's newest; return the one before it. */
+static uint64_t region_advance(evlog_server *s, const char *region, uint64_t seq)
+{
+	struct region_slot *slot;
+	uint64_t prev;
+
+	if (!*region)
+		return 0;
+	if ((s->nregions + 1) * 2 > s->regions_cap && regions_grow(s))
+		return region_prev_from_log(s, region, seq);
+	slot = region_find(s, region);
+	if (!slot->name) {
+		slot->name = strdup(region);
+		if (!slot->name)
+			return region_prev_from_log(s, region, seq);
+		slot->last = region_prev_from_log(s, region, seq);
+		s->nregions++;
+	}
+	prev = slot->last;
+	slot->last = seq;
+	return prev;
+}
+
+/* ------------------------------------------------------------ commit */
+
+static void publish(evlog_server *s, const struct evlog_in *in, const struct evlog_out *o)
+{
+	char topic[MMO_ID_MAX + 2];
+	uint8_t meta[16];
+	size_t tl = strlen(o->region_id);
+	zmq_msg_t rec;
+
+	memcpy(topic, o->region_id, tl);
+	topic[tl++] = WIRE_TOPIC_END;
+	be64_put(meta, o->seq);
+	be64_put(meta + 8, region_advance(s, o->region_id, o->seq));
+	if (!s->pub)
+		return;
+	if (zmq_msg_init_size(&rec, EVLOG_HDR_LEN + in->len))
+		return;
+	uint8_t *p = zmq_msg_data(&rec);
+	memcpy(p, o->hash, EVLOG_HASH_LEN);
+	be64_put(p + EVLOG_HASH_LEN, (uint64_t)o->ts);
+	p[EVLOG_HASH_LEN + 8] = (uint8_t)o->priority;
+	memset(p + EVLOG_HASH_LEN + 9, 0, 3);
+	memcpy(p + EVLOG_HDR_LEN, in->buf, in->len);
+	zmq_send(s->pub, topic, tl, ZMQ_SNDMORE);
+	zmq_send(s->pub, meta, sizeof(meta), ZMQ_SNDMORE);
+	if (zmq_msg_send(&rec, s->pub, 0) < 0)
+		zmq_msg_close(&rec);
+}
+
+static unsigned hist_bucket(uint64_t v, unsigned shift)
+{
+	unsigned b = 0;
+
+	while (b < 11 && v > ((uint64_t)1 << (b + shift)))
+		b++;
+	return b;
+}
+
+/* Take whole requests, critical first, up to batch_max events. */
+static size_t pick_batch(evlog_server *s, size_t *nreq)
+{
+	size_t events = 0, nb = 0, kept = 0;
+
+	for (unsigned prio = MMO_PRIO_CRITICAL; prio <= MMO_PRIO_LOW; prio++) {
+		for (size_t i = 0; i < s->npending; i++) {
+			struct request *r = s->pending[i];
+
+			if (!r || r->priority != prio)
+				continue;
+			if (events && events + r->n > s->batch_max)
+				continue;
+			r->first = events;
+			for (size_t j = 0; j < r->n; j++) {
+				s->in[events + j].buf = zmq_msg_data(&r->frames[j]);
+				s->in[events + j].len = zmq_msg_size(&r->frames[j]);
+				s->in[events + j].priority = prio;
+			}
+			events += r->n;
+			s->batch[nb++] = r;
+			s->pending[i] = NULL;
+		}
+	}
+	for (size_t i = 0; i < s->npending; i++) {
+		if (s->pending[i])
+			s->pending[kept++] = s->pending[i];
+	}
+	s->npending = kept;
+	s->pending_events -= events;
+	*nreq = nb;
+	return events;
+}
+
+static void commit_batch(evlog_server *s)
+{
+	size_t nreq, n = pick_batch(s, &nreq);
+	uint64_t appended = 0, dups = 0, rejected = 0;
+	int64_t t0, dt;
+	int err;
+
+	if (!n)
+		return;
+	t0 = mmo_mono_us();
+	err = evlog_append(s->log, s->in, n, mmo_now_us(), s->out);
+	dt = mmo_mono_us() - t0;
+	if (err == MMO_EFULL)
+		mmo_logf(MMO_LOG_ERROR, "log", "storage map full: refusing %zu events (raise --map-size)",
+		         n);
+	else if (err)
+		mmo_logf(MMO_LOG_ERROR, "log", "commit of %zu events failed: %s", n, mmo_strerror(err));
+
+	/* Durable now: ack every request of the batch, then publish. */
+	for (size_t i = 0; i < nreq; i++) {
+		struct request *r = s->batch[i];
+		uint8_t hdr[WIRE_HDR_LEN];
+		uint8_t *res = s->reply_buf;
+		const void *parts[1] = {res};
+		size_t lens[1] = {r->n * WIRE_RESULT_LEN};
+
+		if (err) {
+			reply_status(s, &r->route, r->delim, WIRE_OP_APPEND, r->req_id, err);
+			continue;
+		}
+		for (size_t j = 0; j < r->n; j++) {
+			const struct evlog_out *o = &s->out[r->first + j];
+
+			be64_put(res + j * WIRE_RESULT_LEN, o->seq);
+			be32_put(res + j * WIRE_RESULT_LEN + 8, (uint32_t)o->err);
+		}
+		wire_hdr_put(hdr, WIRE_OP_APPEND, r->req_id, MMO_OK, (uint32_t)r->n);
+		send_reply(s, &r->route, r->delim, hdr, parts, lens, 1);
+	}
+	if (!err) {
+		for (size_t i = 0; i < n; i++) {
+			if (s->out[i].err)
+				rejected++;
+			else if (s->out[i].dup)
+				dups++;
+			else {
+				appended++;
+				publish(s, &s->in[i], &s->out[i]);
+			}
+		}
+	}
+	for (size_t i = 0; i < nreq; i++)
+		req_release(s, s->batch[i]);
+
+	pthread_mutex_lock(&s->mu);
+	s->stats.head_seq = s->log->head_seq;
+	s->stats.appended += appended;
+	s->stats.duplicates += dups;
+	s->stats.rejected += rejected;
+	s->stats.batches++;
+	if (n > s->stats.batch_events_max)
+		s->stats.batch_events_max = n;
+	s->stats.commit_us_sum += (uint64_t)dt;
+	if ((uint64_t)dt > s->stats.commit_us_max)
+		s->stats.commit_us_max = (uint64_t)dt;
+	s->stats.commit_hist[hist_bucket((uint64_t)dt, 4)]++;
+	s->stats.batch_hist[hist_bucket(n, 0)]++;
+	if (err == MMO_EFULL)
+		s->stats.full_errors++;
+	s->stats.queue_depth = s->pending_events;
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* ------------------------------------------------------------ the loop */
+
+static void *writer_main(void *arg)
+{
+	evlog_server *s = arg;
+	zmq_pollitem_t pi = {s->router, 0, ZMQ_POLLIN, 0};
+	size_t hard_cap = s->queue_max * 2;
+	bool drained_after_stop = false;
+
+	mmo_logf(MMO_LOG_DEBUG, "log", "writer thread started");
+	for (;;) {
+		bool stopping = atomic_load(&s->stop);
+
+		if (stopping && drained_after_stop && !s->npending)
+			break;
+		if (!s->npending && !stopping) {
+			if (zmq_poll(&pi, 1, POLL_IDLE_MS) < 0 && errno == ETERM)
+				break;
+		}
+		/* Drain, bounded per pass; past the hard cap, leave the rest in the
+		 * socket so that senders block (critical and high wait). After a
+		 * stop request, take what has arrived once, then only commit. */
+		if (!drained_after_stop) {
+			for (int i = 0; i < DRAIN_MAX && s->pending_events < hard_cap &&
+			                s->npending < s->pending_cap;
+			     i++) {
+				if (take_one(s) <= 0)
+					break;
+			}
+			drained_after_stop = stopping;
+		}
+		pthread_mutex_lock(&s->mu);
+		s->stats.queue_depth = s->pending_events;
+		pthread_mutex_unlock(&s->mu);
+		if (s->npending)
+			commit_batch(s);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------ public */
+
+static int bind_sock(void *ctx, int type, const char *ep, void **out, char *msg, size_t msglen)
+{
+	void *sock = zmq_socket(ctx, type);
+	int linger = 2000, hwm = 100000, maxmsg = 1 << 20;
+
+	if (!sock) {
+		snprintf(msg, msglen, "cannot create socket: %s", zmq_strerror(errno));
+		return MMO_EIO;
+	}
+	zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
+	zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+	zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof(hwm));
+	if (type == ZMQ_ROUTER) {
+		int64_t mm = maxmsg;
+		int mandatory = 0;
+
+		zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &mm, sizeof(mm));
+		zmq_setsockopt(sock, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof(mandatory));
+	}
+	if (zmq_bind(sock, ep) != 0) {
+		snprintf(msg, msglen, "cannot bind %s: %s", ep, zmq_strerror(errno));
+		zmq_close(sock);
+		return MMO_EIO;
+	}
+	*out = sock;
+	return MMO_OK;
+}
+
+int evlog_server_start(const struct evlog_server_opts *o, evlog_server **out, char *errmsg,
+                       size_t errlen)
+{
+	char msgbuf[256];
+	char *msg = errmsg ? errmsg : msgbuf;
+	size_t msglen = errmsg ? errlen : sizeof(msgbuf);
+	evlog_server *s;
+	int err;
+
+	if (!o || !o->log || !o->zctx || !o->ingest || o->log->readonly) {
+		snprintf(msg, msglen, "log server needs a writable log, a context and an endpoint");
+		return MMO_EINVAL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return MMO_ENOMEM;
+	s->log = o->log;
+	s->queue_max = o->queue_max ? o->queue_max : 8192;
+	s->batch_max = o->batch_max ? o->batch_max : 1024;
+	if (s->batch_max < EVLOG_REQ_MAX)
+		s->batch_max = EVLOG_REQ_MAX; /* one whole request always fits */
+	s->pending_cap = s->queue_max * 2 + 1;
+	pthread_mutex_init(&s->mu, NULL);
+	s->pending = calloc(s->pending_cap, sizeof(*s->pending));
+	s->freelist = calloc(s->pending_cap, sizeof(*s->freelist));
+	s->batch = calloc(s->pending_cap, sizeof(*s->batch));
+	s->in = calloc(s->batch_max, sizeof(*s->in));
+	s->out = calloc(s->batch_max, sizeof(*s->out));
+	s->reply_buf = malloc(EVLOG_REQ_MAX * WIRE_RESULT_LEN);
+	if (!s->pending || !s->freelist || !s->batch || !s->in || !s->out || !s->reply_buf ||
+	    regions_grow(s)) {
+		err = MMO_ENOMEM;
+		goto out_free;
+	}
+	s->stats.head_seq = s->log->head_seq;
+	err = bind_sock(o->zctx, ZMQ_ROUTER, o->ingest, &s->router, msg, msglen);
+	if (err)
+		goto out_free;
+	if (o->bus) {
+		err = bind_sock(o->zctx, ZMQ_PUB, o->bus, &s->pub, msg, msglen);
+		if (err)
+			goto out_router;
+	}
+	if (pthread_create(&s->thread, NULL, writer_main, s) != 0) {
+		snprintf(msg, msglen, "cannot start the writer thread");
+		err = MMO_ENOMEM;
+		goto out_pub;
+	}
+	*out = s;
+	return MMO_OK;
+
+out_pub:
+	if (s->pub)
+		zmq_close(s->pub);
+out_router:
+	zmq_close(s->router);
+out_free:
+	free(s->regions);
+	free(s->pending);
+	free(s->freelist);
+	free(s->batch);
+	free(s->in);
+	free(s->out);
+	free(s->reply_buf);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+	return err;
+}
+
+void evlog_server_stop(evlog_server *s)
+{
+	if (!s)
+		return;
+	atomic_store(&s->stop, true);
+	pthread_join(s->thread, NULL);
+	zmq_close(s->router);
+	if (s->pub)
+		zmq_close(s->pub);
+	for (size_t i = 0; i < s->npending; i++)
+		req_release(s, s->pending[i]);
+	for (size_t i = 0; i < s->nfree; i++) {
+		free(s->freelist[i]->frames);
+		free(s->freelist[i]);
+	}
+	for (size_t i = 0; i < s->regions_cap; i++)
+		free(s->regions[i].name);
+	free(s->regions);
+	free(s->pending);
+	free(s->freelist);
+	free(s->batch);
+	free(s->in);
+	free(s->out);
+	free(s->reply_buf);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+void evlog_server_stats(evlog_server *s, struct evlog_stats *st)
+{
+	pthread_mutex_lock(&s->mu);
+	*st = s->stats;
+	pthread_mutex_unlock(&s->mu);
+}
+
+size_t evlog_stats_format(const struct evlog_stats *st, char *buf, size_t cap)
+{
+	size_t n = 0;
+	uint64_t cum = 0;
+
+#define EMIT(...)                                                                          \
+	do {                                                                               \
+		int w_ = snprintf(buf + n, cap > n ? cap - n : 0, __VA_ARGS__);            \
+		if (w_ > 0)                                                                \
+			n = n + (size_t)w_ < cap ? n + (size_t)w_ : (cap ? cap - 1 : 0);    \
+	} while (0)
+
+	if (!cap)
+		return 0;
+	buf[0] = 0;
+	EMIT("# TYPE mmo_log_head_seq gauge\nmmo_log_head_seq %llu\n",
+	     (unsigned long long)st->head_seq);
+	EMIT("# TYPE mmo_log_events_appended_total counter\nmmo_log_events_appended_total %llu\n",
+	     (unsigned long long)st->appended);
+	EMIT("# TYPE mmo_log_events_duplicate_total counter\nmmo_log_events_duplicate_total %llu\n",
+	     (unsigned long long)st->duplicates);
+	EMIT("# TYPE mmo_log_events_rejected_total counter\nmmo_log_events_rejected_total %llu\n",
+	     (unsigned long long)st->rejected);
+	EMIT("# TYPE mmo_log_requests_busy_total counter\nmmo_log_requests_busy_total %llu\n",
+	     (unsigned long long)st->busy);
+	EMIT("# TYPE mmo_log_commit_full_total counter\nmmo_log_commit_full_total %llu\n",
+	     (unsigned long long)st->full_errors);
+	EMIT("# TYPE mmo_log_reads_total counter\nmmo_log_reads_total %llu\n",
+	     (unsigned long long)st->reads);
+	EMIT("# TYPE mmo_log_queue_depth gauge\nmmo_log_queue_depth %llu\n",
+	     (unsigned long long)st->queue_depth);
+	EMIT("# TYPE mmo_log_batch_events histogram\n");
+	for (unsigned i = 0; i < 12; i++) {
+		cum += st->batch_hist[i];
+		if (i < 11)
+			EMIT("mmo_log_batch_events_bucket{le=\"%llu\"} %llu\n",
+			     (unsigned long long)1 << i, (unsigned long long)cum);
+		else
+			EMIT("mmo_log_batch_events_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+	}
+	EMIT("mmo_log_batch_events_count %llu\n", (unsigned long long)st->batches);
+	EMIT("# TYPE mmo_log_commit_seconds histogram\n");
+	cum = 0;
+	for (unsigned i = 0; i < 12; i++) {
+		cum += st->commit_hist[i];
+		if (i < 11)
+			EMIT("mmo_log_commit_seconds_bucket{le=\"%.6f\"} %llu\n",
+			     (double)((uint64_t)1 << (i + 4)) / 1e6, (unsigned long long)cum);
+		else
+			EMIT("mmo_log_commit_seconds_bucket{le=\"+Inf\"} %llu\n",
+			     (unsigned long long)cum);
+	}
+	EMIT("mmo_log_commit_seconds_sum %.6f\n", (double)st->commit_us_sum / 1e6);
+	EMIT("mmo_log_commit_seconds_count %llu\n", (unsigned long long)st->batches);
+#undef EMIT
+	return n;
+}

@@ -1,0 +1,25 @@
+/* event_json.h - JSON rendering of events (jansson).
+ *
+ * One flat object per event, the form used by the WebSocket, the Redis
+ * pub/sub channel and `mmo audit query --format jsonl`:
+ *   {"seq","ts","event_id","type","priority","player_id","region_id",
+ *    "cause_seq", ...body fields}
+ * A position is rendered as "position":{"x","y","z"}. Empty optional
+ * strings and zero cause_seq are omitted; seq, ts, type, priority and
+ * event_id are always present.
+ */
+#ifndef MMO_EVENT_JSON_H
+#define MMO_EVENT_JSON_H
+
+#include <jansson.h>
+
+#include "event.h"
+
+/* A new JSON object for ev; the caller owns the reference. NULL only when
+ * out of memory. */
+json_t *mmo_event_to_json(const Mmo__Event *ev);
+
+/* Add ev's body fields to obj (an object) without the envelope. */
+int mmo_event_body_to_json(const Mmo__Event *ev, json_t *obj);
+
+#endif

@@ -1,0 +1,209 @@
+/* serve.c - `mmo serve`: run the backend's roles in one process. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "evlog.h"
+#include "mmo_util.h"
+
+#define ROLES_BUILT "log"
+
+static void help(FILE *f)
+{
+	fprintf(f,
+	        "usage: mmo serve [options]\n"
+	        "  --data DIR         data folder (default ./data); the log lives in DIR/log\n"
+	        "  --roles LIST       roles to run, comma-separated (default: " ROLES_BUILT ")\n"
+	        "  --ingest ENDPOINT  the log's ingest ROUTER (default inproc://mmo-ingest, or\n"
+	        "                     tcp://127.0.0.1:5555 when the log runs alone)\n"
+	        "  --bus ENDPOINT     the log's PUB bus (default inproc://mmo-bus, or\n"
+	        "                     tcp://127.0.0.1:5556 when the log runs alone)\n"
+	        "  --sync full|none   fsync each commit (default full); none is for benchmarks\n"
+	        "                     only and loses acknowledged events on a crash\n"
+	        "  --map-size SIZE    maximum log size, e.g. 16G (default 16G); past it writes\n"
+	        "                     are refused with `full`\n"
+	        "  --queue-max N      pending events before low/medium get `busy` (default 8192)\n"
+	        "  --batch-max N      events per commit (default 1024)\n"
+	        "Every option may also come from MMO_<OPTION>, e.g. MMO_DATA.\n"
+	        "Stops cleanly on SIGTERM or SIGINT: commits what it has received, exits 0.\n");
+}
+
+/* Create the data folder (one level) if absent. */
+static int mkdir_p_data(const char *dir, char *msg, size_t msglen)
+{
+	if (mkdir(dir, 0750) == 0 || errno == EEXIST)
+		return 0;
+	snprintf(msg, msglen, "cannot create data folder %s: %s", dir, strerror(errno));
+	return -1;
+}
+
+static bool roles_valid(const char *list, char *bad, size_t badlen)
+{
+	static const char *known[] = {"log", "world", "views", "gateway"};
+
+	for (const char *p = list; p && *p;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		bool ok = false;
+
+		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			ok |= len == strlen(known[i]) && !strncmp(p, known[i], len);
+		if (!ok || len == 0) {
+			snprintf(bad, badlen, "%.*s", (int)len, p);
+			return false;
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return true;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	static const struct option lo[] = {
+	    {"data", required_argument, 0, 'd'},      {"roles", required_argument, 0, 'r'},
+	    {"ingest", required_argument, 0, 'i'},    {"bus", required_argument, 0, 'b'},
+	    {"sync", required_argument, 0, 's'},      {"map-size", required_argument, 0, 'm'},
+	    {"queue-max", required_argument, 0, 'q'}, {"batch-max", required_argument, 0, 'B'},
+	    {"http", required_argument, 0, 'H'},      {"redis", required_argument, 0, 'R'},
+	    {"mongo-uri", required_argument, 0, 'M'}, {"help", no_argument, 0, 'h'},
+	    {0, 0, 0, 0}};
+	const char *a_data = NULL, *a_roles = NULL, *a_ingest = NULL, *a_bus = NULL,
+	           *a_sync = NULL, *a_map = NULL, *a_q = NULL, *a_b = NULL;
+	const char *data, *roles, *ingest, *bus, *sync;
+	struct evlog_opts lo_opts = {0};
+	struct evlog_server_opts so = {0};
+	evlog_server *srv = NULL;
+	evlog *log = NULL;
+	void *zctx = NULL;
+	char logdir[4096], msg[512], bad[64];
+	uint64_t qmax = 0, bmax = 0;
+	sigset_t set;
+	int c, sig, rc = EXIT_FAIL;
+	bool alone;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'd': a_data = optarg; break;
+		case 'r': a_roles = optarg; break;
+		case 'i': a_ingest = optarg; break;
+		case 'b': a_bus = optarg; break;
+		case 's': a_sync = optarg; break;
+		case 'm': a_map = optarg; break;
+		case 'q': a_q = optarg; break;
+		case 'B': a_b = optarg; break;
+		case 'H': case 'R': case 'M': break; /* for roles that take them */
+		case 'h': help(stdout); return EXIT_OK;
+		default: help(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		cli_err("serve", "unexpected argument '%s' (see mmo serve --help)", argv[optind]);
+		return EXIT_USAGE;
+	}
+	data = cli_opt("data", a_data, "./data");
+	roles = cli_opt("roles", a_roles, ROLES_BUILT);
+	sync = cli_opt("sync", a_sync, "full");
+	if (!roles_valid(roles, bad, sizeof(bad))) {
+		cli_err("serve", "unknown role '%s' (roles: log, world, views, gateway)", bad);
+		return EXIT_USAGE;
+	}
+	for (const char *r = roles; r;) {
+		const char *end = strchr(r, ',');
+		size_t len = end ? (size_t)(end - r) : strlen(r);
+
+		if (strncmp(r, "log", len) || len != 3) {
+			cli_err("serve", "role '%.*s' is not part of this build yet (built: " ROLES_BUILT ")",
+			        (int)len, r);
+			return EXIT_USAGE;
+		}
+		r = end ? end + 1 : NULL;
+	}
+	if (strcmp(sync, "full") && strcmp(sync, "none")) {
+		cli_err("serve", "--sync must be full or none, not '%s'", sync);
+		return EXIT_USAGE;
+	}
+	a_map = cli_opt("map-size", a_map, NULL);
+	if (a_map && !cli_parse_size(a_map, &lo_opts.map_size)) {
+		cli_err("serve", "--map-size: '%s' is not a size (e.g. 512M, 16G)", a_map);
+		return EXIT_USAGE;
+	}
+	a_q = cli_opt("queue-max", a_q, NULL);
+	a_b = cli_opt("batch-max", a_b, NULL);
+	if ((a_q && (!cli_parse_u64(a_q, &qmax) || qmax == 0 || qmax > 1000000)) ||
+	    (a_b && (!cli_parse_u64(a_b, &bmax) || bmax == 0 || bmax > 65536))) {
+		cli_err("serve", "--queue-max takes 1..1000000 and --batch-max 1..65536");
+		return EXIT_USAGE;
+	}
+	alone = !strcmp(roles, "log");
+	ingest = cli_opt("ingest", a_ingest, alone ? "tcp://127.0.0.1:5555" : "inproc://mmo-ingest");
+	bus = cli_opt("bus", a_bus, alone ? "tcp://127.0.0.1:5556" : "inproc://mmo-bus");
+
+	/* Signals go to sigwait() below, not to the worker threads. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (mkdir_p_data(data, msg, sizeof(msg))) {
+		cli_err("serve", "%s", msg);
+		return EXIT_FAIL;
+	}
+	snprintf(logdir, sizeof(logdir), "%s/log", data);
+	lo_opts.dir = logdir;
+	lo_opts.nosync = !strcmp(sync, "none");
+	if (lo_opts.nosync)
+		mmo_logf(MMO_LOG_WARN, "serve",
+		         "--sync=none: commits are not fsynced; acknowledged events can be lost on a "
+		         "crash. For benchmarks only.");
+	int err = evlog_open(&lo_opts, &log, msg, sizeof(msg));
+	if (err) {
+		cli_err("serve", "%s", msg);
+		return EXIT_FAIL;
+	}
+	zctx = zmq_ctx_new();
+	so.log = log;
+	so.zctx = zctx;
+	so.ingest = ingest;
+	so.bus = bus;
+	so.queue_max = (size_t)qmax;
+	so.batch_max = (size_t)bmax;
+	err = evlog_server_start(&so, &srv, msg, sizeof(msg));
+	if (err) {
+		mmo_logf(MMO_LOG_ERROR, "serve", "log failed to start: %s", msg);
+		goto out;
+	}
+	uint64_t head = 0;
+	evlog_head(log, &head, NULL);
+	mmo_logf(MMO_LOG_INFO, "serve",
+	         "ready: roles=%s data=%s head_seq=%llu ingest=%s bus=%s sync=%s pid=%d", roles,
+	         data, (unsigned long long)head, ingest, bus, sync, (int)getpid());
+
+	do {
+		if (sigwait(&set, &sig) != 0)
+			sig = SIGTERM;
+	} while (sig != SIGINT && sig != SIGTERM);
+	mmo_logf(MMO_LOG_INFO, "serve", "stopping on %s: draining and committing",
+	         sig == SIGINT ? "SIGINT" : "SIGTERM");
+	evlog_server_stop(srv);
+	srv = NULL;
+	evlog_head(log, &head, NULL);
+	mmo_logf(MMO_LOG_INFO, "serve", "stopped: head_seq=%llu", (unsigned long long)head);
+	rc = EXIT_OK;
+out:
+	evlog_server_stop(srv);
+	if (zctx)
+		zmq_ctx_term(zctx);
+	evlog_close(log);
+	return rc;
+}
