@@ -6,6 +6,7 @@
 
 #include "event.h"
 
+/* clang-format off */
 static const struct mmo_type_info types[] = {
 	{"player.register", MMO__EVENT__BODY_PLAYER_REGISTER, MMO_PRIO_CRITICAL, true},
 	{"player.login", MMO__EVENT__BODY_PLAYER_LOGIN, MMO_PRIO_CRITICAL, true},
@@ -27,6 +28,7 @@ static const struct mmo_type_info types[] = {
 	{"admin.action", MMO__EVENT__BODY_ADMIN_ACTION, MMO_PRIO_CRITICAL, false},
 	{"stats.update", MMO__EVENT__BODY_STATS_UPDATE, MMO_PRIO_LOW, false},
 };
+/* clang-format on */
 
 #define NTYPES (sizeof(types) / sizeof(types[0]))
 
@@ -51,10 +53,11 @@ struct body_rule {
 	const char *xyz[3]; /* positions only: the names of the coordinates */
 };
 
-#define FIELD(bc, type, body, member, r)                                                           \
+/* clang-format off */
+#define FIELD(bc, type, body, member, r) \
 	{MMO__EVENT__BODY_##bc, r, offsetof(type, member), body "." #member, {NULL, NULL, NULL}}
-#define POSITION(bc, type, body, r)                                                                \
-	{MMO__EVENT__BODY_##bc, r, offsetof(type, position), body ".position",                    \
+#define POSITION(bc, type, body, r) \
+	{MMO__EVENT__BODY_##bc, r, offsetof(type, position), body ".position", \
 	 {body ".position.x", body ".position.y", body ".position.z"}}
 
 /* Every string of every body has a row here, in proto field order, so the
@@ -96,6 +99,7 @@ static const struct body_rule rules[] = {
 	FIELD(STATS_UPDATE, Mmo__StatsUpdate, "stats_update", name, RULE_TEXT_REQ),
 	FIELD(STATS_UPDATE, Mmo__StatsUpdate, "stats_update", value, RULE_FINITE),
 };
+/* clang-format on */
 
 #define NRULES (sizeof(rules) / sizeof(rules[0]))
 
@@ -206,7 +210,7 @@ static bool well_formed(const Mmo__Event *ev)
 			continue;
 		sub = member_msg(body, f);
 		if (sub && (sub->descriptor != f->descriptor ||
-			    (sub->n_unknown_fields && !sub->unknown_fields)))
+		            (sub->n_unknown_fields && !sub->unknown_fields)))
 			return false;
 	}
 	return true;
@@ -277,12 +281,10 @@ static int check_rule(const struct body_rule *r, const void *body, const char **
 
 	switch (r->rule) {
 	case RULE_POS:
-	case RULE_POS_OPT:
-		return check_pos(r, *(const Mmo__Vec3 *const *)p, bad);
+	case RULE_POS_OPT: return check_pos(r, *(const Mmo__Vec3 *const *)p, bad);
 	case RULE_FINITE:
 		return isfinite(*(const double *)p) ? MMO_OK : fail(bad, r->field, MMO_ENONFINITE);
-	default:
-		break;
+	default: break;
 	}
 
 	s = *(const char *const *)p;
@@ -298,8 +300,7 @@ static int check_rule(const struct body_rule *r, const void *body, const char **
 	case RULE_RESULT:
 		/* an empty result is as wrong as "kill": the world always sets it */
 		return !empty(s) && result_valid(s) ? MMO_OK : fail(bad, r->field, MMO_EINVAL);
-	default:
-		return MMO_OK;
+	default: return MMO_OK;
 	}
 }
 
@@ -412,8 +413,8 @@ static char *borrow(const char *s)
 	return (char *)(s ? s : protobuf_c_empty_string);
 }
 
-int mmo_ev_init(struct mmo_ev *b, const char *type, const char *event_id,
-		const char *player_id, const char *region_id)
+int mmo_ev_init(struct mmo_ev *b, const char *type, const char *event_id, const char *player_id,
+                const char *region_id)
 {
 	const struct mmo_type_info *t = mmo_type_lookup(type);
 

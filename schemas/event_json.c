@@ -115,6 +115,7 @@ static int put_field(json_t *obj, const ProtobufCFieldDescriptor *f, const void 
 {
 	const char *p = (const char *)msg + f->offset;
 	const ProtobufCMessage *sub;
+	uint64_t u;
 	json_t *o;
 	int err;
 
@@ -127,19 +128,17 @@ static int put_field(json_t *obj, const ProtobufCFieldDescriptor *f, const void 
 	case PROTOBUF_C_TYPE_INT32:
 	case PROTOBUF_C_TYPE_SINT32:
 	case PROTOBUF_C_TYPE_SFIXED32:
-	case PROTOBUF_C_TYPE_ENUM:
-		return put(obj, f->name, json_integer(*(const int32_t *)p));
+	case PROTOBUF_C_TYPE_ENUM: return put(obj, f->name, json_integer(*(const int32_t *)p));
 	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_FIXED32:
-		return put(obj, f->name, json_integer(*(const uint32_t *)p));
+	case PROTOBUF_C_TYPE_FIXED32: return put(obj, f->name, json_integer(*(const uint32_t *)p));
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-		return put(obj, f->name, json_integer(*(const int64_t *)p));
+	case PROTOBUF_C_TYPE_SFIXED64: return put(obj, f->name, json_integer(*(const int64_t *)p));
 	case PROTOBUF_C_TYPE_UINT64:
 	case PROTOBUF_C_TYPE_FIXED64:
 		/* above INT64_MAX this wraps; no counter of ours gets there */
-		return put(obj, f->name, json_integer((json_int_t) * (const uint64_t *)p));
+		u = *(const uint64_t *)p;
+		return put(obj, f->name, json_integer((json_int_t)u));
 	case PROTOBUF_C_TYPE_MESSAGE:
 		sub = *(const ProtobufCMessage *const *)p;
 		if (!sub)
@@ -169,7 +168,8 @@ static int put_message(json_t *obj, const ProtobufCMessageDescriptor *d, const v
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
 
 		/* repeated and oneof fields need their count or case; bodies have none */
-		if (f->label == PROTOBUF_C_LABEL_REPEATED || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+		if (f->label == PROTOBUF_C_LABEL_REPEATED ||
+		    (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
 			continue;
 		err = put_field(obj, f, msg);
 		if (err)
@@ -207,12 +207,10 @@ json_t *mmo_event_to_json(const Mmo__Event *ev)
 	if (!obj)
 		return NULL;
 	if (put(obj, "seq", json_integer((json_int_t)ev->seq)) ||
-	    put(obj, "ts", json_integer(ev->ts)) ||
-	    put(obj, "event_id", jstr(ev->event_id)) ||
+	    put(obj, "ts", json_integer(ev->ts)) || put(obj, "event_id", jstr(ev->event_id)) ||
 	    put(obj, "type", jstr(ev->type)) ||
 	    put(obj, "priority", json_integer(mmo_event_priority(ev))) ||
-	    put_str(obj, "player_id", ev->player_id) ||
-	    put_str(obj, "region_id", ev->region_id) ||
+	    put_str(obj, "player_id", ev->player_id) || put_str(obj, "region_id", ev->region_id) ||
 	    (ev->cause_seq && put(obj, "cause_seq", json_integer((json_int_t)ev->cause_seq))) ||
 	    mmo_event_body_to_json(ev, obj)) {
 		json_decref(obj);
