@@ -16,6 +16,8 @@ static const struct {
     {"serve", cmd_serve, "run the backend's roles (log, ...)"},
     {"audit", cmd_audit, "auditors' view of the log: verify"},
     {"replay", cmd_replay, "rebuild the world's state at any seq; verify; bisect"},
+    {"dlq", cmd_dlq, "the views' dead-letter queue: list, retry, drop"},
+    {"views", cmd_views, "read views: rebuild redis|mongo"},
     {"bench", cmd_bench, "benchmarks against the physical limit and a peer, in one run"},
 };
 
