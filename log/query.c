@@ -22,7 +22,7 @@
 
 struct stream {
 	MDB_cursor *cur;
-	uint64_t seq;     /* current candidate; valid when live */
+	uint64_t seq; /* current candidate; valid when live */
 	bool live;
 	size_t klen;
 	char key[MMO_ID_MAX + 1];
@@ -33,9 +33,9 @@ struct evlog_query_it {
 	MDB_txn *txn;
 	MDB_cursor *ev_cur;
 	enum evlog_query_driver driver;
-	bool empty;       /* nothing can match: next() ends at once */
-	bool started;     /* seq driver: cursor positioned */
-	uint64_t lo, hi;  /* seq range */
+	bool empty;      /* nothing can match: next() ends at once */
+	bool started;    /* seq driver: cursor positioned */
+	uint64_t lo, hi; /* seq range */
 	bool since_set, until_set;
 	int64_t since, until;
 	uint64_t head, candidates, scanned;
@@ -45,7 +45,7 @@ struct evlog_query_it {
 	char player[MMO_ID_MAX + 1], region[MMO_ID_MAX + 1];
 	struct stream *types; /* every matching type key (filter or driver) */
 	size_t ntypes;
-	struct stream one;    /* player or region driver */
+	struct stream one; /* player or region driver */
 };
 
 static bool set(const char *s)
@@ -339,8 +339,7 @@ static int setup(evlog_query_it *it, const struct evlog_query *q)
 				return err;
 		}
 		return MMO_OK;
-	default:
-		return MMO_OK;
+	default: return MMO_OK;
 	}
 }
 
@@ -499,7 +498,8 @@ int evlog_query_next(evlog_query_it *it, struct evlog_rec *rec)
 			if (err)
 				goto end;
 		}
-		if ((it->since_set && rec->ts < it->since) || (it->until_set && rec->ts >= it->until))
+		if ((it->since_set && rec->ts < it->since) ||
+		    (it->until_set && rec->ts >= it->until))
 			continue;
 		return MMO_OK;
 	}

@@ -14,7 +14,7 @@ static const struct {
 	const char *help;
 } cmds[] = {
     {"serve", cmd_serve, "run the backend's roles (log, ...)"},
-    {"audit", cmd_audit, "auditors' view of the log: verify"},
+    {"audit", cmd_audit, "auditors' view of the log: query, verify, export, verify-export, report"},
     {"replay", cmd_replay, "rebuild the world's state at any seq; verify; bisect"},
     {"dlq", cmd_dlq, "the views' dead-letter queue: list, retry, drop"},
     {"views", cmd_views, "read views: rebuild redis|mongo"},
