@@ -18,6 +18,7 @@ static const struct {
     {"replay", cmd_replay, "rebuild the world's state at any seq; verify; bisect"},
     {"dlq", cmd_dlq, "the views' dead-letter queue: list, retry, drop"},
     {"views", cmd_views, "read views: rebuild redis|mongo"},
+    {"user", cmd_user, "operator administration: add users, grant roles"},
     {"bench", cmd_bench, "benchmarks against the physical limit and a peer, in one run"},
 };
 
