@@ -1,12 +1,1629 @@
-/* bench.c - `mmo bench`: placeholder until the log benchmark lands. */
+/* bench.c - `mmo bench log`: the log's ingest against its physical limit
+ * (raw LMDB appends) and a peer (Redis Streams), in one run.
+ *
+ * Each run has three phases, on the same machine, with the same number of
+ * events of the same encoded size:
+ *   log    the log runs in this process (evlog_open + evlog_server_start on
+ *          a fresh folder, ingest and bus on TCP loopback); P producer
+ *          threads, each with its own evlog_client DEALER on its own ZeroMQ
+ *          context, keep W requests of K events in flight (or pace them at
+ *          --rate) and time every request from send to ack.
+ *   raw    MDB_APPEND of the same stored records, in write transactions of
+ *          the average batch size the log reached in that run, durable
+ *          commits, one table, no indexes, no hashing.
+ *   redis  a redis-server started here (appendonly yes, appendfsync always)
+ *          and P hiredis connections pipelining XADD with the same window.
+ * Latencies go into fixed log-linear histograms (no per-event memory), so a
+ * run of 10 M events shows whether the process itself stays flat.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem, ppoll */
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <hiredis/hiredis.h>
+#include <linux/magic.h>
+#include <lmdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
 
 #include "cli.h"
+#include "evlog.h"
+#include "mmo_util.h"
+
+#define CMD               "bench log"
+#define PRODUCERS_MAX     64
+#define WINDOW_MAX        4096
+#define RUNS_MAX          99
+#define REGIONS           16
+#define CLIENT_TIMEOUT_MS 5000
+#define REDIS_KEY         "mmo:bench"
+#define TPL_CAP           2048
+
+struct config {
+	uint64_t events;
+	size_t size;
+	unsigned producers, window, per_req, runs, players;
+	uint64_t rate;    /* events/s offered in total; 0 = as fast as possible */
+	const char *data; /* parent of the temporary folder */
+	const char *redis_path;
+	bool skip_redis;
+	bool nosync;
+};
+
+/* ------------------------------------------------------------ signals */
+
+static volatile sig_atomic_t interrupted;
+static volatile pid_t redis_pid; /* the redis-server we started, 0 if none */
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (interrupted)
+		_exit(130);
+	interrupted = 1;
+	if (redis_pid > 0)
+		kill(redis_pid, SIGKILL);
+}
+
+/* ------------------------------------------------------------ helpers */
+
+static void sleep_us(int64_t us)
+{
+	struct timespec ts = {us / 1000000, (long)(us % 1000000) * 1000};
+
+	if (us > 0)
+		nanosleep(&ts, NULL);
+}
+
+/* A field of /proc/self/status in kB ("VmRSS", "RssAnon"), 0 if unknown. */
+static long proc_status_kb(const char *field)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	size_t fl = strlen(field);
+	long kb = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, field, fl) && line[fl] == ':') {
+			kb = strtol(line + fl + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return kb;
+}
+
+/* CPU time (user + system) of this process, µs. */
+static int64_t self_cpu_us(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
+	       ru.ru_stime.tv_usec;
+}
+
+/* CPU time (user + system) of another process, µs; 0 if unknown. */
+static int64_t pid_cpu_us(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* the command name may hold spaces */
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return 0;
+	return (int64_t)((ut + st) * 1000000ULL / (unsigned long long)sysconf(_SC_CLK_TCK));
+}
+
+/* Bytes a process caused to be written to storage (/proc/PID/io), 0 if unknown. */
+static uint64_t io_write_bytes(pid_t pid)
+{
+	char path[64], line[128];
+	unsigned long long v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "write_bytes: %llu", &v) == 1)
+			break;
+	}
+	fclose(f);
+	return v;
+}
+
+/* A TCP port on 127.0.0.1 that was free a moment ago, 0 on failure. */
+static unsigned free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	unsigned port = 0;
+
+	if (fd < 0)
+		return 0;
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &al) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+static void rm_tree(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void put_digits(uint8_t *p, uint64_t v, unsigned n)
+{
+	while (n--) {
+		p[n] = (uint8_t)('0' + v % 10);
+		v /= 10;
+	}
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(const double *v, unsigned n)
+{
+	double s[RUNS_MAX];
+
+	memcpy(s, v, n * sizeof(*s));
+	qsort(s, n, sizeof(*s), cmp_double);
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/* ------------------------------------------------------------ histogram */
+
+/* Log-linear buckets: exact below 128 µs, then 64 per power of two (at most
+ * 1.6 % wide). Fixed size: recording never allocates. */
+#define HIST_SUB 64
+#define HIST_N   (2 * HIST_SUB + 48 * HIST_SUB)
+
+struct hist {
+	uint64_t n, max;
+	uint64_t b[HIST_N];
+};
+
+static unsigned hist_index(uint64_t v)
+{
+	unsigned e, i;
+
+	if (v < 2 * HIST_SUB)
+		return (unsigned)v;
+	e = 63u - (unsigned)__builtin_clzll(v); /* >= 7 */
+	i = 2 * HIST_SUB + (e - 7) * HIST_SUB + (unsigned)((v >> (e - 6)) & (HIST_SUB - 1));
+	return i < HIST_N ? i : HIST_N - 1;
+}
+
+/* The largest value of bucket i. */
+static uint64_t hist_upper(unsigned i)
+{
+	unsigned e, sub;
+
+	if (i < 2 * HIST_SUB)
+		return i;
+	e = (i - 2 * HIST_SUB) / HIST_SUB + 7;
+	sub = (i - 2 * HIST_SUB) % HIST_SUB;
+	return ((uint64_t)(HIST_SUB + sub + 1) << (e - 6)) - 1;
+}
+
+static void hist_add(struct hist *h, int64_t v)
+{
+	uint64_t u = v > 0 ? (uint64_t)v : 0;
+
+	h->b[hist_index(u)]++;
+	h->n++;
+	if (u > h->max)
+		h->max = u;
+}
+
+static void hist_merge(struct hist *to, const struct hist *from)
+{
+	for (unsigned i = 0; i < HIST_N; i++)
+		to->b[i] += from->b[i];
+	to->n += from->n;
+	if (from->max > to->max)
+		to->max = from->max;
+}
+
+/* The value at quantile q (0..1]: the upper edge of its bucket, at most the max. */
+static uint64_t hist_quantile(const struct hist *h, double q)
+{
+	uint64_t rank = (uint64_t)(q * (double)h->n + 0.999999), cum = 0;
+
+	if (!h->n)
+		return 0;
+	if (rank < 1)
+		rank = 1;
+	for (unsigned i = 0; i < HIST_N; i++) {
+		cum += h->b[i];
+		if (cum >= rank)
+			return hist_upper(i) < h->max ? hist_upper(i) : h->max;
+	}
+	return h->max;
+}
+
+/* ------------------------------------------------------------ the event */
+
+/* One encoded event of exactly the wanted size, and where its varying
+ * digits are, so producers stamp a unique event_id (and a player and a
+ * region out of a fixed population) by patching bytes, without encoding. */
+struct evtpl {
+	uint8_t buf[TPL_CAP];
+	size_t len;
+	const char *type;
+	size_t id_off;     /* "PP-NNNNNNNNNNNN": producer, then event number */
+	size_t player_off; /* 6 digits */
+	size_t region_off; /* 2 digits */
+	size_t pad[4];     /* event id, player id, region id, detail */
+	size_t id_len[3];  /* event id, player id, region id */
+};
+
+static const size_t pad_cap[4] = {MMO_ID_MAX - 16, MMO_ID_MAX - 7, MMO_ID_MAX - 3, MMO_TEXT_MAX};
+
+/* The offset of the only occurrence of s in buf, or 0 if none or several. */
+static size_t find_unique(const uint8_t *buf, size_t len, const char *s)
+{
+	size_t sl = strlen(s);
+	const uint8_t *p = memmem(buf, len, s, sl);
+
+	if (!p || memmem(p + 1, len - (size_t)(p + 1 - buf), s, sl))
+		return 0;
+	return (size_t)(p - buf);
+}
+
+static void fill(char *dst, char first, size_t pad, const char *tail)
+{
+	dst[0] = first;
+	memset(dst + 1, 'x', pad);
+	strcpy(dst + 1 + pad, tail);
+}
+
+static int tpl_try(struct evtpl *t, const char *type, const size_t pad[4])
+{
+	char eid[MMO_ID_MAX + 1], pid[MMO_ID_MAX + 1], rid[MMO_ID_MAX + 1];
+	char detail[MMO_TEXT_MAX + 1];
+	struct mmo_ev b;
+	size_t len, off;
+	int err;
+
+	for (int i = 0; i < 4; i++) {
+		if (pad[i] > pad_cap[i])
+			return MMO_ETOOBIG;
+	}
+	fill(eid, 'e', pad[0], "00-000000000000");
+	fill(pid, 'p', pad[1], "000000");
+	fill(rid, 'r', pad[2], "00");
+	err = mmo_ev_init(&b, type, eid, pid, rid);
+	if (err)
+		return err;
+	if (!strcmp(type, "player.move")) {
+		if (pad[3])
+			return MMO_ETOOBIG;
+		mmo_ev_set_pos(&b, 1021.5, 64.25, -387.75);
+	} else {
+		memset(detail, 'x', pad[3]);
+		detail[pad[3]] = 0;
+		b.body.world_reject.reason = "bench";
+		b.body.world_reject.detail = detail;
+	}
+	err = mmo_event_validate(&b.ev, NULL);
+	if (!err)
+		err = mmo_event_encode(&b.ev, t->buf, sizeof(t->buf), &len);
+	if (err)
+		return err;
+	t->len = len;
+	t->type = type;
+	t->id_len[0] = strlen(eid);
+	t->id_len[1] = strlen(pid);
+	t->id_len[2] = strlen(rid);
+	memcpy(t->pad, pad, sizeof(t->pad));
+	if (!(off = find_unique(t->buf, len, eid)))
+		return MMO_EINVAL;
+	t->id_off = off + 1 + pad[0];
+	if (!(off = find_unique(t->buf, len, pid)))
+		return MMO_EINVAL;
+	t->player_off = off + 1 + pad[1];
+	if (!(off = find_unique(t->buf, len, rid)))
+		return MMO_EINVAL;
+	t->region_off = off + 1 + pad[2];
+	return MMO_OK;
+}
+
+/* Build a player.move of exactly `want` bytes (ids padded evenly), or a
+ * world.reject with a padded detail for sizes a move cannot reach.
+ * On failure *lo and *hi give the sizes that can be built. */
+static int tpl_make(struct evtpl *t, size_t want, size_t *lo, size_t *hi)
+{
+	static const char *types[] = {"player.move", "world.reject"};
+
+	*lo = SIZE_MAX;
+	*hi = 0;
+	for (size_t ti = 0; ti < 2; ti++) {
+		size_t pad[4] = {0, 0, 0, 0}, full[4], len0, x;
+		unsigned npads = ti == 0 ? 3 : 4;
+
+		memcpy(full, pad_cap, sizeof(full));
+		if (ti == 0)
+			full[3] = 0;
+		if (tpl_try(t, types[ti], full))
+			continue;
+		if (t->len > *hi)
+			*hi = t->len;
+		if (tpl_try(t, types[ti], pad))
+			continue;
+		len0 = t->len;
+		if (len0 < *lo)
+			*lo = len0;
+		if (want < len0 || want > *hi)
+			continue;
+		/* Fill the event id, then the region id (16 keys: cheap to index),
+		 * then the player id (e.g. "player:" + a UUID is 43 bytes), then the
+		 * detail; then correct for varint steps. */
+		x = want - len0;
+		for (unsigned j = 0; j < npads && x; j++) {
+			static const unsigned order[4] = {0, 2, 1, 3};
+			unsigned i = order[j];
+			size_t add = full[i] - pad[i] < x ? full[i] - pad[i] : x;
+
+			pad[i] += add;
+			x -= add;
+		}
+		for (int tries = 0; tries < 8; tries++) {
+			long d;
+
+			if (tpl_try(t, types[ti], pad))
+				break;
+			if (t->len == want)
+				return MMO_OK;
+			d = (long)want - (long)t->len;
+			for (unsigned i = 0; i < npads; i++) {
+				long np = (long)pad[i] + d;
+
+				if (np >= 0 && np <= (long)full[i]) {
+					pad[i] = (size_t)np;
+					break;
+				}
+			}
+		}
+	}
+	return MMO_EINVAL;
+}
+
+/* Write event number idx of producer p into dst (t->len bytes). Players act
+ * in a pseudo-random order (a fixed hash of idx), as a game's do: consecutive
+ * player ids would let the player index hit the same pages and flatter it. */
+static void tpl_stamp(const struct evtpl *t, uint8_t *dst, unsigned p, uint64_t idx,
+                      unsigned players)
+{
+	uint64_t player = ((idx * 0x9E3779B97F4A7C15ULL) >> 32) % players;
+
+	memcpy(dst, t->buf, t->len);
+	put_digits(dst + t->id_off, p, 2);
+	put_digits(dst + t->id_off + 3, idx, 12);
+	put_digits(dst + t->player_off, player, 6);
+	put_digits(dst + t->region_off, player % REGIONS, 2);
+}
+
+/* ------------------------------------------------------------ log phase */
+
+struct log_run {
+	const struct config *cfg;
+	const struct evtpl *tpl;
+	void *zctx; /* the producers' context */
+	char ingest[64];
+	pthread_barrier_t go;
+	int64_t t0; /* written before the barrier */
+};
+
+struct slot {
+	int64_t t;      /* send time */
+	uint64_t first; /* first event number */
+	uint32_t n;
+	bool used;
+};
+
+struct producer {
+	struct log_run *run;
+	pthread_t th;
+	unsigned id;
+	uint64_t base, quota; /* events [base, base + quota) */
+	struct hist h;
+	uint64_t busy, late, rejected;
+	int first_reject;
+	int64_t t_done;
+	atomic_uint_fast64_t acked;
+	atomic_bool finished;
+	bool failed;
+	char why[192];
+};
+
+static void *log_producer(void *arg)
+{
+	struct producer *p = arg;
+	const struct config *cfg = p->run->cfg;
+	const struct evtpl *t = p->run->tpl;
+	unsigned W = cfg->window, K = cfg->per_req;
+	struct slot *slots = calloc(W, sizeof(*slots));
+	unsigned *freel = calloc(W, sizeof(*freel));
+	uint64_t *retry = calloc(W, sizeof(*retry)); /* first event of requests to resend */
+	uint8_t *scratch = malloc((size_t)K * t->len);
+	struct evlog_in *in = calloc(K, sizeof(*in));
+	uint64_t *seqs = calloc(K, sizeof(*seqs));
+	int *errs = calloc(K, sizeof(*errs));
+	evlog_client *c = NULL;
+	unsigned nfree = W, rhead = 0, rcount = 0;
+	uint64_t next = 0, acked = 0, k = 0, head;
+	double interval = 0; /* µs between two new requests of this producer */
+	int64_t t0, hold_until = 0;
+	int err;
+
+	if (!slots || !freel || !retry || !scratch || !in || !seqs || !errs) {
+		snprintf(p->why, sizeof(p->why), "out of memory");
+		p->failed = true;
+	} else if ((err = evlog_client_open(p->run->zctx, p->run->ingest, CLIENT_TIMEOUT_MS, &c)) ||
+	           (err = evlog_client_head(c, &head))) {
+		snprintf(p->why, sizeof(p->why), "producer %u cannot reach %s: %s", p->id,
+		         p->run->ingest, mmo_strerror(err));
+		p->failed = true;
+	}
+	for (unsigned i = 0; freel && i < W; i++)
+		freel[i] = W - 1 - i;
+	pthread_barrier_wait(&p->run->go);
+	if (p->failed)
+		goto out;
+	t0 = p->run->t0;
+	if (cfg->rate) {
+		interval = (double)K * cfg->producers * 1e6 / (double)cfg->rate;
+		t0 += (int64_t)(interval * p->id / cfg->producers); /* spread the producers */
+	}
+
+	while (acked < p->quota && !interrupted) {
+		int64_t now = mmo_mono_us(), due = now, wait;
+		uint32_t req_id;
+		int status;
+		size_t n;
+
+		/* Send what the window, the pacing and any busy backoff allow. */
+		while (nfree && (rcount || next < p->quota) && now >= hold_until) {
+			uint64_t first;
+			uint32_t cnt;
+			unsigned s;
+
+			if (rcount) {
+				first = retry[rhead];
+				rhead = (rhead + 1) % W;
+				rcount--;
+			} else {
+				if (cfg->rate) {
+					due = t0 + (int64_t)(interval * (double)k);
+					if (now < due)
+						break;
+					if (now - due > 1000)
+						p->late++;
+				}
+				first = next;
+				next += K;
+				k++;
+			}
+			cnt = (uint32_t)(p->quota - first < K ? p->quota - first : K);
+			for (uint32_t i = 0; i < cnt; i++) {
+				uint8_t *d = scratch + (size_t)i * t->len;
+
+				tpl_stamp(t, d, p->id, p->base + first + i, cfg->players);
+				in[i].buf = d;
+				in[i].len = t->len;
+				in[i].priority = 0;
+			}
+			s = freel[--nfree];
+			slots[s] = (struct slot){mmo_mono_us(), first, cnt, true};
+			err = evlog_client_send(c, s + 1, in, cnt);
+			if (err) {
+				snprintf(p->why, sizeof(p->why), "send failed: %s",
+				         mmo_strerror(err));
+				p->failed = true;
+				goto out;
+			}
+			now = mmo_mono_us();
+		}
+
+		/* Wait for a reply, or until the next send is due. */
+		if (nfree == W) {
+			wait = (rcount ? hold_until : due) - now; /* nothing in flight */
+			sleep_us(wait < 1 ? 1 : wait);
+			continue;
+		}
+		if (!nfree || (!rcount && next >= p->quota))
+			wait = -1;
+		else
+			wait = (rcount || now < hold_until ? hold_until : due) - now;
+		if (wait < 0 || wait >= 1000)
+			err = evlog_client_recv(c, wait < 0 ? -1 : (int)(wait / 1000), &req_id,
+			                        &status, seqs, errs, K, &n);
+		else
+			err = evlog_client_recv(c, 0, &req_id, &status, seqs, errs, K, &n);
+		if (err == MMO_ETIMEOUT) {
+			if (wait < 0 && !interrupted) {
+				snprintf(p->why, sizeof(p->why), "no ack within %d ms",
+				         CLIENT_TIMEOUT_MS);
+				p->failed = true;
+				goto out;
+			}
+			if (wait >= 0 && wait < 1000)
+				sleep_us(wait < 50 ? wait : 50);
+			continue;
+		}
+		/* Take this reply and every other one already here. */
+		while (!err) {
+			int64_t at = mmo_mono_us();
+			struct slot *sl = req_id >= 1 && req_id <= W ? &slots[req_id - 1] : NULL;
+
+			if (!sl || !sl->used) {
+				snprintf(p->why, sizeof(p->why), "reply to unknown request %u",
+				         req_id);
+				p->failed = true;
+				goto out;
+			}
+			sl->used = false;
+			freel[nfree++] = req_id - 1;
+			if (status == MMO_EBUSY) {
+				retry[(rhead + rcount) % W] = sl->first;
+				rcount++;
+				p->busy++;
+				hold_until = at + 1000;
+			} else if (status) {
+				snprintf(p->why, sizeof(p->why), "request refused: %s",
+				         mmo_strerror(status));
+				p->failed = true;
+				goto out;
+			} else if (n != sl->n) {
+				snprintf(p->why, sizeof(p->why),
+				         "reply with %zu results for %u events", n, sl->n);
+				p->failed = true;
+				goto out;
+			} else {
+				for (size_t i = 0; i < n; i++) {
+					if (errs[i] && !p->rejected++)
+						p->first_reject = errs[i];
+				}
+				hist_add(&p->h, at - sl->t);
+				acked += n;
+				atomic_store(&p->acked, acked);
+				p->t_done = at;
+			}
+			err = evlog_client_recv(c, 0, &req_id, &status, seqs, errs, K, &n);
+		}
+		if (err != MMO_ETIMEOUT) {
+			snprintf(p->why, sizeof(p->why), "receive failed: %s", mmo_strerror(err));
+			p->failed = true;
+			goto out;
+		}
+	}
+	if (acked < p->quota && !p->failed) {
+		snprintf(p->why, sizeof(p->why), "interrupted");
+		p->failed = true;
+	}
+out:
+	evlog_client_close(c);
+	free(slots);
+	free(freel);
+	free(retry);
+	free(scratch);
+	free(in);
+	free(seqs);
+	free(errs);
+	atomic_store(&p->finished, true);
+	return NULL;
+}
+
+struct log_result {
+	double secs, per_s, avg_batch, commit_avg_us, cpu_pct, disk_per_event;
+	uint64_t p50, p99, pmax, batches, batch_max, commit_max_us, busy, late;
+	long rss_start, rss_end, anon_start, anon_end;
+};
+
+/* Progress on stderr, at most once a second. */
+struct progress {
+	int64_t t0, last;
+	uint64_t last_done;
+};
+
+static void progress_tick(struct progress *pg, const char *phase, unsigned run, uint64_t done,
+                          uint64_t total)
+{
+	int64_t now = mmo_mono_us();
+
+	if (now - pg->last < 1000000)
+		return;
+	fprintf(stderr, "bench: run %u %s: %llu/%llu (%.0f/s now, %.0f/s overall)\n", run, phase,
+	        (unsigned long long)done, (unsigned long long)total,
+	        (double)(done - pg->last_done) * 1e6 / (double)(now - pg->last),
+	        (double)done * 1e6 / (double)(now - pg->t0));
+	pg->last = now;
+	pg->last_done = done;
+}
+
+static int log_phase(const struct config *cfg, const struct evtpl *tpl, const char *dir,
+                     unsigned run_no, struct log_result *res, char *why, size_t wl)
+{
+	struct evlog_opts lo = {.dir = dir, .nosync = cfg->nosync};
+	struct evlog_server_opts so = {0};
+	struct log_run run = {.cfg = cfg, .tpl = tpl};
+	struct producer *prods = NULL;
+	struct hist *all = NULL;
+	struct evlog_stats st;
+	struct progress pg;
+	evlog *log = NULL;
+	evlog_server *srv = NULL;
+	void *sctx = NULL;
+	char bus[64], msg[256];
+	unsigned started = 0;
+	bool barrier = false;
+	int64_t cpu0, t_end = 0;
+	uint64_t io0;
+	int err, rc = -1;
+
+	prods = calloc(cfg->producers, sizeof(*prods));
+	all = calloc(1, sizeof(*all));
+	sctx = zmq_ctx_new();
+	run.zctx = zmq_ctx_new();
+	if (!prods || !all || !sctx || !run.zctx) {
+		snprintf(why, wl, "out of memory");
+		goto out;
+	}
+	err = evlog_open(&lo, &log, msg, sizeof(msg));
+	if (err) {
+		snprintf(why, wl, "%s", msg);
+		goto out;
+	}
+	so.log = log;
+	so.zctx = sctx;
+	so.ingest = run.ingest;
+	so.bus = bus;
+	for (int tries = 0;; tries++) {
+		snprintf(run.ingest, sizeof(run.ingest), "tcp://127.0.0.1:%u", free_port());
+		snprintf(bus, sizeof(bus), "tcp://127.0.0.1:%u", free_port());
+		err = evlog_server_start(&so, &srv, msg, sizeof(msg));
+		if (!err)
+			break;
+		if (tries == 4) {
+			snprintf(why, wl, "cannot start the log: %s", msg);
+			goto out;
+		}
+	}
+	if (pthread_barrier_init(&run.go, NULL, cfg->producers + 1)) {
+		snprintf(why, wl, "cannot create a barrier");
+		goto out;
+	}
+	barrier = true;
+	for (unsigned i = 0; i < cfg->producers; i++) {
+		struct producer *p = &prods[i];
+		uint64_t share = cfg->events / cfg->producers;
+
+		p->run = &run;
+		p->id = i;
+		p->base = share * i +
+		          (i < cfg->events % cfg->producers ? i : cfg->events % cfg->producers);
+		p->quota = share + (i < cfg->events % cfg->producers ? 1 : 0);
+		if (pthread_create(&p->th, NULL, log_producer, p)) {
+			/* The barrier counts every producer: fail the run the hard way. */
+			fprintf(stderr, "mmo %s: cannot start producer thread\n", CMD);
+			exit(EXIT_FAIL);
+		}
+		started++;
+	}
+	cpu0 = self_cpu_us();
+	io0 = io_write_bytes(getpid());
+	run.t0 = mmo_mono_us();
+	pg = (struct progress){run.t0, run.t0, 0};
+	pthread_barrier_wait(&run.go);
+	/* Every client is connected now (each asked for the head). */
+	res->rss_start = proc_status_kb("VmRSS");
+	res->anon_start = proc_status_kb("RssAnon");
+
+	for (;;) {
+		uint64_t done = 0;
+		unsigned fin = 0;
+
+		for (unsigned i = 0; i < cfg->producers; i++) {
+			done += atomic_load(&prods[i].acked);
+			fin += atomic_load(&prods[i].finished);
+		}
+		if (fin == cfg->producers)
+			break;
+		progress_tick(&pg, "log", run_no, done, cfg->events);
+		sleep_us(20000);
+	}
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(prods[i].th, NULL);
+	started = 0;
+	res->cpu_pct = 0;
+	for (unsigned i = 0; i < cfg->producers; i++) {
+		struct producer *p = &prods[i];
+
+		if (p->failed) {
+			snprintf(why, wl, "log producer %u: %s", i, p->why);
+			goto out;
+		}
+		if (p->rejected) {
+			snprintf(why, wl, "log refused %llu events (first: %s)",
+			         (unsigned long long)p->rejected, mmo_strerror(p->first_reject));
+			goto out;
+		}
+		hist_merge(all, &p->h);
+		res->busy += p->busy;
+		res->late += p->late;
+		if (p->t_done > t_end)
+			t_end = p->t_done;
+	}
+	res->rss_end = proc_status_kb("VmRSS");
+	res->anon_end = proc_status_kb("RssAnon");
+	res->secs = (double)(t_end - run.t0) / 1e6;
+	res->cpu_pct = 100.0 * (double)(self_cpu_us() - cpu0) / (double)(t_end - run.t0);
+	res->disk_per_event = (double)(io_write_bytes(getpid()) - io0) / (double)cfg->events;
+	res->per_s = (double)cfg->events / res->secs;
+	res->p50 = hist_quantile(all, 0.50);
+	res->p99 = hist_quantile(all, 0.99);
+	res->pmax = all->max;
+	evlog_server_stats(srv, &st);
+	if (st.appended != cfg->events) {
+		snprintf(why, wl, "the log appended %llu events, not %llu",
+		         (unsigned long long)st.appended, (unsigned long long)cfg->events);
+		goto out;
+	}
+	res->batches = st.batches;
+	res->batch_max = st.batch_events_max;
+	res->avg_batch = st.batches ? (double)st.appended / (double)st.batches : 0;
+	res->commit_avg_us = st.batches ? (double)st.commit_us_sum / (double)st.batches : 0;
+	res->commit_max_us = st.commit_us_max;
+	rc = 0;
+out:
+	if (started) {
+		/* Only reached if the barrier was never passed: impossible today. */
+		for (unsigned i = 0; i < started; i++)
+			pthread_join(prods[i].th, NULL);
+	}
+	if (barrier)
+		pthread_barrier_destroy(&run.go);
+	evlog_server_stop(srv);
+	evlog_close(log);
+	if (run.zctx)
+		zmq_ctx_term(run.zctx);
+	if (sctx)
+		zmq_ctx_term(sctx);
+	free(prods);
+	free(all);
+	return rc;
+}
+
+/* ------------------------------------------------------------ raw LMDB */
+
+struct raw_result {
+	double secs, per_s, disk_per_event;
+	uint64_t batch, txns;
+};
+
+static int raw_fail(MDB_env *env, MDB_txn *txn, int rc, const char *what, char *why, size_t wl)
+{
+	snprintf(why, wl, "raw LMDB: %s: %s", what, mdb_strerror(rc));
+	if (txn)
+		mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return -1;
+}
+
+static int raw_phase(const struct config *cfg, const struct evtpl *tpl, const char *dir,
+                     uint64_t batch, unsigned run_no, struct raw_result *res, char *why, size_t wl)
+{
+	size_t rec_len = EVLOG_HDR_LEN + tpl->len;
+	uint8_t rec[EVLOG_HDR_LEN + TPL_CAP], key[8];
+	size_t map = (size_t)cfg->events * (rec_len + 64) * 2 + ((size_t)64 << 20);
+	MDB_val k = {sizeof(key), key}, v = {rec_len, rec};
+	MDB_env *env;
+	MDB_txn *txn = NULL;
+	MDB_dbi dbi;
+	struct progress pg;
+	uint64_t seq = 0, io0;
+	int64_t t0;
+	int rc;
+
+	if (mkdir(dir, 0750) && errno != EEXIST) {
+		snprintf(why, wl, "cannot create %.300s: %s", dir, strerror(errno));
+		return -1;
+	}
+	memset(rec, 0xa5, EVLOG_HDR_LEN);
+	memcpy(rec + EVLOG_HDR_LEN, tpl->buf, tpl->len);
+	if ((rc = mdb_env_create(&env))) {
+		snprintf(why, wl, "raw LMDB: %s", mdb_strerror(rc));
+		return -1;
+	}
+	mdb_env_set_maxdbs(env, 2);
+	mdb_env_set_mapsize(env, map);
+	if ((rc = mdb_env_open(env, dir, cfg->nosync ? MDB_NOSYNC : 0, 0640)))
+		return raw_fail(env, NULL, rc, "open", why, wl);
+	if ((rc = mdb_txn_begin(env, NULL, 0, &txn)))
+		return raw_fail(env, NULL, rc, "begin", why, wl);
+	if ((rc = mdb_dbi_open(txn, "events", MDB_CREATE, &dbi)))
+		return raw_fail(env, txn, rc, "create table", why, wl);
+	rc = mdb_txn_commit(txn); /* frees txn, even on failure */
+	txn = NULL;
+	if (rc)
+		return raw_fail(env, NULL, rc, "commit", why, wl);
+	res->batch = batch ? batch : 1;
+	res->txns = 0;
+	io0 = io_write_bytes(getpid());
+	t0 = mmo_mono_us();
+	pg = (struct progress){t0, t0, 0};
+	while (seq < cfg->events) {
+		if (interrupted) {
+			snprintf(why, wl, "interrupted");
+			mdb_env_close(env);
+			return -1;
+		}
+		if ((rc = mdb_txn_begin(env, NULL, 0, &txn)))
+			return raw_fail(env, NULL, rc, "begin", why, wl);
+		for (uint64_t i = 0; i < res->batch && seq < cfg->events; i++) {
+			seq++;
+			for (int b = 7; b >= 0; b--)
+				key[7 - b] = (uint8_t)(seq >> (8 * b));
+			if ((rc = mdb_put(txn, dbi, &k, &v, MDB_APPEND)))
+				return raw_fail(env, txn, rc, "put", why, wl);
+		}
+		rc = mdb_txn_commit(txn);
+		txn = NULL;
+		if (rc)
+			return raw_fail(env, NULL, rc, "commit", why, wl);
+		res->txns++;
+		progress_tick(&pg, "raw LMDB", run_no, seq, cfg->events);
+	}
+	res->secs = (double)(mmo_mono_us() - t0) / 1e6;
+	res->per_s = (double)cfg->events / res->secs;
+	res->disk_per_event = (double)(io_write_bytes(getpid()) - io0) / (double)cfg->events;
+	mdb_env_close(env);
+	return 0;
+}
+
+/* ------------------------------------------------------------ redis */
+
+struct redis_result {
+	double secs, per_s, server_cpu_pct, disk_per_event;
+	uint64_t p50, p99;
+};
+
+struct redis_run {
+	const struct config *cfg;
+	const struct evtpl *tpl;
+	unsigned port;
+	pthread_barrier_t go;
+	int64_t t0;
+};
+
+struct rproducer {
+	struct redis_run *run;
+	pthread_t th;
+	unsigned id;
+	uint64_t base, quota;
+	struct hist h;
+	int64_t t_done;
+	atomic_uint_fast64_t acked;
+	atomic_bool finished;
+	bool failed;
+	char why[192];
+};
+
+static void rfail(struct rproducer *p, redisContext *c, const char *what)
+{
+	snprintf(p->why, sizeof(p->why), "%s: %s", what, c && c->err ? c->errstr : "error");
+	p->failed = true;
+}
+
+static void *redis_producer(void *arg)
+{
+	struct rproducer *p = arg;
+	const struct config *cfg = p->run->cfg;
+	const struct evtpl *t = p->run->tpl;
+	struct timeval tv = {2, 0};
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", (int)p->run->port, tv);
+	uint64_t W = (uint64_t)cfg->window * cfg->per_req; /* the log's events in flight */
+	int64_t *sent_at = calloc(W, sizeof(*sent_at));
+	uint8_t val[TPL_CAP];
+	const char *argv[5] = {"XADD", REDIS_KEY, "*", "f", (const char *)val};
+	size_t lens[5] = {4, sizeof(REDIS_KEY) - 1, 1, 1, t->len};
+	uint64_t sent = 0, acked = 0;
+	double interval = cfg->rate ? (double)cfg->producers * 1e6 / (double)cfg->rate : 0;
+	int64_t t0;
+
+	if (!c || c->err || !sent_at)
+		rfail(p, c, "cannot connect to redis");
+	pthread_barrier_wait(&p->run->go);
+	if (p->failed)
+		goto out;
+	t0 = p->run->t0 + (int64_t)(interval * p->id / cfg->producers);
+
+	while (acked < p->quota && !interrupted) {
+		int64_t now = mmo_mono_us(), due = now, wait;
+		struct timespec ts;
+		struct pollfd pfd = {c->fd, POLLIN, 0};
+		bool appended = false;
+		void *rep;
+		int wdone, r;
+
+		while (sent < p->quota && sent - acked < W) {
+			if (cfg->rate) {
+				due = t0 + (int64_t)(interval * (double)sent);
+				if (now < due)
+					break;
+			}
+			tpl_stamp(t, val, p->id, p->base + sent, cfg->players);
+			if (redisAppendCommandArgv(c, 5, argv, lens) != REDIS_OK) {
+				rfail(p, c, "XADD");
+				goto out;
+			}
+			sent_at[sent % W] = mmo_mono_us();
+			sent++;
+			appended = true;
+		}
+		if (appended) {
+			do {
+				if (redisBufferWrite(c, &wdone) != REDIS_OK) {
+					rfail(p, c, "write");
+					goto out;
+				}
+			} while (!wdone);
+		}
+		for (;;) {
+			redisReply *rr;
+
+			if (redisGetReplyFromReader(c, &rep) != REDIS_OK) {
+				rfail(p, c, "read");
+				goto out;
+			}
+			if (!rep)
+				break;
+			rr = rep;
+			if (rr->type != REDIS_REPLY_STRING) {
+				snprintf(p->why, sizeof(p->why), "XADD: %s",
+				         rr->type == REDIS_REPLY_ERROR ? rr->str
+				                                       : "unexpected reply");
+				freeReplyObject(rr);
+				p->failed = true;
+				goto out;
+			}
+			freeReplyObject(rr);
+			p->t_done = mmo_mono_us();
+			hist_add(&p->h, p->t_done - sent_at[acked % W]);
+			acked++;
+		}
+		atomic_store(&p->acked, acked);
+		if (acked >= p->quota)
+			break;
+		if (sent < p->quota && sent - acked < W) {
+			/* Room in the window: only the pacing holds the next send. */
+			wait = cfg->rate ? due - mmo_mono_us() : 0;
+			if (wait <= 0)
+				continue;
+		} else {
+			wait = -1;
+		}
+		if (wait > 0) {
+			ts.tv_sec = wait / 1000000;
+			ts.tv_nsec = (long)(wait % 1000000) * 1000;
+		} else {
+			ts.tv_sec = CLIENT_TIMEOUT_MS / 1000;
+			ts.tv_nsec = 0;
+		}
+		r = ppoll(&pfd, 1, &ts, NULL);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0) {
+			if (wait < 0) {
+				snprintf(p->why, sizeof(p->why), "no reply within %d ms",
+				         CLIENT_TIMEOUT_MS);
+				p->failed = true;
+				goto out;
+			}
+			continue;
+		}
+		if (redisBufferRead(c) != REDIS_OK) {
+			rfail(p, c, "read");
+			goto out;
+		}
+	}
+	if (acked < p->quota && !p->failed) {
+		snprintf(p->why, sizeof(p->why), "interrupted");
+		p->failed = true;
+	}
+out:
+	if (c)
+		redisFree(c);
+	free(sent_at);
+	atomic_store(&p->finished, true);
+	return NULL;
+}
+
+/* Start redis-server in dir on a free port; wait until it answers PING. */
+static int redis_start(const struct config *cfg, const char *dir, unsigned *port, char *why,
+                       size_t wl)
+{
+	char sport[16], logpath[4300];
+	const char *fsync_mode = cfg->nosync ? "no" : "always";
+	const char *args[] = {cfg->redis_path,
+	                      "--port",
+	                      sport,
+	                      "--bind",
+	                      "127.0.0.1",
+	                      "--dir",
+	                      dir,
+	                      "--appendonly",
+	                      "yes",
+	                      "--appendfsync",
+	                      fsync_mode,
+	                      "--save",
+	                      "",
+	                      "--daemonize",
+	                      "no",
+	                      "--protected-mode",
+	                      "no",
+	                      "--auto-aof-rewrite-percentage",
+	                      "0",
+	                      "--logfile",
+	                      "",
+	                      NULL};
+	pid_t parent = getpid(), pid;
+	int64_t deadline;
+
+	if (mkdir(dir, 0750) && errno != EEXIST) {
+		snprintf(why, wl, "cannot create %.300s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (access(cfg->redis_path, X_OK)) {
+		snprintf(why, wl, "cannot run %s: %s (use --redis-server PATH or --skip-redis)",
+		         cfg->redis_path, strerror(errno));
+		return -1;
+	}
+	*port = free_port();
+	snprintf(sport, sizeof(sport), "%u", *port);
+	snprintf(logpath, sizeof(logpath), "%s/redis.out", dir);
+	pid = fork();
+	if (pid < 0) {
+		snprintf(why, wl, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the bench */
+		if (getppid() != parent)
+			_exit(127);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		for (int i = 3; i < 1024; i++)
+			close(i);
+		execv(cfg->redis_path, (char *const *)args);
+		_exit(127);
+	}
+	redis_pid = pid;
+	deadline = mmo_mono_us() + 10000000;
+	while (mmo_mono_us() < deadline && !interrupted) {
+		struct timeval tv = {0, 200000};
+		redisContext *c;
+		redisReply *r;
+		int status;
+
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			redis_pid = 0;
+			snprintf(why, wl, "redis-server exited at start (see %.300s)", logpath);
+			return -1;
+		}
+		c = redisConnectWithTimeout("127.0.0.1", (int)*port, tv);
+		if (c && !c->err) {
+			r = redisCommand(c, "PING");
+			bool ok = r && r->type == REDIS_REPLY_STATUS && !strcmp(r->str, "PONG");
+
+			if (r)
+				freeReplyObject(r);
+			redisFree(c);
+			if (ok)
+				return 0;
+		} else if (c) {
+			redisFree(c);
+		}
+		sleep_us(50000);
+	}
+	snprintf(why, wl, "redis-server did not answer PING within 10 s (see %.300s)", logpath);
+	return -1;
+}
+
+static void redis_stop(void)
+{
+	pid_t pid = redis_pid;
+	int status;
+
+	if (pid <= 0)
+		return;
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 300; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			redis_pid = 0;
+			return;
+		}
+		sleep_us(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	redis_pid = 0;
+}
+
+static int redis_phase(const struct config *cfg, const struct evtpl *tpl, const char *dir,
+                       unsigned run_no, struct redis_result *res, char *why, size_t wl)
+{
+	struct redis_run run = {.cfg = cfg, .tpl = tpl};
+	struct rproducer *prods = calloc(cfg->producers, sizeof(*prods));
+	struct hist *all = calloc(1, sizeof(*all));
+	struct progress pg;
+	bool barrier = false;
+	int64_t cpu0, t_end = 0;
+	uint64_t io0;
+	int rc = -1;
+
+	if (!prods || !all) {
+		snprintf(why, wl, "out of memory");
+		goto out;
+	}
+	if (redis_start(cfg, dir, &run.port, why, wl))
+		goto out_stop;
+	if (pthread_barrier_init(&run.go, NULL, cfg->producers + 1)) {
+		snprintf(why, wl, "cannot create a barrier");
+		goto out_stop;
+	}
+	barrier = true;
+	for (unsigned i = 0; i < cfg->producers; i++) {
+		struct rproducer *p = &prods[i];
+		uint64_t share = cfg->events / cfg->producers, rest = cfg->events % cfg->producers;
+
+		p->run = &run;
+		p->id = i;
+		p->base = share * i + (i < rest ? i : rest);
+		p->quota = share + (i < rest ? 1 : 0);
+		if (pthread_create(&p->th, NULL, redis_producer, p)) {
+			fprintf(stderr, "mmo %s: cannot start producer thread\n", CMD);
+			redis_stop();
+			exit(EXIT_FAIL);
+		}
+	}
+	cpu0 = pid_cpu_us(redis_pid);
+	io0 = io_write_bytes(redis_pid);
+	run.t0 = mmo_mono_us();
+	pg = (struct progress){run.t0, run.t0, 0};
+	pthread_barrier_wait(&run.go);
+	for (;;) {
+		uint64_t done = 0;
+		unsigned fin = 0;
+
+		for (unsigned i = 0; i < cfg->producers; i++) {
+			done += atomic_load(&prods[i].acked);
+			fin += atomic_load(&prods[i].finished);
+		}
+		if (fin == cfg->producers)
+			break;
+		progress_tick(&pg, "redis XADD", run_no, done, cfg->events);
+		sleep_us(20000);
+	}
+	for (unsigned i = 0; i < cfg->producers; i++)
+		pthread_join(prods[i].th, NULL);
+	for (unsigned i = 0; i < cfg->producers; i++) {
+		if (prods[i].failed) {
+			snprintf(why, wl, "redis producer %u: %s", i, prods[i].why);
+			goto out_stop;
+		}
+		hist_merge(all, &prods[i].h);
+		if (prods[i].t_done > t_end)
+			t_end = prods[i].t_done;
+	}
+	res->secs = (double)(t_end - run.t0) / 1e6;
+	res->per_s = (double)cfg->events / res->secs;
+	res->server_cpu_pct =
+	    100.0 * (double)(pid_cpu_us(redis_pid) - cpu0) / (double)(t_end - run.t0);
+	res->disk_per_event = (double)(io_write_bytes(redis_pid) - io0) / (double)cfg->events;
+	res->p50 = hist_quantile(all, 0.50);
+	res->p99 = hist_quantile(all, 0.99);
+	{
+		struct timeval tv = {2, 0};
+		redisContext *c = redisConnectWithTimeout("127.0.0.1", (int)run.port, tv);
+		redisReply *r = c && !c->err ? redisCommand(c, "XLEN " REDIS_KEY) : NULL;
+		bool ok =
+		    r && r->type == REDIS_REPLY_INTEGER && (uint64_t)r->integer == cfg->events;
+
+		if (!ok)
+			snprintf(why, wl, "redis holds %lld entries, not %llu",
+			         r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1LL,
+			         (unsigned long long)cfg->events);
+		if (r)
+			freeReplyObject(r);
+		if (c)
+			redisFree(c);
+		if (!ok)
+			goto out_stop;
+	}
+	rc = 0;
+out_stop:
+	redis_stop();
+out:
+	if (barrier)
+		pthread_barrier_destroy(&run.go);
+	free(prods);
+	free(all);
+	return rc;
+}
+
+/* ------------------------------------------------------------ the command */
+
+static void bench_help(FILE *f)
+{
+	fprintf(f,
+	        "usage: mmo bench log [options]\n"
+	        "Benchmarks the log's ingest and, in the same run, its physical limit and a peer.\n"
+	        "\n"
+	        "commands:\n"
+	        "  log      the log's durable append rate and ack latency, against raw LMDB\n"
+	        "           appends and Redis Streams XADD (appendfsync always)\n"
+	        "\n"
+	        "`mmo bench log --help` lists its options.\n");
+}
+
+static void log_help(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: mmo bench log [options]\n"
+	    "Producers send encoded events over ZeroMQ (TCP loopback) to a log running in\n"
+	    "this process, as fast as it acks them (or at --rate). In the same run and with\n"
+	    "the same event count and size it measures raw LMDB appends (MDB_APPEND, the\n"
+	    "log's average batch size, durable commits, no indexes) and Redis Streams XADD\n"
+	    "through pipelined hiredis connections against a redis-server it starts with\n"
+	    "appendonly yes and appendfsync always.\n"
+	    "  --events N         events per phase (default 200000)\n"
+	    "  --size BYTES       encoded mmo.Event size (default 200; player.move, or\n"
+	    "                     world.reject for sizes a move cannot reach)\n"
+	    "  --producers P      producer threads and connections (default 4, max %d)\n"
+	    "  --window W         requests in flight per producer (default 64, max %d)\n"
+	    "  --per-request K    events per request (default 1, max %d); Redis keeps\n"
+	    "                     W x K XADDs in flight, the same number of events\n"
+	    "  --runs R           runs; each is printed, then the medians (default 3)\n"
+	    "  --rate EV_PER_S    offered load in total; 0 = as fast as possible (default).\n"
+	    "                     Log and Redis producers are paced; ack latency is then\n"
+	    "                     the latency at that load\n"
+	    "  --players N        distinct player ids (default 10000; 16 regions)\n"
+	    "  --data DIR         where the temporary folder goes (default $TMPDIR or /tmp);\n"
+	    "                     put it on the disk under test. It is removed at the end\n"
+	    "  --redis-server PATH  (default /usr/bin/redis-server)\n"
+	    "  --skip-redis       no Redis phase (redis_xadd_per_s=0 ratio_vs_redis=0.00)\n"
+	    "  --sync full|none   durable commits everywhere (default), or none: no fsync in\n"
+	    "                     the log, raw LMDB (MDB_NOSYNC) and Redis (appendfsync no)\n"
+	    "Every option may also come from MMO_<OPTION>, e.g. MMO_EVENTS.\n"
+	    "The last line of the output is:\n"
+	    "  log_append events_per_s=N p50_ack_us=N p99_ack_us=N raw_lmdb_per_s=N\n"
+	    "             redis_xadd_per_s=N ratio_vs_redis=R ratio_vs_raw=R\n"
+	    "(one line, medians over the runs). Exit status: 0 measured, 1 failed, 2 bad usage.\n",
+	    PRODUCERS_MAX, WINDOW_MAX, EVLOG_REQ_MAX);
+}
+
+static bool parse_num(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	uint64_t v;
+
+	if (!cli_parse_u64(s, &v) || v < lo || v > hi) {
+		cli_err(CMD, "--%s takes a number in %llu..%llu, not '%s'", opt,
+		        (unsigned long long)lo, (unsigned long long)hi, s);
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+static int parse_config(int argc, char **argv, struct config *cfg)
+{
+	static const struct option lo[] = {{"events", required_argument, 0, 'n'},
+	                                   {"size", required_argument, 0, 's'},
+	                                   {"producers", required_argument, 0, 'p'},
+	                                   {"window", required_argument, 0, 'w'},
+	                                   {"per-request", required_argument, 0, 'k'},
+	                                   {"runs", required_argument, 0, 'r'},
+	                                   {"rate", required_argument, 0, 'R'},
+	                                   {"players", required_argument, 0, 'P'},
+	                                   {"data", required_argument, 0, 'd'},
+	                                   {"redis-server", required_argument, 0, 'S'},
+	                                   {"skip-redis", no_argument, 0, 'x'},
+	                                   {"sync", required_argument, 0, 'y'},
+	                                   {"help", no_argument, 0, 'h'},
+	                                   {0, 0, 0, 0}};
+	const char *a_n = NULL, *a_s = NULL, *a_p = NULL, *a_w = NULL, *a_k = NULL, *a_r = NULL,
+	           *a_R = NULL, *a_P = NULL, *a_d = NULL, *a_S = NULL, *a_y = NULL, *s;
+	uint64_t v;
+	int c;
+
+	optind = 1;
+	opterr = 1;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'n': a_n = optarg; break;
+		case 's': a_s = optarg; break;
+		case 'p': a_p = optarg; break;
+		case 'w': a_w = optarg; break;
+		case 'k': a_k = optarg; break;
+		case 'r': a_r = optarg; break;
+		case 'R': a_R = optarg; break;
+		case 'P': a_P = optarg; break;
+		case 'd': a_d = optarg; break;
+		case 'S': a_S = optarg; break;
+		case 'x': cfg->skip_redis = true; break;
+		case 'y': a_y = optarg; break;
+		case 'h': log_help(stdout); return -1;
+		default: log_help(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		cli_err(CMD, "unexpected argument '%s'", argv[optind]);
+		return EXIT_USAGE;
+	}
+	if (!parse_num("events", cli_opt("events", a_n, "200000"), 1, 1000000000000ULL,
+	               &cfg->events) ||
+	    !parse_num("producers", cli_opt("producers", a_p, "4"), 1, PRODUCERS_MAX, &v))
+		return EXIT_USAGE;
+	cfg->producers = (unsigned)v;
+	s = cli_opt("size", a_s, "200");
+	if (!cli_parse_size(s, &cfg->size) || cfg->size == 0 || cfg->size > MMO_RECORD_MAX) {
+		cli_err(CMD, "--size takes a byte count, not '%s'", s);
+		return EXIT_USAGE;
+	}
+	if (!parse_num("window", cli_opt("window", a_w, "64"), 1, WINDOW_MAX, &v))
+		return EXIT_USAGE;
+	cfg->window = (unsigned)v;
+	if (!parse_num("per-request", cli_opt("per-request", a_k, "1"), 1, EVLOG_REQ_MAX, &v))
+		return EXIT_USAGE;
+	cfg->per_req = (unsigned)v;
+	if (!parse_num("runs", cli_opt("runs", a_r, "3"), 1, RUNS_MAX, &v))
+		return EXIT_USAGE;
+	cfg->runs = (unsigned)v;
+	if (!parse_num("rate", cli_opt("rate", a_R, "0"), 0, 100000000, &cfg->rate) ||
+	    !parse_num("players", cli_opt("players", a_P, "10000"), 1, 1000000, &v))
+		return EXIT_USAGE;
+	cfg->players = (unsigned)v;
+	cfg->data = cli_opt("data", a_d, NULL);
+	cfg->redis_path = cli_opt("redis-server", a_S, "/usr/bin/redis-server");
+	s = cli_opt("sync", a_y, "full");
+	if (!strcmp(s, "none")) {
+		cfg->nosync = true;
+	} else if (strcmp(s, "full")) {
+		cli_err(CMD, "--sync takes full or none, not '%s'", s);
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+static int bench_log(int argc, char **argv)
+{
+	struct config cfg = {0};
+	struct evtpl *tpl = calloc(1, sizeof(*tpl));
+	double l_rate[RUNS_MAX], l_p50[RUNS_MAX], l_p99[RUNS_MAX], r_rate[RUNS_MAX],
+	    x_rate[RUNS_MAX], x_p50[RUNS_MAX], x_p99[RUNS_MAX];
+	double m_rate, m_p50, m_p99, m_raw, m_redis = 0, ratio_redis = 0, ratio_raw;
+	struct sigaction sa = {0}, old_int, old_term, old_pipe;
+	char root[4096] = "", dir[4200], why[512] = "";
+	const char *base;
+	char rate_s[32] = "max";
+	struct statfs sf;
+	size_t lo, hi;
+	int rc;
+
+	if (!tpl)
+		return EXIT_FAIL;
+	rc = parse_config(argc, argv, &cfg);
+	if (rc) {
+		free(tpl);
+		return rc < 0 ? EXIT_OK : rc;
+	}
+	if (tpl_make(tpl, cfg.size, &lo, &hi)) {
+		cli_err(CMD, "cannot build an event of %zu bytes: --size must be in %zu..%zu",
+		        cfg.size, lo, hi);
+		free(tpl);
+		return EXIT_USAGE;
+	}
+
+	base = cfg.data ? cfg.data
+	                : (getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	snprintf(root, sizeof(root), "%s/mmo-bench.XXXXXX", base);
+	if (!mkdtemp(root)) {
+		cli_err(CMD, "cannot create a folder in %s: %s", base, strerror(errno));
+		free(tpl);
+		return EXIT_FAIL;
+	}
+	if (cfg.rate)
+		snprintf(rate_s, sizeof(rate_s), "%llu", (unsigned long long)cfg.rate);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_int);
+	sigaction(SIGTERM, &sa, &old_term);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, &old_pipe);
+
+	printf("bench log: events=%llu size=%zu type=%s id_bytes=%zu/%zu/%zu stored_record=%zu "
+	       "producers=%u window=%u per_request=%u runs=%u rate=%s sync=%s cpus=%ld data=%s\n",
+	       (unsigned long long)cfg.events, tpl->len, tpl->type, tpl->id_len[0], tpl->id_len[1],
+	       tpl->id_len[2], EVLOG_HDR_LEN + tpl->len, cfg.producers, cfg.window, cfg.per_req,
+	       cfg.runs, rate_s, cfg.nosync ? "none" : "full", sysconf(_SC_NPROCESSORS_ONLN), root);
+	fflush(stdout);
+	if (cfg.nosync)
+		fprintf(stderr, "bench: warning: --sync none: nothing is fsynced; the figures are "
+		                "not durable throughput\n");
+	if (statfs(root, &sf) == 0 && sf.f_type == TMPFS_MAGIC)
+		fprintf(stderr,
+		        "bench: warning: %s is on tmpfs, where fsync costs nothing; use "
+		        "--data on a real disk\n",
+		        root);
+
+	for (unsigned r = 0; r < cfg.runs; r++) {
+		struct log_result L = {0};
+		struct raw_result R = {0};
+		struct redis_result X = {0};
+
+		snprintf(dir, sizeof(dir), "%s/run%u-log", root, r + 1);
+		if (log_phase(&cfg, tpl, dir, r + 1, &L, why, sizeof(why)))
+			goto fail;
+		rm_tree(dir);
+		printf("run %u log: events_per_s=%.0f secs=%.2f p50_ack_us=%llu p99_ack_us=%llu "
+		       "max_ack_us=%llu batches=%llu avg_batch=%.1f max_batch=%llu "
+		       "commit_avg_us=%.0f commit_max_us=%llu busy=%llu late_sends=%llu "
+		       "cpu_pct=%.0f disk_bytes_per_event=%.0f rss_start_kb=%ld rss_end_kb=%ld "
+		       "anon_start_kb=%ld "
+		       "anon_end_kb=%ld\n",
+		       r + 1, L.per_s, L.secs, (unsigned long long)L.p50, (unsigned long long)L.p99,
+		       (unsigned long long)L.pmax, (unsigned long long)L.batches, L.avg_batch,
+		       (unsigned long long)L.batch_max, L.commit_avg_us,
+		       (unsigned long long)L.commit_max_us, (unsigned long long)L.busy,
+		       (unsigned long long)L.late, L.cpu_pct, L.disk_per_event, L.rss_start,
+		       L.rss_end, L.anon_start, L.anon_end);
+		fflush(stdout);
+
+		snprintf(dir, sizeof(dir), "%s/run%u-raw", root, r + 1);
+		if (raw_phase(&cfg, tpl, dir, (uint64_t)(L.avg_batch + 0.5), r + 1, &R, why,
+		              sizeof(why)))
+			goto fail;
+		rm_tree(dir);
+		printf(
+		    "run %u raw_lmdb: per_s=%.0f secs=%.2f record_bytes=%zu batch=%llu txns=%llu "
+		    "disk_bytes_per_event=%.0f\n",
+		    r + 1, R.per_s, R.secs, EVLOG_HDR_LEN + tpl->len, (unsigned long long)R.batch,
+		    (unsigned long long)R.txns, R.disk_per_event);
+		fflush(stdout);
+
+		if (!cfg.skip_redis) {
+			snprintf(dir, sizeof(dir), "%s/run%u-redis", root, r + 1);
+			if (redis_phase(&cfg, tpl, dir, r + 1, &X, why, sizeof(why)))
+				goto fail;
+			rm_tree(dir);
+			printf("run %u redis_xadd: per_s=%.0f secs=%.2f p50_ack_us=%llu "
+			       "p99_ack_us=%llu server_cpu_pct=%.0f disk_bytes_per_event=%.0f\n",
+			       r + 1, X.per_s, X.secs, (unsigned long long)X.p50,
+			       (unsigned long long)X.p99, X.server_cpu_pct, X.disk_per_event);
+			fflush(stdout);
+		}
+		l_rate[r] = L.per_s;
+		l_p50[r] = (double)L.p50;
+		l_p99[r] = (double)L.p99;
+		r_rate[r] = R.per_s;
+		x_rate[r] = X.per_s;
+		x_p50[r] = (double)X.p50;
+		x_p99[r] = (double)X.p99;
+	}
+
+	m_rate = median(l_rate, cfg.runs);
+	m_p50 = median(l_p50, cfg.runs);
+	m_p99 = median(l_p99, cfg.runs);
+	m_raw = median(r_rate, cfg.runs);
+	ratio_raw = m_raw > 0 ? m_rate / m_raw : 0;
+	printf("median log: events_per_s=%.0f p50_ack_us=%.0f p99_ack_us=%.0f\n", m_rate, m_p50,
+	       m_p99);
+	printf("median raw_lmdb: per_s=%.0f\n", m_raw);
+	if (!cfg.skip_redis) {
+		m_redis = median(x_rate, cfg.runs);
+		ratio_redis = m_redis > 0 ? m_rate / m_redis : 0;
+		printf("median redis_xadd: per_s=%.0f p50_ack_us=%.0f p99_ack_us=%.0f\n", m_redis,
+		       median(x_p50, cfg.runs), median(x_p99, cfg.runs));
+	}
+	if (cfg.rate) {
+		printf("target: p99_ack_us <= 2000 at %llu events/s offered: %s (p99 %.0f us, "
+		       "achieved %.0f events/s)\n",
+		       (unsigned long long)cfg.rate, m_p99 <= 2000 ? "met" : "MISSED", m_p99,
+		       m_rate);
+		printf("note: with --rate the rates and ratios are those of the offered load\n");
+	} else {
+		printf("target: ratio_vs_redis >= 1.5: %s\n", cfg.skip_redis       ? "not measured"
+		                                              : ratio_redis >= 1.5 ? "met"
+		                                                                   : "MISSED");
+		printf("target: ratio_vs_raw >= 0.4: %s\n", ratio_raw >= 0.4 ? "met" : "MISSED");
+	}
+	printf("log_append events_per_s=%.0f p50_ack_us=%.0f p99_ack_us=%.0f raw_lmdb_per_s=%.0f "
+	       "redis_xadd_per_s=%.0f ratio_vs_redis=%.2f ratio_vs_raw=%.2f\n",
+	       m_rate, m_p50, m_p99, m_raw, m_redis, ratio_redis, ratio_raw);
+	fflush(stdout);
+	rc = EXIT_OK;
+	goto out;
+
+fail:
+	cli_err(CMD, "%s", interrupted ? "interrupted" : why);
+	rc = EXIT_FAIL;
+out:
+	redis_stop();
+	rm_tree(root);
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGTERM, &old_term, NULL);
+	sigaction(SIGPIPE, &old_pipe, NULL);
+	free(tpl);
+	return rc;
+}
 
 int cmd_bench(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	cli_err("bench", "no benchmark is built yet");
-	return EXIT_FAIL;
+	if (argc < 2) {
+		bench_help(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		bench_help(stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "log"))
+		return bench_log(argc - 1, argv + 1);
+	cli_err("bench", "unknown benchmark '%s' (see mmo bench --help)", argv[1]);
+	return EXIT_USAGE;
 }
