@@ -336,7 +336,10 @@ static int take_one(evlog_server *s)
 		reply_status(s, &route, delim, op, req_id, count ? MMO_ETOOBIG : MMO_EPROTO);
 		goto out_route;
 	}
-	if (prio >= MMO_PRIO_MEDIUM && s->pending_events + count > s->queue_max) {
+	/* An empty queue takes any request, so a medium one larger than
+	 * queue_max is not refused forever. */
+	if (prio >= MMO_PRIO_MEDIUM && s->pending_events &&
+	    s->pending_events + count > s->queue_max) {
 		if (more)
 			drain_rest(s->router);
 		reply_status(s, &route, delim, op, req_id, MMO_EBUSY);
@@ -512,15 +515,21 @@ static unsigned hist_bucket(uint64_t v, unsigned shift)
 static size_t pick_batch(evlog_server *s, size_t *nreq)
 {
 	size_t events = 0, nb = 0, kept = 0;
+	bool full = false;
 
-	for (unsigned prio = MMO_PRIO_CRITICAL; prio <= MMO_PRIO_LOW; prio++) {
+	/* Stop at the first request that does not fit: taking a later, smaller
+	 * one instead would commit it ahead of an earlier request of the same
+	 * (or a more urgent) priority. */
+	for (unsigned prio = MMO_PRIO_CRITICAL; prio <= MMO_PRIO_LOW && !full; prio++) {
 		for (size_t i = 0; i < s->npending; i++) {
 			struct request *r = s->pending[i];
 
 			if (!r || r->priority != prio)
 				continue;
-			if (events && events + r->n > s->batch_max)
-				continue;
+			if (events && events + r->n > s->batch_max) {
+				full = true;
+				break;
+			}
 			r->first = events;
 			for (size_t j = 0; j < r->n; j++) {
 				s->in[events + j].buf = zmq_msg_data(&r->frames[j]);
@@ -578,7 +587,7 @@ static void commit_batch(evlog_server *s)
 			be64_put(res + j * WIRE_RESULT_LEN, o->seq);
 			be32_put(res + j * WIRE_RESULT_LEN + 8, (uint32_t)o->err);
 		}
-		wire_hdr_put(hdr, WIRE_OP_APPEND, r->req_id, MMO_OK, (uint32_t)r->n);
+		wire_hdr_put(hdr, WIRE_OP_APPEND, r->req_id, MMO_OK, 0); /* reply: byte 12 is 0 */
 		send_reply(s, &r->route, r->delim, hdr, parts, lens, 1);
 	}
 	if (!err) {
@@ -844,5 +853,17 @@ size_t evlog_stats_format(const struct evlog_stats *st, char *buf, size_t cap)
 	EMIT("mmo_log_commit_seconds_sum %.6f\n", (double)st->commit_us_sum / 1e6);
 	EMIT("mmo_log_commit_seconds_count %llu\n", (unsigned long long)st->batches);
 #undef EMIT
+	if (n == cap - 1 && n > 0 && buf[n - 1] != '\n') {
+		/* Truncated mid-line: keep whole lines only (or end the one there is). */
+		size_t end = n;
+
+		while (end > 0 && buf[end - 1] != '\n')
+			end--;
+		if (end)
+			n = end;
+		else
+			buf[n - 1] = '\n';
+		buf[n] = 0;
+	}
 	return n;
 }

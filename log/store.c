@@ -95,6 +95,10 @@ int evlog_decode_arena(struct arena *a, const uint8_t *buf, size_t len, Mmo__Eve
 
 	if (len > MMO_RECORD_MAX)
 		return MMO_ETOOBIG;
+	/* As mmo_event_decode(): zero bytes would decode as an all-default
+	 * message, but an empty record is a framing error. */
+	if (len == 0)
+		return MMO_EMALFORMED;
 	a->used = 0;
 	ev = mmo__event__unpack(&alloc, len, buf);
 	if (!ev)

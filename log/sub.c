@@ -336,12 +336,13 @@ static int on_message(evlog_sub *s, zmq_msg_t *f, evlog_rec_fn *fn, void *arg, s
 
 int evlog_sub_poll(evlog_sub *s, int timeout_ms, evlog_rec_fn *fn, void *arg, size_t *delivered)
 {
-	zmq_pollitem_t pi = {s->sock, 0, ZMQ_POLLIN, 0};
+	zmq_pollitem_t pi = {NULL, 0, ZMQ_POLLIN, 0};
 	size_t n = 0;
 	int rc = MMO_OK;
 
 	if (!s || !fn)
 		return MMO_EINVAL;
+	pi.socket = s->sock;
 	/* Catch up from the log before trusting the bus. */
 	if (s->all && !s->caught_up) {
 		rc = catch_up_all(s, UINT64_MAX, fn, arg, &n);

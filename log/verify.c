@@ -38,16 +38,14 @@ static bool has_entry(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, c
 	return ok;
 }
 
-static int check_entries(evlog *l, MDB_txn *txn, const struct evlog_rec *rec, const uint8_t *sk,
-                         struct counts *c, struct evlog_verify_result *res)
+static int check_entries(evlog *l, MDB_txn *txn, const struct evlog_rec *rec,
+                         const Mmo__Event *ev, const uint8_t *sk, struct counts *c,
+                         struct evlog_verify_result *res)
 {
-	Mmo__Event *ev;
 	MDB_val k, v;
 	uint8_t tk[8];
-	int err = evlog_rec_decode(rec, &ev);
+	int err = MMO_OK;
 
-	if (err)
-		return bad(res, rec->seq, "event bytes do not decode");
 	k.mv_size = strlen(ev->event_id);
 	k.mv_data = ev->event_id;
 	if (mdb_get(txn, l->ids, &k, &v) || v.mv_size != 8 || memcmp(v.mv_data, sk, 8)) {
@@ -81,7 +79,6 @@ static int check_entries(evlog *l, MDB_txn *txn, const struct evlog_rec *rec, co
 	}
 	c->time++;
 out:
-	mmo_event_free(ev);
 	return err;
 }
 
@@ -139,6 +136,10 @@ int evlog_verify(evlog *l, uint64_t from, uint64_t to, const uint8_t *anchor,
 	uint64_t head = 0, expect, total;
 	struct evlog_rec rec;
 	char what[160];
+	/* Every event must decode, indexes checked or not: a decode arena of
+	 * our own (the log's belongs to the writer thread). */
+	struct arena arena = {NULL, ARENA_CAP, 0};
+	Mmo__Event *ev;
 	int err, rc;
 
 	if (!l || !res)
@@ -146,9 +147,14 @@ int evlog_verify(evlog *l, uint64_t from, uint64_t to, const uint8_t *anchor,
 	memset(res, 0, sizeof(*res));
 	if (from == 0)
 		from = 1;
+	arena.buf = malloc(ARENA_CAP);
+	if (!arena.buf)
+		return MMO_ENOMEM;
 	err = evlog_rtxn(l, &txn);
-	if (err)
+	if (err) {
+		free(arena.buf);
 		return err;
+	}
 	rc = mdb_cursor_open(txn, l->events, &cur);
 	if (rc) {
 		err = evlog_mdb_err(rc);
@@ -227,9 +233,13 @@ int evlog_verify(evlog *l, uint64_t from, uint64_t to, const uint8_t *anchor,
 			                    "predecessor changed");
 			goto out;
 		}
+		if (evlog_decode_arena(&arena, rec.event, rec.event_len, &ev) != MMO_OK) {
+			err = bad(res, seq, "event bytes do not decode");
+			goto out;
+		}
 		if (check_indexes) {
 			be64_put(sk, seq);
-			err = check_entries(l, txn, &rec, sk, &c, res);
+			err = check_entries(l, txn, &rec, ev, sk, &c, res);
 			if (err)
 				goto out;
 		}
@@ -241,7 +251,20 @@ int evlog_verify(evlog *l, uint64_t from, uint64_t to, const uint8_t *anchor,
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 	}
 
-	/* The meta head must be the last record. */
+	/* The meta head must be the last record. A meta head past the last
+	 * record means the tail was cut: the first missing seq is the bad one. */
+	if (to == head) {
+		MDB_val mk = {4, "head"}, mv;
+
+		rc = mdb_get(txn, l->meta, &mk, &mv);
+		if (rc == MDB_SUCCESS && mv.mv_size == 8 + EVLOG_HASH_LEN &&
+		    be64_get(mv.mv_data) > head) {
+			snprintf(what, sizeof(what), "record missing (the meta head is %llu)",
+			         (unsigned long long)be64_get(mv.mv_data));
+			err = bad(res, head + 1, what);
+			goto out;
+		}
+	}
 	if (to == head && head > 0) {
 		MDB_val mk = {4, "head"}, mv;
 
@@ -264,5 +287,6 @@ out:
 	if (cur)
 		mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
+	free(arena.buf);
 	return err;
 }
