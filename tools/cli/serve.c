@@ -13,9 +13,10 @@
 
 #include "cli.h"
 #include "evlog.h"
+#include "world.h"
 #include "mmo_util.h"
 
-#define ROLES_BUILT "log"
+#define ROLES_BUILT "log,world"
 
 static void help(FILE *f)
 {
@@ -33,6 +34,8 @@ static void help(FILE *f)
 	        "                     are refused with `full`\n"
 	        "  --queue-max N      pending events before low/medium get `busy` (default 8192)\n"
 	        "  --batch-max N      events per commit (default 1024)\n"
+	        "  --snapshot-every N world snapshot every N events (default 10000)\n"
+	        "  --world-seed N     the world's random seed (default: the stored one, or 1)\n"
 	        "Every option may also come from MMO_<OPTION>, e.g. MMO_DATA.\n"
 	        "Stops cleanly on SIGTERM or SIGINT: commits what it has received, exits 0.\n");
 }
@@ -44,6 +47,39 @@ static int mkdir_p_data(const char *dir, char *msg, size_t msglen)
 		return 0;
 	snprintf(msg, msglen, "cannot create data folder %s: %s", dir, strerror(errno));
 	return -1;
+}
+
+static bool has_role(const char *list, const char *role)
+{
+	size_t n = strlen(role);
+
+	for (const char *p = list; p && *p;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		if (len == n && !strncmp(p, role, n))
+			return true;
+		p = end ? end + 1 : NULL;
+	}
+	return false;
+}
+
+/* Is every role of list also in built? bad receives the first that is not. */
+static bool role_list_within(const char *list, const char *built, char *bad, size_t badlen)
+{
+	for (const char *p = list; p && *p;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		char role[32];
+
+		snprintf(role, sizeof(role), "%.*s", (int)(len < 31 ? len : 31), p);
+		if (!has_role(built, role)) {
+			snprintf(bad, badlen, "%s", role);
+			return false;
+		}
+		p = end ? end + 1 : NULL;
+	}
+	return true;
 }
 
 static bool roles_valid(const char *list, char *bad, size_t badlen)
@@ -75,6 +111,7 @@ int cmd_serve(int argc, char **argv)
 	    {"queue-max", required_argument, 0, 'q'}, {"batch-max", required_argument, 0, 'B'},
 	    {"http", required_argument, 0, 'H'},      {"redis", required_argument, 0, 'R'},
 	    {"mongo-uri", required_argument, 0, 'M'}, {"help", no_argument, 0, 'h'},
+	    {"snapshot-every", required_argument, 0, 'S'}, {"world-seed", required_argument, 0, 'W'},
 	    {0, 0, 0, 0}};
 	const char *a_data = NULL, *a_roles = NULL, *a_ingest = NULL, *a_bus = NULL,
 	           *a_sync = NULL, *a_map = NULL, *a_q = NULL, *a_b = NULL;
@@ -85,7 +122,10 @@ int cmd_serve(int argc, char **argv)
 	evlog *log = NULL;
 	void *zctx = NULL;
 	char logdir[4096], msg[512], bad[64];
-	uint64_t qmax = 0, bmax = 0;
+	uint64_t qmax = 0, bmax = 0, snap_every = 0, seed = 0;
+	const char *a_snap = NULL, *a_seed = NULL;
+	world_runner *wrun = NULL;
+	bool run_log, run_world;
 	sigset_t set;
 	int c, sig, rc = EXIT_FAIL;
 	bool alone;
@@ -101,6 +141,8 @@ int cmd_serve(int argc, char **argv)
 		case 'm': a_map = optarg; break;
 		case 'q': a_q = optarg; break;
 		case 'B': a_b = optarg; break;
+		case 'S': a_snap = optarg; break;
+		case 'W': a_seed = optarg; break;
 		case 'H': case 'R': case 'M': break; /* for roles that take them */
 		case 'h': help(stdout); return EXIT_OK;
 		default: help(stderr); return EXIT_USAGE;
@@ -117,17 +159,13 @@ int cmd_serve(int argc, char **argv)
 		cli_err("serve", "unknown role '%s' (roles: log, world, views, gateway)", bad);
 		return EXIT_USAGE;
 	}
-	for (const char *r = roles; r;) {
-		const char *end = strchr(r, ',');
-		size_t len = end ? (size_t)(end - r) : strlen(r);
-
-		if (strncmp(r, "log", len) || len != 3) {
-			cli_err("serve", "role '%.*s' is not part of this build yet (built: " ROLES_BUILT ")",
-			        (int)len, r);
-			return EXIT_USAGE;
-		}
-		r = end ? end + 1 : NULL;
+	if (!role_list_within(roles, ROLES_BUILT, bad, sizeof(bad))) {
+		cli_err("serve", "role '%s' is not part of this build yet (built: " ROLES_BUILT ")",
+		        bad);
+		return EXIT_USAGE;
 	}
+	run_log = has_role(roles, "log");
+	run_world = has_role(roles, "world");
 	if (strcmp(sync, "full") && strcmp(sync, "none")) {
 		cli_err("serve", "--sync must be full or none, not '%s'", sync);
 		return EXIT_USAGE;
@@ -144,7 +182,15 @@ int cmd_serve(int argc, char **argv)
 		cli_err("serve", "--queue-max takes 1..1000000 and --batch-max 1..65536");
 		return EXIT_USAGE;
 	}
-	alone = !strcmp(roles, "log");
+	a_snap = cli_opt("snapshot-every", a_snap, NULL);
+	a_seed = cli_opt("world-seed", a_seed, NULL);
+	if ((a_snap && (!cli_parse_u64(a_snap, &snap_every) || snap_every == 0)) ||
+	    (a_seed && (!cli_parse_u64(a_seed, &seed) || seed == 0))) {
+		cli_err("serve", "--snapshot-every and --world-seed take a number >= 1");
+		return EXIT_USAGE;
+	}
+	/* Alone, a role talks over TCP so that the other roles can reach it. */
+	alone = !(run_log && run_world);
 	ingest = cli_opt("ingest", a_ingest, alone ? "tcp://127.0.0.1:5555" : "inproc://mmo-ingest");
 	bus = cli_opt("bus", a_bus, alone ? "tcp://127.0.0.1:5556" : "inproc://mmo-bus");
 
@@ -162,29 +208,51 @@ int cmd_serve(int argc, char **argv)
 	snprintf(logdir, sizeof(logdir), "%s/log", data);
 	lo_opts.dir = logdir;
 	lo_opts.nosync = !strcmp(sync, "none");
-	if (lo_opts.nosync)
+	lo_opts.readonly = !run_log;
+	if (lo_opts.nosync && run_log)
 		mmo_logf(MMO_LOG_WARN, "serve",
 		         "--sync=none: commits are not fsynced; acknowledged events can be lost on a "
 		         "crash. For benchmarks only.");
 	int err = evlog_open(&lo_opts, &log, msg, sizeof(msg));
-	if (err) {
+	if (err && run_log) {
 		cli_err("serve", "%s", msg);
 		return EXIT_FAIL;
 	}
+	if (err)
+		log = NULL; /* a world on another host: everything over the ingest */
 	zctx = zmq_ctx_new();
-	so.log = log;
-	so.zctx = zctx;
-	so.ingest = ingest;
-	so.bus = bus;
-	so.queue_max = (size_t)qmax;
-	so.batch_max = (size_t)bmax;
-	err = evlog_server_start(&so, &srv, msg, sizeof(msg));
-	if (err) {
-		mmo_logf(MMO_LOG_ERROR, "serve", "log failed to start: %s", msg);
-		goto out;
+	if (run_log) {
+		so.log = log;
+		so.zctx = zctx;
+		so.ingest = ingest;
+		so.bus = bus;
+		so.queue_max = (size_t)qmax;
+		so.batch_max = (size_t)bmax;
+		err = evlog_server_start(&so, &srv, msg, sizeof(msg));
+		if (err) {
+			mmo_logf(MMO_LOG_ERROR, "serve", "log failed to start: %s", msg);
+			goto out;
+		}
+	}
+	if (run_world) {
+		struct world_runner_opts wo = {0};
+
+		wo.log = log;
+		wo.zctx = zctx;
+		wo.ingest = ingest;
+		wo.bus = bus;
+		wo.data_dir = data;
+		wo.snapshot_every = snap_every;
+		wo.seed = seed;
+		err = world_runner_start(&wo, &wrun, msg, sizeof(msg));
+		if (err) {
+			mmo_logf(MMO_LOG_ERROR, "serve", "world failed to start: %s", msg);
+			goto out;
+		}
 	}
 	uint64_t head = 0;
-	evlog_head(log, &head, NULL);
+	if (log)
+		evlog_head(log, &head, NULL);
 	mmo_logf(MMO_LOG_INFO, "serve",
 	         "ready: roles=%s data=%s head_seq=%llu ingest=%s bus=%s sync=%s pid=%d", roles,
 	         data, (unsigned long long)head, ingest, bus, sync, (int)getpid());
@@ -195,12 +263,17 @@ int cmd_serve(int argc, char **argv)
 	} while (sig != SIGINT && sig != SIGTERM);
 	mmo_logf(MMO_LOG_INFO, "serve", "stopping on %s: draining and committing",
 	         sig == SIGINT ? "SIGINT" : "SIGTERM");
+	/* The world first: it flushes its last outcomes into the running log. */
+	world_runner_stop(wrun);
+	wrun = NULL;
 	evlog_server_stop(srv);
 	srv = NULL;
-	evlog_head(log, &head, NULL);
+	if (log)
+		evlog_head(log, &head, NULL);
 	mmo_logf(MMO_LOG_INFO, "serve", "stopped: head_seq=%llu", (unsigned long long)head);
 	rc = EXIT_OK;
 out:
+	world_runner_stop(wrun);
 	evlog_server_stop(srv);
 	if (zctx)
 		zmq_ctx_term(zctx);
