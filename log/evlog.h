@@ -4,13 +4,18 @@
  * folder given as `dir`) holding:
  *   events      seq (8 bytes, big-endian) -> record (see below), MDB_APPEND
  *   ids         event_id -> seq: idempotency, durable
+ *   meta        "format" -> u32 BE, "head" -> seq BE8 ‖ hash[32]
+ * Every record and its id are written in the same transaction. The
+ * auditors' secondary indexes live in a second environment, `dir`/index:
  *   idx_player  player_id -> seq   (dupsort, fixed 8-byte big-endian values)
  *   idx_type    type -> seq        (same)
  *   idx_region  region_id -> seq   (same)
- *   idx_time    ts (8 bytes BE) -> seq (same)
- *   meta        "format" -> u32 BE, "head" -> seq BE8 ‖ hash[32]
- * Every record, its id and its index entries are written in the same
- * transaction, so the indexes can never lag the events, even after a crash.
+ *   meta        "indexed" -> seq BE8: the checkpoint of the indexer
+ * maintained off the ack path by the server's indexer thread (or
+ * evlog_index_sync), rebuilt from seq 1 if it is ever unreadable. Readers
+ * never see the lag: index iterators and queries read the index up to its
+ * checkpoint and scan the records after it. Time ranges need no index: ts
+ * never goes backwards, so they are binary searches over the events.
  *
  * A stored record is:
  *   hash[32] ‖ ts (int64 BE, µs) ‖ priority (u8) ‖ 3 zero bytes ‖ event bytes
@@ -142,6 +147,13 @@ void evlog_iter_close(evlog_iter *it);
  * such seq, MMO_ETOOBIG if cap is too small; *len written on success. */
 int evlog_get(evlog *l, uint64_t seq, uint8_t *buf, size_t cap, size_t *len);
 
+/* Bring the secondary indexes up to the head, at most max events (0 = no
+ * limit) in one transaction; *indexed (may be NULL) receives the new
+ * checkpoint. Only one thread may call it at a time; evlog_server runs it
+ * in its indexer thread, so with a server running, do not call it. For a
+ * writable log only: MMO_EINVAL otherwise. */
+int evlog_index_sync(evlog *l, size_t max, uint64_t *indexed);
+
 /* Look up the seq of an event_id: MMO_OK or MMO_ENOTFOUND. */
 int evlog_find_id(evlog *l, const char *event_id, uint64_t *seq);
 
@@ -197,6 +209,7 @@ struct evlog_stats {
 	uint64_t batch_hist[12];   /* batch size buckets: <= 2^i events, last = +Inf */
 	uint64_t full_errors;      /* batches refused because the map is full */
 	uint64_t reads;            /* read requests served */
+	uint64_t indexed_seq;      /* the secondary indexes cover seqs up to here */
 };
 
 /* Bind the sockets and start the writer thread. Errors: MMO_EINVAL,
@@ -311,7 +324,7 @@ typedef struct evlog_query_it evlog_query_it;
 
 /* Open a query on a snapshot of the log taken now. The driver is the filter
  * with the fewest candidate entries (index key counts, or the width of the
- * seq range, which time bounds narrow through idx_time since ts never goes
+ * seq range, which time bounds narrow by binary search since ts never goes
  * backwards); the other filters are checked per candidate with index
  * lookups, without decoding. Strings in q are copied. Errors: MMO_EINVAL
  * (bad filter: an id too long, since > until), MMO_EIO, MMO_ENOMEM. On
@@ -332,7 +345,7 @@ uint64_t evlog_query_scanned(const evlog_query_it *it);
 uint64_t evlog_query_head(const evlog_query_it *it);
 
 /* The seq range [*lo, *hi] of the events with since_us <= ts < until_us
- * (through idx_time; exact because ts never goes backwards). MMO_ENOTFOUND
+ * (a binary search over the events; exact because ts never goes backwards). MMO_ENOTFOUND
  * when no event is in the window. */
 int evlog_time_to_seq(evlog *l, int64_t since_us, int64_t until_us, uint64_t *lo, uint64_t *hi);
 

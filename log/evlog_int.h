@@ -17,9 +17,16 @@ struct arena {
 
 struct evlog {
 	MDB_env *env;
-	MDB_dbi events, ids, meta, idx_player, idx_type, idx_region, idx_time;
+	MDB_dbi events, ids, meta;
 	bool readonly;
 	char dir[4096];
+
+	/* The secondary indexes: their own environment (index.c). ienv is NULL
+	 * for a read-only log that has none: then everything is "tail". */
+	MDB_env *ienv;
+	MDB_dbi idx_player, idx_type, idx_region, imeta;
+	char idir[4200];
+	int64_t isynced_us;
 
 	/* Writer state: touched only by the appending thread. */
 	uint64_t head_seq;
@@ -65,5 +72,39 @@ static inline uint32_t be32_get(const uint8_t *p)
 
 /* Decode an event with allocations from an arena (reset by the caller). */
 int evlog_decode_arena(struct arena *a, const uint8_t *buf, size_t len, Mmo__Event **out);
+
+/* ------------------------------------------------------------ index.c */
+
+#define EVLOG_IKEYS_MAX 3
+
+/* One index entry of an event: the index and its key (borrowed from ev). */
+struct evlog_ikey {
+	enum evlog_index idx;
+	const char *key;
+};
+
+/* Open (rw: create, or rebuild if unreadable or ahead of the log) the index
+ * environment DIR/index. Read-only: optional, l->ienv stays NULL if absent. */
+int evlog_index_open(evlog *l, size_t map_size);
+void evlog_index_close(evlog *l);
+
+/* A read txn on the index env and the checkpoint it holds (seqs <= *indexed
+ * are indexed). *txn is NULL (and *indexed 0) when there is no index env. */
+int evlog_index_rtxn(evlog *l, MDB_txn **txn, uint64_t *indexed);
+
+/* The index entries of ev, the single rule the indexer, the iterators'
+ * tail scan and verify all follow. */
+size_t evlog_index_keys(const Mmo__Event *ev, struct evlog_ikey keys[EVLOG_IKEYS_MAX]);
+bool evlog_index_matches(const Mmo__Event *ev, enum evlog_index idx, const char *key);
+MDB_dbi evlog_index_dbi(evlog *l, enum evlog_index idx);
+
+/* The seq of the last event of region before seq `before` (0 if none). */
+int evlog_region_prev(evlog *l, const char *region, uint64_t before, uint64_t *prev);
+
+/* The seq range [lo, hi] of events with since <= ts < until, by binary
+ * search over the events table (ts never goes backwards). MMO_ENOTFOUND if
+ * none. txn is a read txn on the log env. */
+int evlog_time_range(evlog *l, MDB_txn *txn, int64_t since, int64_t until, uint64_t *lo,
+                     uint64_t *hi);
 
 #endif

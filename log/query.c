@@ -3,13 +3,16 @@
  * A query holds one read transaction (its snapshot). It reads the candidates
  * of the most selective filter in seq order:
  *   - the events table over the seq range (from/to, narrowed by since/until
- *     through idx_time: ts never goes backwards, so a time window is a seq
+ *     by binary search: ts never goes backwards, so a time window is a seq
  *     range),
  *   - or the dup list of one player or region key,
  *   - or the dup lists of every type key matching an exact type or a prefix
  *     ending in '.', merged in seq order (a handful of keys: linear minimum).
  * The other filters are checked per candidate by an MDB_GET_BOTH lookup in
- * their index, so nothing is decoded. The timestamp, in the record header, is
+ * their index, so nothing is decoded. The index lags the log a little (it is
+ * written off the ack path, see index.c): records past its checkpoint are
+ * scanned after the index streams end, decoded and matched by the
+ * indexer's own rule. The timestamp, in the record header, is
  * checked too, so a time filter never lets a wrong event through.
  */
 #include <stdio.h>
@@ -31,6 +34,12 @@ struct stream {
 struct evlog_query_it {
 	evlog *log;
 	MDB_txn *txn;
+	MDB_txn *itxn;    /* index snapshot, taken before txn; NULL: no index */
+	uint64_t indexed; /* seqs <= indexed are in it */
+	bool in_tail;     /* index driver done: scanning the unindexed tail */
+	char type[MMO_ID_MAX + 1];
+	bool type_prefix;
+	Mmo__Event *ev;   /* last decoded tail event */
 	MDB_cursor *ev_cur;
 	enum evlog_query_driver driver;
 	bool empty;      /* nothing can match: next() ends at once */
@@ -56,6 +65,12 @@ static bool set(const char *s)
 static int cursor(evlog_query_it *it, MDB_dbi dbi, MDB_cursor **out)
 {
 	return evlog_mdb_err(mdb_cursor_open(it->txn, dbi, out));
+}
+
+/* A cursor on an index table (in the index snapshot). */
+static int icursor(evlog_query_it *it, MDB_dbi dbi, MDB_cursor **out)
+{
+	return evlog_mdb_err(mdb_cursor_open(it->itxn, dbi, out));
 }
 
 /* Entries of one key in a dupsort table (0 if the key is absent). */
@@ -90,7 +105,7 @@ static int type_keys(evlog_query_it *it, const char *type, uint64_t *total)
 	it->types = calloc(prefix ? TYPE_KEYS_MAX : 1, sizeof(*it->types));
 	if (!it->types)
 		return MMO_ENOMEM;
-	err = cursor(it, it->log->idx_type, &it->type_cur);
+	err = icursor(it, it->log->idx_type, &it->type_cur);
 	if (err)
 		return err;
 	if (!prefix) {
@@ -129,64 +144,6 @@ static int type_keys(evlog_query_it *it, const char *type, uint64_t *total)
 	if (rc && rc != MDB_NOTFOUND)
 		return evlog_mdb_err(rc);
 	return MMO_OK;
-}
-
-/* The first seq of the time index at or after ts, or 0 if none. */
-static int time_seq(MDB_cursor *cur, int64_t ts, uint64_t *seq)
-{
-	uint8_t tk[8];
-	MDB_val k = {8, tk}, v;
-	int rc;
-
-	be64_put(tk, (uint64_t)(ts < 0 ? 0 : ts));
-	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	if (rc == MDB_NOTFOUND) {
-		*seq = 0;
-		return MMO_OK;
-	}
-	if (rc)
-		return evlog_mdb_err(rc);
-	if (v.mv_size != 8)
-		return MMO_ECORRUPT;
-	*seq = be64_get(v.mv_data);
-	return MMO_OK;
-}
-
-static int time_range(evlog *l, MDB_txn *txn, bool since_set, int64_t since, bool until_set,
-                      int64_t until, uint64_t head, uint64_t *lo, uint64_t *hi)
-{
-	MDB_cursor *cur;
-	uint64_t s;
-	int err, rc = mdb_cursor_open(txn, l->idx_time, &cur);
-
-	if (rc)
-		return evlog_mdb_err(rc);
-	*lo = 1;
-	*hi = head;
-	if (since_set) {
-		err = time_seq(cur, since, &s);
-		if (err)
-			goto out;
-		if (s == 0)
-			*lo = head + 1; /* nothing at or after since */
-		else
-			*lo = s;
-	}
-	if (until_set) {
-		if (until <= 0) {
-			*hi = 0;
-		} else {
-			err = time_seq(cur, until, &s);
-			if (err)
-				goto out;
-			if (s)
-				*hi = s - 1;
-		}
-	}
-	err = MMO_OK;
-out:
-	mdb_cursor_close(cur);
-	return err;
 }
 
 static int head_of(MDB_cursor *ev_cur, uint64_t *head)
@@ -257,8 +214,12 @@ static int setup(evlog_query_it *it, const struct evlog_query *q)
 	if (q->since_set || q->until_set) {
 		uint64_t tlo, thi;
 
-		err = time_range(l, it->txn, q->since_set, q->since_us, q->until_set, q->until_us,
-		                 it->head, &tlo, &thi);
+		err = evlog_time_range(l, it->txn, q->since_set ? q->since_us : INT64_MIN,
+		                       q->until_set ? q->until_us : INT64_MAX, &tlo, &thi);
+		if (err == MMO_ENOTFOUND) {
+			it->empty = true;
+			return MMO_OK;
+		}
 		if (err)
 			return err;
 		if (tlo > it->lo)
@@ -271,27 +232,44 @@ static int setup(evlog_query_it *it, const struct evlog_query *q)
 		return MMO_OK;
 	}
 	n_seq = it->hi - it->lo + 1;
+	if (set(q->type)) {
+		snprintf(it->type, sizeof(it->type), "%s", q->type);
+		it->type_prefix = q->type[strlen(q->type) - 1] == '.';
+	}
+	if (set(q->player))
+		snprintf(it->player, sizeof(it->player), "%s", q->player);
+	if (set(q->region))
+		snprintf(it->region, sizeof(it->region), "%s", q->region);
+	if (!it->itxn) {
+		/* No index at all: every filter is checked on the decoded event. */
+		it->driver = EVLOG_DRIVE_SEQ;
+		it->candidates = n_seq;
+		return MMO_OK;
+	}
+	/* Index counts cover seqs <= indexed; the tail may hold more. */
+	uint64_t tail = it->head > it->indexed ? it->head - it->indexed : 0;
 
 	if (set(q->player)) {
-		snprintf(it->player, sizeof(it->player), "%s", q->player);
-		err = cursor(it, l->idx_player, &it->player_cur);
+		err = icursor(it, l->idx_player, &it->player_cur);
 		if (!err)
 			err = key_count(it->player_cur, it->player, strlen(it->player), &n_player);
 		if (err)
 			return err;
+		n_player += tail;
 	}
 	if (set(q->region)) {
-		snprintf(it->region, sizeof(it->region), "%s", q->region);
-		err = cursor(it, l->idx_region, &it->region_cur);
+		err = icursor(it, l->idx_region, &it->region_cur);
 		if (!err)
 			err = key_count(it->region_cur, it->region, strlen(it->region), &n_region);
 		if (err)
 			return err;
+		n_region += tail;
 	}
 	if (set(q->type)) {
 		err = type_keys(it, q->type, &n_type);
 		if (err)
 			return err;
+		n_type += tail;
 	}
 	if (n_player == 0 || n_region == 0 || n_type == 0) {
 		it->empty = true;
@@ -332,7 +310,7 @@ static int setup(evlog_query_it *it, const struct evlog_query *q)
 	}
 	case EVLOG_DRIVE_TYPE:
 		for (size_t i = 0; i < it->ntypes; i++) {
-			err = cursor(it, l->idx_type, &it->types[i].cur);
+			err = icursor(it, l->idx_type, &it->types[i].cur);
 			if (!err)
 				err = stream_start(&it->types[i], it->lo);
 			if (err)
@@ -364,8 +342,13 @@ int evlog_query_open(evlog *l, const struct evlog_query *q, evlog_query_it **out
 	it->since = q->since_us;
 	it->until_set = q->until_set;
 	it->until = q->until_us;
-	err = evlog_rtxn(l, &it->txn);
+	/* The index snapshot first: all it holds is then in the log snapshot. */
+	err = evlog_index_rtxn(l, &it->itxn, &it->indexed);
+	if (!err)
+		err = evlog_rtxn(l, &it->txn);
 	if (err) {
+		if (it->itxn)
+			mdb_txn_abort(it->itxn);
 		free(it);
 		return err;
 	}
@@ -401,6 +384,25 @@ static bool accepts(evlog_query_it *it, uint64_t seq)
 				return true;
 		}
 		return false;
+	}
+	return true;
+}
+
+/* Do all filters accept this (unindexed) record? Decodes it. */
+static bool accepts_decoded(evlog_query_it *it, const struct evlog_rec *rec)
+{
+	mmo_event_free(it->ev);
+	it->ev = NULL;
+	if (mmo_event_decode(rec->event, rec->event_len, &it->ev) != MMO_OK)
+		return false;
+	if (*it->player && !evlog_index_matches(it->ev, EVLOG_BY_PLAYER, it->player))
+		return false;
+	if (*it->region && !evlog_index_matches(it->ev, EVLOG_BY_REGION, it->region))
+		return false;
+	if (*it->type) {
+		if (it->type_prefix)
+			return !strncmp(it->ev->type, it->type, strlen(it->type));
+		return !strcmp(it->ev->type, it->type);
 	}
 	return true;
 }
@@ -456,12 +458,18 @@ int evlog_query_next(evlog_query_it *it, struct evlog_rec *rec)
 	if (it->empty)
 		return MMO_ENOTFOUND;
 	for (;;) {
-		if (it->driver == EVLOG_DRIVE_SEQ) {
+		bool scan = it->driver == EVLOG_DRIVE_SEQ || it->in_tail;
+
+		if (scan) {
 			MDB_val k, v;
 
 			if (!it->started) {
+				uint64_t from = it->lo;
+
+				if (it->in_tail && from <= it->indexed)
+					from = it->indexed + 1;
 				it->started = true;
-				err = fetch(it, it->lo, MDB_SET_RANGE, rec, &got);
+				err = fetch(it, from, MDB_SET_RANGE, rec, &got);
 			} else {
 				int rc = mdb_cursor_get(it->ev_cur, &k, &v, MDB_NEXT);
 
@@ -482,8 +490,10 @@ int evlog_query_next(evlog_query_it *it, struct evlog_rec *rec)
 			if (err)
 				goto end;
 			if (seq == 0) {
-				err = MMO_ENOTFOUND;
-				goto end;
+				/* The index is exhausted: the tail may hold more. */
+				it->in_tail = true;
+				it->started = false;
+				continue;
 			}
 		}
 		if (seq > it->hi) {
@@ -491,12 +501,17 @@ int evlog_query_next(evlog_query_it *it, struct evlog_rec *rec)
 			goto end;
 		}
 		it->scanned++;
-		if (!accepts(it, seq))
-			continue;
-		if (it->driver != EVLOG_DRIVE_SEQ) {
-			err = fetch(it, seq, MDB_SET_KEY, rec, &got);
-			if (err)
-				goto end;
+		if (scan && seq > it->indexed) {
+			if (!accepts_decoded(it, rec))
+				continue;
+		} else {
+			if (!accepts(it, seq))
+				continue;
+			if (!scan) {
+				err = fetch(it, seq, MDB_SET_KEY, rec, &got);
+				if (err)
+					goto end;
+			}
 		}
 		if ((it->since_set && rec->ts < it->since) ||
 		    (it->until_set && rec->ts >= it->until))
@@ -527,7 +542,11 @@ void evlog_query_close(evlog_query_it *it)
 		mdb_cursor_close(it->type_cur);
 	if (it->ev_cur)
 		mdb_cursor_close(it->ev_cur);
-	mdb_txn_abort(it->txn);
+	if (it->txn)
+		mdb_txn_abort(it->txn);
+	if (it->itxn)
+		mdb_txn_abort(it->itxn);
+	mmo_event_free(it->ev);
 	free(it);
 }
 
@@ -551,30 +570,14 @@ uint64_t evlog_query_head(const evlog_query_it *it)
 int evlog_time_to_seq(evlog *l, int64_t since_us, int64_t until_us, uint64_t *lo, uint64_t *hi)
 {
 	MDB_txn *txn;
-	MDB_cursor *ev_cur;
-	uint64_t head, a, b;
-	int err, rc;
+	int err;
 
 	if (!l || !lo || !hi || since_us > until_us)
 		return MMO_EINVAL;
 	err = evlog_rtxn(l, &txn);
 	if (err)
 		return err;
-	rc = mdb_cursor_open(txn, l->events, &ev_cur);
-	if (rc) {
-		mdb_txn_abort(txn);
-		return evlog_mdb_err(rc);
-	}
-	err = head_of(ev_cur, &head);
-	mdb_cursor_close(ev_cur);
-	if (!err)
-		err = time_range(l, txn, true, since_us, true, until_us, head, &a, &b);
+	err = evlog_time_range(l, txn, since_us, until_us, lo, hi);
 	mdb_txn_abort(txn);
-	if (err)
-		return err;
-	if (a > b || head == 0)
-		return MMO_ENOTFOUND;
-	*lo = a;
-	*hi = b;
-	return MMO_OK;
+	return err;
 }

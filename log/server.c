@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #include "evlog_int.h"
@@ -68,6 +69,13 @@ struct evlog_server {
 
 	pthread_mutex_t mu;         /* guards stats */
 	struct evlog_stats stats;
+
+	/* The indexer: follows commits, keeps the secondary indexes (index.c). */
+	pthread_t ithread;
+	pthread_mutex_t imu;
+	pthread_cond_t icond;
+	uint64_t committed;         /* head seq the indexer should reach (imu) */
+	bool istop;                 /* (imu) */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -431,22 +439,10 @@ static int regions_grow(evlog_server *s)
 /* The seq of the previous event of `region` before `seq` (0 if none). */
 static uint64_t region_prev_from_log(evlog_server *s, const char *region, uint64_t seq)
 {
-	MDB_txn *txn;
-	MDB_cursor *cur;
-	uint8_t sk[8];
-	MDB_val k = {strlen(region), (void *)region}, v = {8, sk};
 	uint64_t prev = 0;
 
-	if (evlog_rtxn(s->log, &txn))
+	if (evlog_region_prev(s->log, region, seq, &prev) != MMO_OK)
 		return 0;
-	if (mdb_cursor_open(txn, s->log->idx_region, &cur) == MDB_SUCCESS) {
-		be64_put(sk, seq);
-		if (mdb_cursor_get(cur, &k, &v, MDB_GET_BOTH_RANGE) == MDB_SUCCESS &&
-		    mdb_cursor_get(cur, &k, &v, MDB_PREV_DUP) == MDB_SUCCESS && v.mv_size == 8)
-			prev = be64_get(v.mv_data);
-		mdb_cursor_close(cur);
-	}
-	mdb_txn_abort(txn);
 	return prev;
 }
 
@@ -605,6 +601,12 @@ static void commit_batch(evlog_server *s)
 	for (size_t i = 0; i < nreq; i++)
 		req_release(s, s->batch[i]);
 
+	if (appended) {
+		pthread_mutex_lock(&s->imu);
+		s->committed = s->log->head_seq;
+		pthread_cond_signal(&s->icond);
+		pthread_mutex_unlock(&s->imu);
+	}
 	pthread_mutex_lock(&s->mu);
 	s->stats.head_seq = s->log->head_seq;
 	s->stats.appended += appended;
@@ -660,6 +662,55 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&s->mu);
 		if (s->npending)
 			commit_batch(s);
+	}
+	return NULL;
+}
+
+/* ------------------------------------------------------------ indexer */
+
+#define INDEX_CHUNK 65536 /* events per index transaction */
+
+static void *indexer_main(void *arg)
+{
+	evlog_server *s = arg;
+	uint64_t indexed = 0;
+	bool failed = false;
+
+	for (;;) {
+		uint64_t target;
+		bool stop;
+		int err;
+
+		pthread_mutex_lock(&s->imu);
+		while (!s->istop && s->committed <= indexed) {
+			struct timespec ts;
+
+			/* Also wake now and then: the head may come from before start. */
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&s->icond, &s->imu, &ts);
+			if (s->committed <= indexed)
+				break;
+		}
+		target = s->committed;
+		stop = s->istop;
+		pthread_mutex_unlock(&s->imu);
+
+		err = evlog_index_sync(s->log, INDEX_CHUNK, &indexed);
+		if (err && !failed)
+			mmo_logf(MMO_LOG_ERROR, "log", "indexer failed: %s (will retry)",
+			         mmo_strerror(err));
+		failed = err != MMO_OK;
+		pthread_mutex_lock(&s->mu);
+		s->stats.indexed_seq = indexed;
+		pthread_mutex_unlock(&s->mu);
+		if (stop && (indexed >= target || failed))
+			break;
+		if (failed) {
+			struct timespec d = {0, 100 * 1000 * 1000};
+
+			nanosleep(&d, NULL);
+		}
 	}
 	return NULL;
 }
@@ -737,15 +788,31 @@ int evlog_server_start(const struct evlog_server_opts *o, evlog_server **out, ch
 		if (err)
 			goto out_router;
 	}
+	pthread_mutex_init(&s->imu, NULL);
+	pthread_cond_init(&s->icond, NULL);
+	s->committed = s->log->head_seq;
+	if (pthread_create(&s->ithread, NULL, indexer_main, s) != 0) {
+		snprintf(msg, msglen, "cannot start the indexer thread");
+		err = MMO_ENOMEM;
+		goto out_icond;
+	}
 	if (pthread_create(&s->thread, NULL, writer_main, s) != 0) {
 		snprintf(msg, msglen, "cannot start the writer thread");
 		err = MMO_ENOMEM;
-		goto out_pub;
+		goto out_indexer;
 	}
 	*out = s;
 	return MMO_OK;
 
-out_pub:
+out_indexer:
+	pthread_mutex_lock(&s->imu);
+	s->istop = true;
+	pthread_cond_signal(&s->icond);
+	pthread_mutex_unlock(&s->imu);
+	pthread_join(s->ithread, NULL);
+out_icond:
+	pthread_cond_destroy(&s->icond);
+	pthread_mutex_destroy(&s->imu);
 	if (s->pub)
 		zmq_close(s->pub);
 out_router:
@@ -769,6 +836,15 @@ void evlog_server_stop(evlog_server *s)
 		return;
 	atomic_store(&s->stop, true);
 	pthread_join(s->thread, NULL);
+	/* Everything is committed: let the indexer catch up, then stop it. */
+	pthread_mutex_lock(&s->imu);
+	s->committed = s->log->head_seq;
+	s->istop = true;
+	pthread_cond_signal(&s->icond);
+	pthread_mutex_unlock(&s->imu);
+	pthread_join(s->ithread, NULL);
+	pthread_cond_destroy(&s->icond);
+	pthread_mutex_destroy(&s->imu);
 	zmq_close(s->router);
 	if (s->pub)
 		zmq_close(s->pub);
@@ -829,6 +905,9 @@ size_t evlog_stats_format(const struct evlog_stats *st, char *buf, size_t cap)
 	     (unsigned long long)st->reads);
 	EMIT("# TYPE mmo_log_queue_depth gauge\nmmo_log_queue_depth %llu\n",
 	     (unsigned long long)st->queue_depth);
+	EMIT("# TYPE mmo_log_index_lag_events gauge\nmmo_log_index_lag_events %llu\n",
+	     (unsigned long long)(st->head_seq > st->indexed_seq ? st->head_seq - st->indexed_seq
+	                                                         : 0));
 	EMIT("# TYPE mmo_log_batch_events histogram\n");
 	for (unsigned i = 0; i < 12; i++) {
 		cum += st->batch_hist[i];

@@ -153,16 +153,14 @@ static int load_head(evlog *l, MDB_txn *txn)
 static int open_dbis(evlog *l, MDB_txn *txn, char *msg, size_t msglen)
 {
 	unsigned create = l->readonly ? 0 : MDB_CREATE;
-	unsigned dup = MDB_DUPSORT | MDB_DUPFIXED;
 	struct {
 		const char *name;
 		MDB_dbi *dbi;
 		unsigned flags;
 	} t[] = {
-	    {"events", &l->events, 0},          {"ids", &l->ids, 0},
-	    {"meta", &l->meta, 0},              {"idx_player", &l->idx_player, dup},
-	    {"idx_type", &l->idx_type, dup},    {"idx_region", &l->idx_region, dup},
-	    {"idx_time", &l->idx_time, dup},
+	    {"events", &l->events, 0},
+	    {"ids", &l->ids, 0},
+	    {"meta", &l->meta, 0},
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -289,6 +287,11 @@ int evlog_open(const struct evlog_opts *o, evlog **out, char *msg, size_t msglen
 		err = evlog_mdb_err(rc);
 		goto out_env;
 	}
+	err = evlog_index_open(l, o->map_size ? o->map_size : DEFAULT_MAP_SIZE);
+	if (err) {
+		set_msg(msg, msglen, "cannot open the index of %s: %s", o->dir, mmo_errdesc(err));
+		goto out_env;
+	}
 	*out = l;
 	return MMO_OK;
 
@@ -306,6 +309,7 @@ void evlog_close(evlog *l)
 {
 	if (!l)
 		return;
+	evlog_index_close(l);
 	mdb_env_close(l->env);
 	free(l->arena.buf);
 	free(l);
@@ -349,13 +353,6 @@ int evlog_head(evlog *l, uint64_t *seq, uint8_t hash[EVLOG_HASH_LEN])
 
 /* ------------------------------------------------------------ append */
 
-static int put_index(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, const uint8_t *sk)
-{
-	MDB_val k = {klen, (void *)key}, v = {8, (void *)sk};
-
-	return mdb_put(txn, dbi, &k, &v, 0);
-}
-
 /* Same id already logged: the original seq if the payload is identical. */
 static int check_dup(evlog *l, MDB_txn *txn, const MDB_val *idv, const struct evlog_in *in,
                      struct evlog_out *o)
@@ -385,7 +382,7 @@ static int append_one(evlog *l, MDB_txn *txn, const struct evlog_in *in, int64_t
                       struct evlog_out *o, int *fatal)
 {
 	Mmo__Event *ev;
-	uint8_t sk[8], tk[8];
+	uint8_t sk[8];
 	MDB_val k, v, idk, idv;
 	uint64_t seq;
 	uint8_t *rec;
@@ -438,18 +435,6 @@ static int append_one(evlog *l, MDB_txn *txn, const struct evlog_in *in, int64_t
 	rc = mdb_put(txn, l->ids, &idk, &idv, MDB_NOOVERWRITE);
 	if (rc)
 		goto fail;
-	if (*ev->player_id && (rc = put_index(txn, l->idx_player, ev->player_id,
-	                                      strlen(ev->player_id), sk)))
-		goto fail;
-	if ((rc = put_index(txn, l->idx_type, ev->type, strlen(ev->type), sk)))
-		goto fail;
-	if (*ev->region_id && (rc = put_index(txn, l->idx_region, ev->region_id,
-	                                      strlen(ev->region_id), sk)))
-		goto fail;
-	be64_put(tk, (uint64_t)ts);
-	if ((rc = put_index(txn, l->idx_time, tk, 8, sk)))
-		goto fail;
-
 	l->head_seq = seq;
 	memcpy(l->head_hash, o->hash, EVLOG_HASH_LEN);
 	o->seq = seq;

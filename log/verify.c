@@ -2,9 +2,10 @@
  *
  * Forward pass: every seq in [from, to] present, in order, each record's hash
  * recomputed from its predecessor, each event decodes, and (when asked) its
- * id and index entries exist. Reverse check (whole log only): the number of
- * entries of each index equals what the forward pass expects, so together
- * every index entry points at an existing event that matches it.
+ * id and, if it is indexed yet, its index entries exist. Reverse check (whole
+ * log only): the number of entries of each index equals what the forward
+ * pass expects of the indexed events, so together every index entry points
+ * at an existing event that matches it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,8 @@
 #define PROGRESS_EVERY (64 * 1024)
 
 struct counts {
-	uint64_t ids, player, type, region, time;
+	uint64_t ids;
+	uint64_t idx[EVLOG_BY_REGION + 1]; /* entries expected per index (seq <= indexed) */
 };
 
 static int bad(struct evlog_verify_result *res, uint64_t seq, const char *what)
@@ -38,48 +40,32 @@ static bool has_entry(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, c
 	return ok;
 }
 
-static int check_entries(evlog *l, MDB_txn *txn, const struct evlog_rec *rec,
-                         const Mmo__Event *ev, const uint8_t *sk, struct counts *c,
-                         struct evlog_verify_result *res)
+static int check_entries(evlog *l, MDB_txn *txn, MDB_txn *itxn, uint64_t indexed,
+                         const struct evlog_rec *rec, const Mmo__Event *ev, const uint8_t *sk,
+                         struct counts *c, struct evlog_verify_result *res)
 {
+	static const char *names[] = {"", "missing from the player index",
+	                              "missing from the type index",
+	                              "missing from the region index"};
+	struct evlog_ikey keys[EVLOG_IKEYS_MAX];
 	MDB_val k, v;
-	uint8_t tk[8];
-	int err = MMO_OK;
+	size_t n;
 
 	k.mv_size = strlen(ev->event_id);
 	k.mv_data = ev->event_id;
-	if (mdb_get(txn, l->ids, &k, &v) || v.mv_size != 8 || memcmp(v.mv_data, sk, 8)) {
-		err = bad(res, rec->seq, "ids map does not point at this event");
-		goto out;
-	}
+	if (mdb_get(txn, l->ids, &k, &v) || v.mv_size != 8 || memcmp(v.mv_data, sk, 8))
+		return bad(res, rec->seq, "ids map does not point at this event");
 	c->ids++;
-	if (*ev->player_id) {
-		if (!has_entry(txn, l->idx_player, ev->player_id, strlen(ev->player_id), sk)) {
-			err = bad(res, rec->seq, "missing from the player index");
-			goto out;
-		}
-		c->player++;
+	if (!itxn || rec->seq > indexed)
+		return MMO_OK; /* not indexed yet: the indexer will get to it */
+	n = evlog_index_keys(ev, keys);
+	for (size_t i = 0; i < n; i++) {
+		if (!has_entry(itxn, evlog_index_dbi(l, keys[i].idx), keys[i].key,
+		               strlen(keys[i].key), sk))
+			return bad(res, rec->seq, names[keys[i].idx]);
+		c->idx[keys[i].idx]++;
 	}
-	if (!has_entry(txn, l->idx_type, ev->type, strlen(ev->type), sk)) {
-		err = bad(res, rec->seq, "missing from the type index");
-		goto out;
-	}
-	c->type++;
-	if (*ev->region_id) {
-		if (!has_entry(txn, l->idx_region, ev->region_id, strlen(ev->region_id), sk)) {
-			err = bad(res, rec->seq, "missing from the region index");
-			goto out;
-		}
-		c->region++;
-	}
-	be64_put(tk, (uint64_t)rec->ts);
-	if (!has_entry(txn, l->idx_time, tk, 8, sk)) {
-		err = bad(res, rec->seq, "missing from the time index");
-		goto out;
-	}
-	c->time++;
-out:
-	return err;
+	return MMO_OK;
 }
 
 /* Entries in a dupsort table. */
@@ -94,24 +80,29 @@ static int count_dups(MDB_txn *txn, MDB_dbi dbi, uint64_t *n)
 	return MMO_OK;
 }
 
-static int check_counts(evlog *l, MDB_txn *txn, const struct counts *c, uint64_t last,
-                        struct evlog_verify_result *res)
+static int check_counts(evlog *l, MDB_txn *txn, MDB_txn *itxn, const struct counts *c,
+                        uint64_t last, struct evlog_verify_result *res)
 {
 	struct {
 		const char *name;
+		MDB_txn *txn;
 		MDB_dbi dbi;
 		uint64_t want;
 	} t[] = {
-	    {"ids map", l->ids, c->ids},           {"player index", l->idx_player, c->player},
-	    {"type index", l->idx_type, c->type},  {"region index", l->idx_region, c->region},
-	    {"time index", l->idx_time, c->time},
+	    {"ids map", txn, l->ids, c->ids},
+	    {"player index", itxn, l->idx_player, c->idx[EVLOG_BY_PLAYER]},
+	    {"type index", itxn, l->idx_type, c->idx[EVLOG_BY_TYPE]},
+	    {"region index", itxn, l->idx_region, c->idx[EVLOG_BY_REGION]},
 	};
 	char what[160];
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		uint64_t have = 0;
-		int err = count_dups(txn, t[i].dbi, &have);
+		int err;
 
+		if (!t[i].txn)
+			continue;
+		err = count_dups(t[i].txn, t[i].dbi, &have);
 		if (err)
 			return err;
 		if (have != t[i].want) {
@@ -130,10 +121,10 @@ int evlog_verify(evlog *l, uint64_t from, uint64_t to, const uint8_t *anchor,
 {
 	uint8_t prev[EVLOG_HASH_LEN], h[EVLOG_HASH_LEN], sk[8];
 	struct counts c = {0};
-	MDB_txn *txn = NULL;
+	MDB_txn *txn = NULL, *itxn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
-	uint64_t head = 0, expect, total;
+	uint64_t head = 0, expect, total, indexed = 0;
 	struct evlog_rec rec;
 	char what[160];
 	/* Every event must decode, indexes checked or not: a decode arena of
@@ -150,8 +141,18 @@ int evlog_verify(evlog *l, uint64_t from, uint64_t to, const uint8_t *anchor,
 	arena.buf = malloc(ARENA_CAP);
 	if (!arena.buf)
 		return MMO_ENOMEM;
+	/* The index snapshot first: all it holds is then in the log snapshot. */
+	if (check_indexes) {
+		err = evlog_index_rtxn(l, &itxn, &indexed);
+		if (err) {
+			free(arena.buf);
+			return err;
+		}
+	}
 	err = evlog_rtxn(l, &txn);
 	if (err) {
+		if (itxn)
+			mdb_txn_abort(itxn);
 		free(arena.buf);
 		return err;
 	}
@@ -239,7 +240,7 @@ int evlog_verify(evlog *l, uint64_t from, uint64_t to, const uint8_t *anchor,
 		}
 		if (check_indexes) {
 			be64_put(sk, seq);
-			err = check_entries(l, txn, &rec, ev, sk, &c, res);
+			err = check_entries(l, txn, itxn, indexed, &rec, ev, sk, &c, res);
 			if (err)
 				goto out;
 		}
@@ -276,7 +277,11 @@ int evlog_verify(evlog *l, uint64_t from, uint64_t to, const uint8_t *anchor,
 		}
 	}
 	if (check_indexes && from == 1 && to == head) {
-		err = check_counts(l, txn, &c, head, res);
+		if (indexed > head) {
+			err = bad(res, head, "the index checkpoint is past the head of the log");
+			goto out;
+		}
+		err = check_counts(l, txn, itxn, &c, head, res);
 		if (err)
 			goto out;
 	}
@@ -287,6 +292,8 @@ out:
 	if (cur)
 		mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
+	if (itxn)
+		mdb_txn_abort(itxn);
 	free(arena.buf);
 	return err;
 }

@@ -139,6 +139,8 @@ int gen_log(const char *data_dir, size_t n, int days, struct gen_ev *truth)
 				truth[b * GEN_BATCH + j] = t[j];
 		}
 	}
+	/* As the server's indexer would: the secondary indexes up to the head. */
+	err = evlog_index_sync(l, 0, NULL);
 out:
 	evlog_close(l);
 	return err;

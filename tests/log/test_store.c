@@ -193,11 +193,15 @@ struct raw {
 
 static void raw_begin(struct raw *r, const char *dir, const char *table)
 {
-	unsigned flags = strncmp(table, "idx_", 4) == 0 ? MDB_DUPSORT | MDB_DUPFIXED : 0;
+	bool idx = strncmp(table, "idx_", 4) == 0;
+	unsigned flags = idx ? MDB_DUPSORT | MDB_DUPFIXED : 0;
+	char path[4200];
 
+	/* The secondary indexes live in their own environment, DIR/index. */
+	snprintf(path, sizeof(path), "%s%s", dir, idx ? "/index" : "");
 	assert_int_equal(mdb_env_create(&r->env), 0);
 	assert_int_equal(mdb_env_set_maxdbs(r->env, 16), 0);
-	assert_int_equal(mdb_env_open(r->env, dir, 0, 0640), 0);
+	assert_int_equal(mdb_env_open(r->env, path, 0, 0640), 0);
 	assert_int_equal(mdb_txn_begin(r->env, NULL, 0, &r->txn), 0);
 	assert_int_equal(mdb_dbi_open(r->txn, table, flags, &r->dbi), 0);
 }
@@ -851,7 +855,10 @@ static void delete_entry_and_expect(struct fx *f, const char *table, const void 
 	struct raw r;
 	uint8_t sk[8];
 	MDB_val k = {klen, (void *)key}, v = {8, sk};
+	uint64_t indexed = 0;
 
+	assert_int_equal(evlog_index_sync(f->l, 0, &indexed), MMO_OK);
+	assert_int_equal(indexed, 12);
 	evlog_close(f->l);
 	f->l = NULL;
 	be64(sk, seq);
@@ -891,14 +898,32 @@ static void deleted_region_index_entry_is_found(void **state)
 	delete_entry_and_expect(f, "idx_region", "r0", 2, 10, "region index");
 }
 
-static void deleted_time_index_entry_is_found(void **state)
+static void unreadable_index_is_rebuilt_from_seq_1(void **state)
 {
 	struct fx *f = *state;
-	uint8_t tk[8];
+	struct evlog_verify_result res;
+	char path[4200];
+	uint64_t indexed = 0;
+	FILE *fp;
 
 	append_moves(f->l, "i", 12, 1000, 1);
-	be64(tk, 1000);
-	delete_entry_and_expect(f, "idx_time", tk, 8, 11, "time index");
+	assert_int_equal(evlog_index_sync(f->l, 0, &indexed), MMO_OK);
+	assert_int_equal(indexed, 12);
+	evlog_close(f->l);
+	f->l = NULL;
+	/* Garbage over the index environment's data file. */
+	snprintf(path, sizeof(path), "%s/index/data.mdb", f->dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	assert_int_equal(fwrite("not an lmdb file, not at all", 1, 28, fp), 28);
+	fclose(fp);
+	open_log(f, 0, true);
+	/* Reopened from scratch: nothing indexed, the tail serves the readers. */
+	assert_int_equal(verify_all(f->l, true, &res), MMO_OK);
+	assert_int_equal(evlog_index_sync(f->l, 0, &indexed), MMO_OK);
+	assert_int_equal(indexed, 12);
+	assert_int_equal(verify_all(f->l, true, &res), MMO_OK);
+	assert_int_equal(res.checked, 12);
 }
 
 static void deleted_id_entry_is_found(void **state)
@@ -918,6 +943,7 @@ static void stray_index_entry_is_found_by_count(void **state)
 	MDB_val k = {5, "ghost"}, v = {8, sk};
 
 	append_moves(f->l, "x", 12, 1000, 1);
+	assert_int_equal(evlog_index_sync(f->l, 0, NULL), MMO_OK);
 	evlog_close(f->l);
 	f->l = NULL;
 	be64(sk, 3);
@@ -1287,60 +1313,72 @@ static void index_iterators_return_exactly_the_expected_seqs(void **state)
 	for (int i = 0; i < N; i++)
 		assert_int_equal(out[i].err, MMO_OK);
 
-	/* By player p1, from the start and from 10. */
-	nw = 0;
-	for (uint64_t s = 1; s <= N; s++)
-		if (s % 3 == 1)
-			want[nw++] = s;
-	assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_PLAYER, "p1", 1, &it), MMO_OK);
-	expect_seqs(it, want, nw);
-	nw = 0;
-	for (uint64_t s = 10; s <= N; s++)
-		if (s % 3 == 1)
-			want[nw++] = s;
-	assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_PLAYER, "p1", 10, &it), MMO_OK);
-	expect_seqs(it, want, nw); /* 10 itself is p1 */
-	nw = 0;
-	for (uint64_t s = 11; s <= N; s++)
-		if (s % 3 == 1)
-			want[nw++] = s;
-	assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_PLAYER, "p1", 11, &it), MMO_OK);
-	expect_seqs(it, want, nw);
+	/* The same answers whatever the indexer has reached: nothing (all read
+	 * from the tail), half (index, then tail), everything (index only). */
+	for (int mode = 0; mode < 3; mode++) {
+		uint64_t indexed = 0;
 
-	/* By type. */
-	nw = 0;
-	for (uint64_t s = 1; s <= N; s++)
-		if (s % 4 == 0)
-			want[nw++] = s;
-	assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_TYPE, "combat.attack", 0, &it), MMO_OK);
-	expect_seqs(it, want, nw);
+		if (mode == 1)
+			assert_int_equal(evlog_index_sync(f->l, 13, &indexed), MMO_OK);
+		if (mode == 2)
+			assert_int_equal(evlog_index_sync(f->l, 0, &indexed), MMO_OK);
+		assert_int_equal(indexed, mode == 0 ? 0 : mode == 1 ? 13 : N);
+		/* By player p1, from the start and from 10. */
+		nw = 0;
+		for (uint64_t s = 1; s <= N; s++)
+			if (s % 3 == 1)
+				want[nw++] = s;
+		assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_PLAYER, "p1", 1, &it), MMO_OK);
+		expect_seqs(it, want, nw);
+		nw = 0;
+		for (uint64_t s = 10; s <= N; s++)
+			if (s % 3 == 1)
+				want[nw++] = s;
+		assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_PLAYER, "p1", 10, &it), MMO_OK);
+		expect_seqs(it, want, nw); /* 10 itself is p1 */
+		nw = 0;
+		for (uint64_t s = 11; s <= N; s++)
+			if (s % 3 == 1)
+				want[nw++] = s;
+		assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_PLAYER, "p1", 11, &it), MMO_OK);
+		expect_seqs(it, want, nw);
 
-	/* By region: r1 (odd, not multiple of 5), r0 (even, not multiple of 5). */
-	nw = 0;
-	for (uint64_t s = 1; s <= N; s++)
-		if (s % 5 && s % 2 == 1)
-			want[nw++] = s;
-	assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_REGION, "r1", 1, &it), MMO_OK);
-	expect_seqs(it, want, nw);
-	nw = 0;
-	for (uint64_t s = 17; s <= N; s++)
-		if (s % 5 && s % 2 == 0)
-			want[nw++] = s;
-	assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_REGION, "r0", 17, &it), MMO_OK);
-	expect_seqs(it, want, nw);
+		/* By type. */
+		nw = 0;
+		for (uint64_t s = 1; s <= N; s++)
+			if (s % 4 == 0)
+				want[nw++] = s;
+		assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_TYPE, "combat.attack", 0, &it), MMO_OK);
+		expect_seqs(it, want, nw);
 
-	/* A key nobody has, a key that is a prefix of others, past the end. */
-	assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_PLAYER, "nobody", 1, &it), MMO_OK);
-	expect_seqs(it, NULL, 0);
-	assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_REGION, "r", 1, &it), MMO_OK);
-	expect_seqs(it, NULL, 0);
-	assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_PLAYER, "p1", 29, &it), MMO_OK);
-	expect_seqs(it, NULL, 0);
-	assert_int_equal(evlog_iter_open(f->l, EVLOG_ALL, NULL, 31, &it), MMO_OK);
-	expect_seqs(it, NULL, 0);
-	want[0] = 30;
-	assert_int_equal(evlog_iter_open(f->l, EVLOG_ALL, "ignored", 30, &it), MMO_OK);
-	expect_seqs(it, want, 1);
+		/* By region: r1 (odd, not multiple of 5), r0 (even, not multiple of 5). */
+		nw = 0;
+		for (uint64_t s = 1; s <= N; s++)
+			if (s % 5 && s % 2 == 1)
+				want[nw++] = s;
+		assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_REGION, "r1", 1, &it), MMO_OK);
+		expect_seqs(it, want, nw);
+		nw = 0;
+		for (uint64_t s = 17; s <= N; s++)
+			if (s % 5 && s % 2 == 0)
+				want[nw++] = s;
+		assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_REGION, "r0", 17, &it), MMO_OK);
+		expect_seqs(it, want, nw);
+
+		/* A key nobody has, a key that is a prefix of others, past the end. */
+		assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_PLAYER, "nobody", 1, &it), MMO_OK);
+		expect_seqs(it, NULL, 0);
+		assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_REGION, "r", 1, &it), MMO_OK);
+		expect_seqs(it, NULL, 0);
+		assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_PLAYER, "p1", 29, &it), MMO_OK);
+		expect_seqs(it, NULL, 0);
+		assert_int_equal(evlog_iter_open(f->l, EVLOG_ALL, NULL, 31, &it), MMO_OK);
+		expect_seqs(it, NULL, 0);
+		want[0] = 30;
+		assert_int_equal(evlog_iter_open(f->l, EVLOG_ALL, "ignored", 30, &it), MMO_OK);
+		expect_seqs(it, want, 1);
+
+	}
 
 	/* Bad arguments. */
 	assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_PLAYER, NULL, 1, &it), MMO_EINVAL);
@@ -1443,7 +1481,7 @@ int main(void)
 	    T(deleted_player_index_entry_is_found),
 	    T(deleted_type_index_entry_is_found),
 	    T(deleted_region_index_entry_is_found),
-	    T(deleted_time_index_entry_is_found),
+	    T(unreadable_index_is_rebuilt_from_seq_1),
 	    T(deleted_id_entry_is_found),
 	    T(stray_index_entry_is_found_by_count),
 	    T(stray_id_entry_is_found_by_count),
