@@ -280,6 +280,24 @@ int evlog_open(const struct evlog_opts *o, evlog **out, char *msg, size_t msglen
 		set_msg(msg, msglen, "%s: the last record is corrupt", o->dir);
 		goto out_txn;
 	}
+	if (!l->readonly) {
+		/* Never hand out a seq twice: if records past the last one are
+		 * recorded in the meta head, the tail was cut. */
+		MDB_val mk = {4, "head"}, mv;
+
+		rc = mdb_get(txn, l->meta, &mk, &mv);
+		if (rc == MDB_SUCCESS && mv.mv_size == 8 + EVLOG_HASH_LEN &&
+		    (be64_get(mv.mv_data) != l->head_seq ||
+		     memcmp((const uint8_t *)mv.mv_data + 8, l->head_hash, EVLOG_HASH_LEN) != 0)) {
+			set_msg(msg, msglen,
+			        "%s: the meta head (seq %llu) does not match the last record (seq %llu): "
+			        "records are missing or altered; refusing to write (see mmo audit verify)",
+			        o->dir, (unsigned long long)be64_get(mv.mv_data),
+			        (unsigned long long)l->head_seq);
+			err = MMO_ECORRUPT;
+			goto out_txn;
+		}
+	}
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
 	if (rc) {
