@@ -13,10 +13,11 @@
 
 #include "cli.h"
 #include "evlog.h"
+#include "views.h"
 #include "world.h"
 #include "mmo_util.h"
 
-#define ROLES_BUILT "log,world"
+#define ROLES_BUILT "log,world,views"
 
 static void help(FILE *f)
 {
@@ -36,6 +37,9 @@ static void help(FILE *f)
 	        "  --batch-max N      events per commit (default 1024)\n"
 	        "  --snapshot-every N world snapshot every N events (default 10000)\n"
 	        "  --world-seed N     the world's random seed (default: the stored one, or 1)\n"
+	        "  --redis URL        the Redis view's server (default redis://127.0.0.1:6379)\n"
+	        "  --mongo-uri URI    the MongoDB view's server (default: none, the view is off)\n"
+	        "  --mongo-db NAME    the MongoDB view's database (default mmo)\n"
 	        "Every option may also come from MMO_<OPTION>, e.g. MMO_DATA.\n"
 	        "Stops cleanly on SIGTERM or SIGINT: commits what it has received, exits 0.\n");
 }
@@ -112,6 +116,7 @@ int cmd_serve(int argc, char **argv)
 	    {"http", required_argument, 0, 'H'},      {"redis", required_argument, 0, 'R'},
 	    {"mongo-uri", required_argument, 0, 'M'}, {"help", no_argument, 0, 'h'},
 	    {"snapshot-every", required_argument, 0, 'S'}, {"world-seed", required_argument, 0, 'W'},
+	    {"mongo-db", required_argument, 0, 'D'},
 	    {0, 0, 0, 0}};
 	const char *a_data = NULL, *a_roles = NULL, *a_ingest = NULL, *a_bus = NULL,
 	           *a_sync = NULL, *a_map = NULL, *a_q = NULL, *a_b = NULL;
@@ -125,7 +130,9 @@ int cmd_serve(int argc, char **argv)
 	uint64_t qmax = 0, bmax = 0, snap_every = 0, seed = 0;
 	const char *a_snap = NULL, *a_seed = NULL;
 	world_runner *wrun = NULL;
-	bool run_log, run_world;
+	views_runner *vrun = NULL;
+	const char *a_redis = NULL, *a_mongo = NULL, *a_mongo_db = NULL, *redis, *mongo;
+	bool run_log, run_world, run_views;
 	sigset_t set;
 	int c, sig, rc = EXIT_FAIL;
 	bool alone;
@@ -143,7 +150,10 @@ int cmd_serve(int argc, char **argv)
 		case 'B': a_b = optarg; break;
 		case 'S': a_snap = optarg; break;
 		case 'W': a_seed = optarg; break;
-		case 'H': case 'R': case 'M': break; /* for roles that take them */
+		case 'R': a_redis = optarg; break;
+		case 'M': a_mongo = optarg; break;
+		case 'D': a_mongo_db = optarg; break;
+		case 'H': break; /* for roles that take them */
 		case 'h': help(stdout); return EXIT_OK;
 		default: help(stderr); return EXIT_USAGE;
 		}
@@ -166,6 +176,10 @@ int cmd_serve(int argc, char **argv)
 	}
 	run_log = has_role(roles, "log");
 	run_world = has_role(roles, "world");
+	run_views = has_role(roles, "views");
+	redis = cli_opt("redis", a_redis, "redis://127.0.0.1:6379");
+	mongo = cli_opt("mongo-uri", a_mongo, NULL);
+	a_mongo_db = cli_opt("mongo-db", a_mongo_db, NULL);
 	if (strcmp(sync, "full") && strcmp(sync, "none")) {
 		cli_err("serve", "--sync must be full or none, not '%s'", sync);
 		return EXIT_USAGE;
@@ -190,7 +204,7 @@ int cmd_serve(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	/* Alone, a role talks over TCP so that the other roles can reach it. */
-	alone = !(run_log && run_world);
+	alone = !run_log || !(run_world || run_views);
 	ingest = cli_opt("ingest", a_ingest, alone ? "tcp://127.0.0.1:5555" : "inproc://mmo-ingest");
 	bus = cli_opt("bus", a_bus, alone ? "tcp://127.0.0.1:5556" : "inproc://mmo-bus");
 
@@ -250,6 +264,23 @@ int cmd_serve(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (run_views) {
+		struct views_opts vo = {0};
+
+		vo.log = log;
+		vo.zctx = zctx;
+		vo.bus = bus;
+		vo.ingest = ingest;
+		vo.data_dir = data;
+		vo.redis_url = redis;
+		vo.mongo_uri = mongo;
+		vo.mongo_db = a_mongo_db;
+		err = views_runner_start(&vo, &vrun, msg, sizeof(msg));
+		if (err) {
+			mmo_logf(MMO_LOG_ERROR, "serve", "views failed to start: %s", msg);
+			goto out;
+		}
+	}
 	uint64_t head = 0;
 	if (log)
 		evlog_head(log, &head, NULL);
@@ -263,7 +294,10 @@ int cmd_serve(int argc, char **argv)
 	} while (sig != SIGINT && sig != SIGTERM);
 	mmo_logf(MMO_LOG_INFO, "serve", "stopping on %s: draining and committing",
 	         sig == SIGINT ? "SIGINT" : "SIGTERM");
-	/* The world first: it flushes its last outcomes into the running log. */
+	/* Readers first, then the world (it flushes its last outcomes into the
+	 * running log), then the log. */
+	views_runner_stop(vrun);
+	vrun = NULL;
 	world_runner_stop(wrun);
 	wrun = NULL;
 	evlog_server_stop(srv);
@@ -273,6 +307,7 @@ int cmd_serve(int argc, char **argv)
 	mmo_logf(MMO_LOG_INFO, "serve", "stopped: head_seq=%llu", (unsigned long long)head);
 	rc = EXIT_OK;
 out:
+	views_runner_stop(vrun);
 	world_runner_stop(wrun);
 	evlog_server_stop(srv);
 	if (zctx)
