@@ -138,6 +138,7 @@ int cmd_serve(int argc, char **argv)
 	bool alone;
 
 	optind = 1;
+	opterr = 0; /* one line of our own instead of getopt's and the usage */
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'd': a_data = optarg; break;
@@ -155,7 +156,10 @@ int cmd_serve(int argc, char **argv)
 		case 'D': a_mongo_db = optarg; break;
 		case 'H': break; /* for roles that take them */
 		case 'h': help(stdout); return EXIT_OK;
-		default: help(stderr); return EXIT_USAGE;
+		default:
+			cli_err("serve", "unrecognized option '%s' (see mmo serve --help)",
+			        argv[optind - 1]);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind < argc) {

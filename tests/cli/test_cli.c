@@ -1,0 +1,169 @@
+/* test_cli.c - `mmo` and `mmo serve`: usage errors, refusals, start and stop.
+ *
+ * Every bad invocation exits 2 with exactly one line on stderr (no usage
+ * dump), a refusal to run exits 1 with one line, and a served log stops
+ * cleanly on SIGTERM with exit 0.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <lmdb.h>
+
+#include "cli_run.h"
+#include "evlog.h"
+#include "testsupport.h"
+
+static void expect_usage_error(const char *needle, ...)
+{
+	char *argv[16];
+	struct run r;
+	va_list ap;
+	int n = 0;
+
+	argv[n++] = (char *)ts_mmo_bin();
+	va_start(ap, needle);
+	for (char *a; n < 15 && (a = va_arg(ap, char *));)
+		argv[n++] = a;
+	va_end(ap);
+	argv[n] = NULL;
+	run_argv(argv, &r);
+	assert_int_equal(r.status, 2);
+	assert_int_equal(run_lines(r.err), 1);
+	assert_non_null(strstr(r.err, needle));
+	assert_string_equal(r.out, "");
+	run_free(&r);
+}
+
+static void unknown_command_is_a_usage_error(void **state)
+{
+	(void)state;
+	expect_usage_error("unknown command 'frobnicate'", "frobnicate", NULL);
+}
+
+static void serve_rejects_bad_options_with_one_line(void **state)
+{
+	(void)state;
+	expect_usage_error("unknown role 'dragons'", "serve", "--roles", "log,dragons", NULL);
+	expect_usage_error("--sync must be full or none", "serve", "--sync", "sometimes", NULL);
+	expect_usage_error("--map-size", "serve", "--map-size", "12Q", NULL);
+	expect_usage_error("--queue-max", "serve", "--queue-max", "0", NULL);
+	expect_usage_error("--snapshot-every", "serve", "--snapshot-every", "-5", NULL);
+	expect_usage_error("unexpected argument 'extra'", "serve", "extra", NULL);
+	expect_usage_error("unrecognized option", "serve", "--no-such-option", NULL);
+}
+
+static void help_exits_0_on_stdout(void **state)
+{
+	struct run r;
+
+	(void)state;
+	run_mmo(&r, "--help", NULL);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "serve"));
+	assert_non_null(strstr(r.out, "replay"));
+	run_free(&r);
+	run_mmo(&r, "serve", "--help", NULL);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "--sync full|none"));
+	run_free(&r);
+}
+
+/* A log written by a newer format: serve refuses it, naming both versions. */
+static void serve_refuses_a_newer_format(void **state)
+{
+	char dir[4096], logdir[4200], msg[256];
+	struct evlog_opts o = {0};
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	uint8_t two[4] = {0, 0, 0, 2};
+	MDB_val k = {6, "format"}, v = {4, two};
+	struct run r;
+	evlog *l;
+
+	(void)state;
+	assert_int_equal(ts_tmpdir(dir, sizeof(dir)), 0);
+	snprintf(logdir, sizeof(logdir), "%s/log", dir);
+	o.dir = logdir;
+	assert_int_equal(evlog_open(&o, &l, msg, sizeof(msg)), MMO_OK);
+	evlog_close(l);
+	assert_int_equal(mdb_env_create(&env), 0);
+	assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+	assert_int_equal(mdb_env_open(env, logdir, 0, 0640), 0);
+	assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+
+	run_mmo(&r, "serve", "--roles", "log", "--data", dir, NULL);
+	assert_int_equal(r.status, 1);
+	assert_int_equal(run_lines(r.err), 1);
+	assert_non_null(strstr(r.err, "log format 2 is newer than this build supports (1)"));
+	run_free(&r);
+	ts_rmrf(dir);
+}
+
+/* The log alone on TCP: ready line, SIGTERM, exit 0 and the stopped line. */
+static void serve_starts_and_stops_cleanly(void **state)
+{
+	char dir[4096], logf[4200], data[4200], ingest[64], bus[64];
+	int status;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(ts_tmpdir(dir, sizeof(dir)), 0);
+	snprintf(logf, sizeof(logf), "%s/serve.log", dir);
+	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(ingest, sizeof(ingest), "tcp://127.0.0.1:%d", ts_free_port());
+	snprintf(bus, sizeof(bus), "tcp://127.0.0.1:%d", ts_free_port());
+	char *argv[] = {(char *)ts_mmo_bin(), "serve", "--roles", "log", "--data", data,
+	                "--ingest", ingest, "--bus", bus, NULL};
+	pid = ts_spawn(argv, logf);
+	assert_true(pid > 0);
+	assert_true(ts_wait_log(logf, "ready: roles=log", 10000));
+	status = ts_stop(pid, SIGTERM, 10000);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_true(ts_wait_log(logf, "stopped: head_seq=0", 100));
+	/* The same endpoint taken twice: the second serve fails with exit 1. */
+	pid = ts_spawn(argv, logf);
+	assert_true(ts_wait_log(logf, "ready: roles=log", 10000));
+	{
+		struct run r;
+		char data2[4300];
+
+		snprintf(data2, sizeof(data2), "%s/data2", dir);
+		char *argv2[] = {(char *)ts_mmo_bin(), "serve", "--roles", "log", "--data", data2,
+		                 "--ingest", ingest, "--bus", bus, NULL};
+		run_argv(argv2, &r);
+		assert_int_equal(r.status, 1);
+		assert_non_null(strstr(r.err, "cannot bind"));
+		run_free(&r);
+	}
+	status = ts_stop(pid, SIGTERM, 10000);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	ts_rmrf(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(unknown_command_is_a_usage_error),
+	    cmocka_unit_test(serve_rejects_bad_options_with_one_line),
+	    cmocka_unit_test(help_exits_0_on_stdout),
+	    cmocka_unit_test(serve_refuses_a_newer_format),
+	    cmocka_unit_test(serve_starts_and_stops_cleanly),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
