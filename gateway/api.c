@@ -1,0 +1,561 @@
+/* api.c - the game endpoints: intents (move, attack), reads of the current
+ * state (from the Redis view), and the auditors' event query.
+ *
+ * An intent is answered once its outcome is known: 200 with the accepted
+ * result, 422 with the world's rejection reason, or 202 with its seq when
+ * the outcome does not come within outcome_timeout_ms (the intent is in the
+ * log and will be decided; the client may look it up later). Outcomes come
+ * from the bus, so the answer is only given once the outcome is durable.
+ */
+#include <ctype.h>
+#include <hiredis/hiredis.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "event_json.h"
+#include "gw_int.h"
+#include "mmo_util.h"
+
+#define REGION_PLAYERS_MAX   1000
+#define EVENTS_LIMIT_DEFAULT 100
+#define EVENTS_LIMIT_MAX     1000
+
+/* ---------------------------------------------------------------- intents */
+
+/* Per-player rate of a priority class. 0 when allowed, else the 429 sent. */
+static int limit(struct gw_req *r, const struct gw_auth *a, const char *cls, double rate)
+{
+	char key[MMO_ID_MAX + 16];
+	int64_t retry = 0;
+
+	snprintf(key, sizeof(key), "%s:%s", cls, a->sub);
+	if (gw_rl_take(r->g->rl_player, key, rate, 2 * rate, 1, mmo_mono_us(), &retry))
+		return 0;
+	atomic_fetch_add(&r->g->m.rate_limited, 1);
+	return gw_reply_retry(r, 429, (int)((retry + 999999) / 1000000), "rate_limited",
+	                      "too many %s actions; slow down", cls);
+}
+
+/* Append the intent and wait for its outcome. Returns 0 with *o filled, or
+ * the status already sent (503 log down, 202 timeout). */
+static int run_intent(struct gw_req *r, struct mmo_ev *b, char *eid, uint64_t *seq,
+                      struct gw_outcome *o)
+{
+	gw *g = r->g;
+	int64_t t0 = mmo_mono_us();
+	int rc;
+
+	rc = gw_log_append(g, &b->ev, seq);
+	if (rc) {
+		gw_metrics_error(g, GW_F_INTENT);
+		return gw_reply_retry(r, 503, 1, "unavailable", "the event log is unavailable");
+	}
+	gw_hist_observe(&g->m.stage[GW_S_COMMIT], mmo_mono_us() - t0);
+	rc = gw_outcome_wait(g, *seq, g->o.outcome_timeout_ms, o);
+	if (rc) {
+		atomic_fetch_add(&g->m.outcome_timeouts, 1);
+		return gw_reply_json(r, 202,
+		                     json_pack("{s:s,s:I,s:s}", "event_id", eid, "seq",
+		                               (json_int_t)*seq, "status", "pending"),
+		                     NULL);
+	}
+	gw_hist_observe(&g->m.stage[GW_S_OUTCOME], mmo_mono_us() - t0);
+	if (!strcmp(o->type, "world.reject")) {
+		json_t *e = json_pack("{s:s,s:s}", "code", o->reason[0] ? o->reason : "rejected",
+		                      "message", o->detail);
+
+		return gw_reply_json(r, 422,
+		                     e ? json_pack("{s:o,s:s,s:I,s:s}", "error", e, "event_id", eid,
+		                                   "seq", (json_int_t)*seq, "reason", o->reason)
+		                       : NULL,
+		                     NULL);
+	}
+	return 0;
+}
+
+static void new_event_id(char eid[MMO_ID_MAX + 1])
+{
+	strcpy(eid, "gw:");
+	gw_random_hex(eid + 3, 12);
+}
+
+int gw_h_move(struct gw_req *r)
+{
+	gw *g = r->g;
+	double m = g->o.coord_max;
+	const struct gw_field f[] = {
+	    {"x", GW_FT_NUMBER, -m, m, 0, 0},
+	    {"y", GW_FT_NUMBER, -m, m, 0, 0},
+	    {"z", GW_FT_NUMBER, -m, m, 0, 0},
+	};
+	struct gw_auth a;
+	struct gw_outcome o;
+	struct mmo_ev b;
+	char eid[MMO_ID_MAX + 1];
+	uint64_t seq;
+	json_t *body;
+	int rc;
+
+	if ((rc = gw_require_auth(r, &a)) || (rc = gw_read_json(r, &body)))
+		return rc;
+	rc = gw_check_fields(r, body, f, 3);
+	if (!rc)
+		rc = limit(r, &a, "movement", g->o.rate_medium);
+	if (rc) {
+		json_decref(body);
+		return rc;
+	}
+	new_event_id(eid);
+	mmo_ev_init(&b, "player.move", eid, a.sub, NULL);
+	mmo_ev_set_pos(&b, json_number_value(json_object_get(body, "x")),
+	               json_number_value(json_object_get(body, "y")),
+	               json_number_value(json_object_get(body, "z")));
+	json_decref(body);
+	rc = run_intent(r, &b, eid, &seq, &o);
+	if (rc)
+		return rc;
+	if (strcmp(o.type, "world.update"))
+		return gw_reply_err(r, 500, "internal", NULL, "unexpected outcome %s", o.type);
+	return gw_reply_json(r, 200,
+	                     json_pack("{s:s,s:I,s:{s:f,s:f,s:f},s:s,s:I}", "event_id", eid, "seq",
+	                               (json_int_t)seq, "position", "x", o.x, "y", o.y, "z", o.z,
+	                               "region_id", o.region_id, "outcome_seq", (json_int_t)o.seq),
+	                     NULL);
+}
+
+int gw_h_attack(struct gw_req *r)
+{
+	static const struct gw_field f[] = {
+	    {"defender_id", GW_FT_ID, 0, 0, 0, 0},
+	    {"skill_id", GW_FT_ID, 0, 0, 0, 0},
+	};
+	gw *g = r->g;
+	struct gw_auth a;
+	struct gw_outcome o;
+	struct mmo_ev b;
+	char eid[MMO_ID_MAX + 1], def[MMO_ID_MAX + 1], skill[MMO_ID_MAX + 1];
+	uint64_t seq;
+	json_t *body;
+	int rc;
+
+	if ((rc = gw_require_auth(r, &a)) || (rc = gw_read_json(r, &body)))
+		return rc;
+	rc = gw_check_fields(r, body, f, 2);
+	if (!rc)
+		rc = limit(r, &a, "combat", g->o.rate_high);
+	if (rc) {
+		json_decref(body);
+		return rc;
+	}
+	snprintf(def, sizeof(def), "%s", json_string_value(json_object_get(body, "defender_id")));
+	snprintf(skill, sizeof(skill), "%s", json_string_value(json_object_get(body, "skill_id")));
+	json_decref(body);
+	new_event_id(eid);
+	mmo_ev_init(&b, "combat.attack", eid, a.sub, NULL);
+	b.body.combat_attack.defender_id = def;
+	b.body.combat_attack.skill_id = skill;
+	rc = run_intent(r, &b, eid, &seq, &o);
+	if (rc)
+		return rc;
+	if (strcmp(o.type, "combat.result"))
+		return gw_reply_err(r, 500, "internal", NULL, "unexpected outcome %s", o.type);
+	return gw_reply_json(r, 200,
+	                     json_pack("{s:s,s:I,s:s,s:I,s:I,s:s,s:I}", "event_id", eid, "seq",
+	                               (json_int_t)seq, "result", o.result, "damage",
+	                               (json_int_t)o.damage, "defender_hp",
+	                               (json_int_t)o.defender_hp, "defender_id", def, "outcome_seq",
+	                               (json_int_t)o.seq),
+	                     NULL);
+}
+
+/* ---------------------------------------------------------------- state */
+
+static const char *field(const redisReply *h, const char *name)
+{
+	if (!h || h->type != REDIS_REPLY_ARRAY)
+		return NULL;
+	for (size_t i = 0; i + 1 < h->elements; i += 2) {
+		const redisReply *k = h->element[i], *v = h->element[i + 1];
+
+		if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING &&
+		    !strcmp(k->str, name))
+			return v->str;
+	}
+	return NULL;
+}
+
+static json_t *num_or_null(const char *s)
+{
+	char *e;
+	double d;
+
+	if (!s || !*s)
+		return json_null();
+	d = strtod(s, &e);
+	if (*e || !isfinite(d))
+		return json_null();
+	return json_real(d);
+}
+
+/* The REST player object from the account and the view's hash (which may
+ * be absent: the views have not seen the player yet). */
+static json_t *player_json(const struct gw_account *acc, const char *player_id, const redisReply *h)
+{
+	const char *region = field(h, "region_id"), *online = field(h, "online");
+	const char *hp = field(h, "hp");
+	json_t *o = json_object(), *pos;
+
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "player_id", json_string(player_id));
+	json_object_set_new(o, "username", acc ? json_string(acc->username) : json_null());
+	json_object_set_new(o, "region_id", region && *region ? json_string(region) : json_null());
+	if (field(h, "x") || field(h, "y") || field(h, "z")) {
+		pos = json_object();
+		json_object_set_new(pos, "x", num_or_null(field(h, "x")));
+		json_object_set_new(pos, "y", num_or_null(field(h, "y")));
+		json_object_set_new(pos, "z", num_or_null(field(h, "z")));
+	} else {
+		pos = json_null();
+	}
+	json_object_set_new(o, "position", pos);
+	if (hp && *hp) {
+		char *e;
+		long long v = strtoll(hp, &e, 10);
+
+		json_object_set_new(o, "hp", *e ? json_null() : json_integer(v));
+	} else {
+		json_object_set_new(o, "hp", json_null());
+	}
+	json_object_set_new(
+	    o, "online", json_boolean(online && (!strcmp(online, "1") || !strcmp(online, "true"))));
+	return o;
+}
+
+int gw_h_player(struct gw_req *r)
+{
+	struct gw_account acc;
+	struct gw_auth a;
+	redisReply *h;
+	json_t *o;
+	int rc;
+
+	if ((rc = gw_require_auth(r, &a)))
+		return rc;
+	rc = gw_accts_get_by_player(r->g->accts, r->id, &acc);
+	if (rc == MMO_ENOTFOUND)
+		return gw_reply_err(r, 404, "not_found", NULL, "no player %s", r->id);
+	if (rc)
+		return gw_reply_err(r, 500, "internal", NULL, "accounts: %s", mmo_errdesc(rc));
+	sodium_memzero(acc.hash, sizeof(acc.hash));
+	h = gw_redis_cmd(r->g, "HGETALL mmo:player:%s", r->id);
+	if (!h)
+		return gw_reply_retry(r, 503, 1, "unavailable", "state unavailable (Redis)");
+	o = player_json(&acc, r->id, h);
+	freeReplyObject(h);
+	return gw_reply_json(r, 200, o, NULL);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int gw_h_region(struct gw_req *r)
+{
+	struct gw_auth a;
+	redisReply *set, **hs = NULL;
+	const char **ids = NULL;
+	size_t n = 0;
+	json_t *arr;
+	int rc;
+
+	if ((rc = gw_require_auth(r, &a)))
+		return rc;
+	set = gw_redis_cmd(r->g, "SMEMBERS mmo:region:%s:players", r->id);
+	if (!set)
+		return gw_reply_retry(r, 503, 1, "unavailable", "state unavailable (Redis)");
+	arr = json_array();
+	if (set->type == REDIS_REPLY_ARRAY && set->elements) {
+		ids = calloc(set->elements, sizeof(*ids));
+		hs = calloc(set->elements, sizeof(*hs));
+		if (!ids || !hs) {
+			rc = gw_reply_err(r, 500, "internal", NULL, "out of memory");
+			goto out;
+		}
+		for (size_t i = 0; i < set->elements; i++) {
+			const redisReply *e = set->element[i];
+
+			if (e->type == REDIS_REPLY_STRING && mmo_id_valid(e->str))
+				ids[n++] = e->str;
+		}
+		qsort(ids, n, sizeof(*ids), cmp_str);
+		if (n > REGION_PLAYERS_MAX)
+			n = REGION_PLAYERS_MAX;
+		if (gw_redis_pipe(r->g, "HGETALL mmo:player:%s", ids, n, hs)) {
+			rc = gw_reply_retry(r, 503, 1, "unavailable", "state unavailable (Redis)");
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++) {
+			struct gw_account acc;
+			bool known = gw_accts_get_by_player(r->g->accts, ids[i], &acc) == MMO_OK;
+
+			json_array_append_new(arr, player_json(known ? &acc : NULL, ids[i], hs[i]));
+			freeReplyObject(hs[i]);
+			hs[i] = NULL;
+		}
+	}
+	rc =
+	    gw_reply_json(r, 200, json_pack("{s:s,s:O}", "region_id", r->id, "players", arr), NULL);
+out:
+	json_decref(arr);
+	if (hs) {
+		for (size_t i = 0; i < n; i++)
+			freeReplyObject(hs[i]);
+	}
+	free(hs);
+	free(ids);
+	freeReplyObject(set);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- audit */
+
+static bool digits(const char *s, int n, int *out)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return false;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/* RFC 3339 (or a date = its midnight UTC) or epoch milliseconds -> µs. */
+static bool parse_time(const char *s, int64_t *us)
+{
+	struct tm tm = {0};
+	int y, mo, d, h = 0, mi = 0, sec = 0, oh = 0, om = 0;
+	int64_t frac = 0, scale = 1000000, t;
+	const char *p = s;
+	size_t n = strlen(s);
+
+	if (n && strspn(s, "0123456789") == n) {
+		if (n > 15)
+			return false;
+		*us = strtoll(s, NULL, 10) * 1000;
+		return true;
+	}
+	if (n < 10 || !digits(p, 4, &y) || p[4] != '-' || !digits(p + 5, 2, &mo) || p[7] != '-' ||
+	    !digits(p + 8, 2, &d))
+		return false;
+	p += 10;
+	if (*p == 'T' || *p == 't' || *p == ' ') {
+		if (!digits(p + 1, 2, &h) || p[3] != ':' || !digits(p + 4, 2, &mi) || p[6] != ':' ||
+		    !digits(p + 7, 2, &sec))
+			return false;
+		p += 9;
+		if (*p == '.') {
+			p++;
+			if (!isdigit((unsigned char)*p))
+				return false;
+			while (isdigit((unsigned char)*p)) {
+				if (scale > 1) {
+					scale /= 10;
+					frac += (*p - '0') * scale;
+				}
+				p++;
+			}
+		}
+		if (*p == 'Z' || *p == 'z') {
+			p++;
+		} else if (*p == '+' || *p == '-') {
+			int sign = *p == '-' ? -1 : 1;
+
+			if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om))
+				return false;
+			oh *= sign;
+			om *= sign;
+			p += 6;
+		} else {
+			return false;
+		}
+	}
+	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
+		return false;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = (int64_t)timegm(&tm) - (oh * 3600 + om * 60);
+	*us = t * 1000000 + frac;
+	return true;
+}
+
+static bool type_filter_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > MMO_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_' || s[i] == '.'))
+			return false;
+	}
+	return true;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	char *e;
+
+	if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 19)
+		return false;
+	*out = strtoull(s, &e, 10);
+	return true;
+}
+
+enum qparam { Q_PLAYER, Q_TYPE, Q_REGION, Q_FROM, Q_SINCE, Q_UNTIL, Q_LIMIT, Q_COUNT };
+static const char *const qnames[Q_COUNT] = {"player_id", "type",  "region_id", "from_seq",
+                                            "since",     "until", "limit"};
+
+/* Split the query string into the known parameters (decoded). */
+static int parse_query(struct gw_req *r, char vals[Q_COUNT][MMO_ID_MAX + 2], bool set[Q_COUNT])
+{
+	const char *qs = r->ri->query_string;
+
+	while (qs && *qs) {
+		size_t len = strcspn(qs, "&"), klen;
+		const char *eq = memchr(qs, '=', len);
+		char key[80], val[MMO_ID_MAX * 3 + 8];
+		int q;
+
+		klen = eq ? (size_t)(eq - qs) : len;
+		if (klen >= sizeof(key) || mg_url_decode(qs, (int)klen, key, sizeof(key), 1) < 0)
+			return gw_reply_err(r, 400, "unknown_field", NULL,
+			                    "unknown query parameter");
+		for (q = 0; q < Q_COUNT && strcmp(qnames[q], key); q++)
+			;
+		if (q == Q_COUNT)
+			return gw_reply_err(r, 400, "unknown_field", key,
+			                    "unknown query parameter '%.64s'", key);
+		if (set[q])
+			return gw_reply_err(r, 400, "invalid_field", key, "%s given twice", key);
+		size_t vlen = eq ? len - klen - 1 : 0;
+		int dl = vlen < sizeof(val)
+		             ? mg_url_decode(eq ? eq + 1 : "", (int)vlen, val, sizeof(val), 1)
+		             : -1;
+		if (dl < 0 || dl > MMO_ID_MAX || (int)strlen(val) != dl)
+			return gw_reply_err(r, 400, "invalid_field", key, "%s is too long", key);
+		if (dl > 0) {
+			set[q] = true;
+			memcpy(vals[q], val, (size_t)dl + 1);
+		}
+		qs += len;
+		if (*qs == '&')
+			qs++;
+	}
+	return 0;
+}
+
+int gw_h_events(struct gw_req *r)
+{
+	gw *g = r->g;
+	char vals[Q_COUNT][MMO_ID_MAX + 2] = {{0}};
+	bool set[Q_COUNT] = {0}, more = false;
+	struct evlog_query q = {0};
+	struct evlog_rec rec;
+	evlog_query_it *it = NULL;
+	uint64_t limit = EVENTS_LIMIT_DEFAULT, next = 0, n = 0;
+	struct gw_auth a;
+	json_t *arr;
+	int rc;
+
+	if ((rc = gw_require_auth(r, &a)))
+		return rc;
+	if (strcmp(a.role, "auditor")) {
+		gw_sec_note(g, "security.forbidden", r->ri->remote_addr, a.sub);
+		return gw_reply_err(r, 403, "forbidden", NULL, "the auditor role is required");
+	}
+	if ((rc = parse_query(r, vals, set)))
+		return rc;
+	if (set[Q_PLAYER] && !mmo_id_valid(vals[Q_PLAYER]))
+		return gw_reply_err(r, 400, "bad_id", "player_id", "player_id is not a valid id");
+	if (set[Q_REGION] && !mmo_id_valid(vals[Q_REGION]))
+		return gw_reply_err(r, 400, "bad_id", "region_id", "region_id is not a valid id");
+	if (set[Q_TYPE] && !type_filter_valid(vals[Q_TYPE]))
+		return gw_reply_err(r, 400, "invalid_field", "type",
+		                    "type must be a type or a prefix ending in '.'");
+	if (set[Q_FROM] && !parse_u64(vals[Q_FROM], &q.from_seq))
+		return gw_reply_err(r, 400, "invalid_field", "from_seq", "from_seq must be a seq");
+	if (set[Q_SINCE] && !(q.since_set = parse_time(vals[Q_SINCE], &q.since_us)))
+		return gw_reply_err(r, 400, "invalid_field", "since",
+		                    "since must be RFC 3339 or epoch milliseconds");
+	if (set[Q_UNTIL] && !(q.until_set = parse_time(vals[Q_UNTIL], &q.until_us)))
+		return gw_reply_err(r, 400, "invalid_field", "until",
+		                    "until must be RFC 3339 or epoch milliseconds");
+	if (q.since_set && q.until_set && q.until_us < q.since_us)
+		return gw_reply_err(r, 400, "invalid_field", "until", "until is before since");
+	if (set[Q_LIMIT] &&
+	    (!parse_u64(vals[Q_LIMIT], &limit) || limit < 1 || limit > EVENTS_LIMIT_MAX))
+		return gw_reply_err(r, 400, "out_of_range", "limit", "limit must be 1..%d",
+		                    EVENTS_LIMIT_MAX);
+	if (!g->o.log)
+		return gw_reply_retry(r, 503, 5, "unavailable",
+		                      "audit queries need the log on this host");
+	q.player = set[Q_PLAYER] ? vals[Q_PLAYER] : NULL;
+	q.type = set[Q_TYPE] ? vals[Q_TYPE] : NULL;
+	q.region = set[Q_REGION] ? vals[Q_REGION] : NULL;
+	rc = evlog_query_open(g->o.log, &q, &it);
+	if (rc)
+		return gw_reply_err(r, rc == MMO_EINVAL ? 400 : 500,
+		                    rc == MMO_EINVAL ? "invalid_field" : "internal", NULL,
+		                    "cannot query: %s", mmo_errdesc(rc));
+	arr = json_array();
+	while ((rc = evlog_query_next(it, &rec)) == MMO_OK) {
+		Mmo__Event *ev;
+		json_t *o;
+		char hex[2 * EVLOG_HASH_LEN + 1];
+
+		if (n == limit) {
+			more = true;
+			next = rec.seq;
+			break;
+		}
+		if (evlog_rec_decode(&rec, &ev))
+			continue;
+		o = mmo_event_to_json(ev);
+		mmo_event_free(ev);
+		if (!o)
+			continue;
+		json_object_set_new(o, "priority", json_integer(rec.priority));
+		sodium_bin2hex(hex, sizeof(hex), rec.hash, EVLOG_HASH_LEN);
+		json_object_set_new(o, "hash", json_string(hex));
+		json_array_append_new(arr, o);
+		n++;
+	}
+	if (rc != MMO_OK && rc != MMO_ENOTFOUND) {
+		evlog_query_close(it);
+		json_decref(arr);
+		return gw_reply_err(r, 500, "internal", NULL, "the log is damaged: %s",
+		                    mmo_errdesc(rc));
+	}
+	if (!more) {
+		next = evlog_query_head(it) + 1;
+		if (next < q.from_seq)
+			next = q.from_seq;
+	}
+	evlog_query_close(it);
+	return gw_reply_json(
+	    r, 200,
+	    json_pack("{s:o,s:I,s:b}", "events", arr, "next_seq", (json_int_t)next, "more", more),
+	    NULL);
+}

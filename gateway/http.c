@@ -1,0 +1,595 @@
+/* http.c - the REST plumbing: routing, bodies, strict JSON schemas, replies.
+ *
+ * One civetweb handler takes every request and dispatches on the exact path
+ * (routes below), so unknown paths get a JSON 404 and known paths with the
+ * wrong method a JSON 405 with Allow. Bodies are at most 16 KiB (413),
+ * application/json (415), one JSON object (400) whose fields match the
+ * route's schema exactly (400 naming the field). Every string in a reply is
+ * produced by jansson, which escapes it; text taken from the request is cut
+ * back to valid UTF-8 first.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gw_int.h"
+#include "mmo_util.h"
+
+/* ---------------------------------------------------------------- replies */
+
+/* Cut s at its first byte that is not part of a valid UTF-8 sequence, so
+ * jansson accepts it (it escapes control characters itself). */
+static void utf8_trim(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p) {
+		size_t n;
+		unsigned c = *p;
+
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0 && c >= 0xc2)
+			n = 2;
+		else if ((c & 0xf0) == 0xe0)
+			n = 3;
+		else if ((c & 0xf8) == 0xf0 && c <= 0xf4)
+			n = 4;
+		else
+			break;
+		size_t i;
+		for (i = 1; i < n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				break;
+		}
+		if (i < n)
+			break;
+		p += n;
+	}
+	*p = 0;
+}
+
+int gw_reply(struct gw_req *r, int status, const char *ctype, const char *body, size_t len,
+             const char *extra)
+{
+	const char *text = mg_get_response_code_text(r->c, status);
+
+	if (r->status)
+		return r->status; /* already answered: never send two replies */
+	r->status = status;
+	/* A body left unread (refused early) is not drained: the connection
+	 * closes, so a huge declared length cannot hold a worker. */
+	if (!r->body_read)
+		mg_disable_connection_keep_alive(r->c);
+	mg_printf(r->c,
+	          "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+	          "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s%s\r\n",
+	          status, text ? text : "Status", ctype, len, extra ? extra : "",
+	          r->body_read ? "" : "Connection: close\r\n");
+	if (len)
+		mg_write(r->c, body, len);
+	return status;
+}
+
+int gw_reply_json(struct gw_req *r, int status, json_t *o, const char *extra)
+{
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	int rc;
+
+	json_decref(o);
+	if (!s) {
+		static const char oom[] =
+		    "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+		return gw_reply(r, 500, "application/json", oom, sizeof(oom) - 1, NULL);
+	}
+	rc = gw_reply(r, status, "application/json", s, strlen(s), extra);
+	free(s);
+	return rc;
+}
+
+static int vreply_err(struct gw_req *r, int status, const char *extra, const char *code,
+                      const char *field, const char *fmt, va_list ap)
+{
+	char msg[512], fbuf[MMO_ID_MAX * 4 + 1];
+	json_t *e;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	utf8_trim(msg);
+	e = json_pack("{s:s,s:s}", "code", code, "message", msg);
+	if (e && field) {
+		snprintf(fbuf, sizeof(fbuf), "%s", field);
+		utf8_trim(fbuf);
+		json_object_set_new(e, "field", json_string(fbuf));
+	}
+	return gw_reply_json(r, status, e ? json_pack("{s:o}", "error", e) : NULL, extra);
+}
+
+static int reply_err_x(struct gw_req *r, int status, const char *extra, const char *code,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int reply_err_x(struct gw_req *r, int status, const char *extra, const char *code,
+                       const char *fmt, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vreply_err(r, status, extra, code, NULL, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int gw_reply_err(struct gw_req *r, int status, const char *code, const char *field, const char *fmt,
+                 ...)
+{
+	const char *extra = status == 401 ? "WWW-Authenticate: Bearer\r\n" : NULL;
+	va_list ap;
+	int rc;
+
+	va_start(ap, fmt);
+	rc = vreply_err(r, status, extra, code, field, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int gw_reply_retry(struct gw_req *r, int status, int retry_s, const char *code, const char *fmt,
+                   ...)
+{
+	char extra[64];
+	va_list ap;
+	int rc;
+
+	snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", retry_s > 0 ? retry_s : 1);
+	va_start(ap, fmt);
+	rc = vreply_err(r, status, extra, code, NULL, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- bodies */
+
+static bool is_json_type(const char *ct)
+{
+	static const char want[] = "application/json";
+	size_t n = sizeof(want) - 1;
+
+	if (!ct)
+		return false;
+	while (*ct == ' ')
+		ct++;
+	if (strncasecmp(ct, want, n))
+		return false;
+	ct += n;
+	while (*ct == ' ')
+		ct++;
+	return *ct == 0 || *ct == ';';
+}
+
+/* Read the whole body (at most GW_BODY_MAX) into buf. Returns its length, or
+ * -1 after a 413 reply, -2 on a read error (connection gone). */
+static long read_body(struct gw_req *r, char *buf)
+{
+	long long cl = r->ri->content_length;
+	size_t got = 0;
+
+	if (cl > GW_BODY_MAX)
+		return gw_reply_err(r, 413, "too_large", NULL, "the body is larger than %d bytes",
+		                    GW_BODY_MAX),
+		       -1;
+	for (;;) {
+		int n = mg_read(r->c, buf + got, GW_BODY_MAX + 1 - got);
+
+		if (n < 0)
+			return -2;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (got > GW_BODY_MAX)
+			return gw_reply_err(r, 413, "too_large", NULL,
+			                    "the body is larger than %d bytes", GW_BODY_MAX),
+			       -1;
+	}
+	r->body_read = true;
+	return (long)got;
+}
+
+/* The key whose value ends just before pos in a flat object text, for
+ * naming the field of a number jansson refused ("real number overflow"). */
+static bool key_before(const char *s, size_t pos, char *key, size_t cap)
+{
+	size_t i = pos, end;
+
+	while (i > 0 && (isdigit((unsigned char)s[i - 1]) || strchr("eE+-.", s[i - 1])))
+		i--;
+	while (i > 0 && isspace((unsigned char)s[i - 1]))
+		i--;
+	if (i == 0 || s[i - 1] != ':')
+		return false;
+	i--;
+	while (i > 0 && isspace((unsigned char)s[i - 1]))
+		i--;
+	if (i == 0 || s[i - 1] != '"')
+		return false;
+	end = --i;
+	while (i > 0 && s[i - 1] != '"')
+		i--;
+	if (i == 0 || end - i >= cap)
+		return false;
+	memcpy(key, s + i, end - i);
+	key[end - i] = 0;
+	return true;
+}
+
+/* Is the nesting of brackets outside strings at most max? jansson parses
+ * recursively, and civetweb's worker stacks are small: deep input is
+ * refused before it is parsed. */
+bool gw_json_depth_ok(const char *s, size_t n, int max)
+{
+	bool str = false;
+	int d = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (str) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				str = false;
+		} else if (c == '"') {
+			str = true;
+		} else if (c == '[' || c == '{') {
+			if (++d > max)
+				return false;
+		} else if (c == ']' || c == '}') {
+			d--;
+		}
+	}
+	return true;
+}
+
+int gw_read_json(struct gw_req *r, json_t **out)
+{
+	char *buf = malloc(GW_BODY_MAX + 2);
+	json_error_t je;
+	json_t *o;
+	long n;
+	int rc;
+
+	if (!buf)
+		return gw_reply_err(r, 500, "internal", NULL, "out of memory");
+	if (r->ri->content_length > GW_BODY_MAX) {
+		rc = gw_reply_err(r, 413, "too_large", NULL, "the body is larger than %d bytes",
+		                  GW_BODY_MAX);
+		goto out;
+	}
+	if (!is_json_type(mg_get_header(r->c, "Content-Type"))) {
+		rc = gw_reply_err(r, 415, "unsupported_media_type", NULL,
+		                  "the body must be application/json");
+		goto out;
+	}
+	n = read_body(r, buf);
+	if (n < 0) {
+		rc = n == -1 ? r->status
+		             : gw_reply_err(r, 400, "bad_request", NULL, "body unreadable");
+		goto out;
+	}
+	if (n == 0) {
+		rc = gw_reply_err(r, 400, "bad_json", NULL, "a JSON object body is required");
+		goto out;
+	}
+	buf[n] = 0;
+	if (!gw_json_depth_ok(buf, (size_t)n, GW_JSON_DEPTH_MAX)) {
+		rc = gw_reply_err(r, 400, "bad_json", NULL, "JSON nested deeper than %d",
+		                  GW_JSON_DEPTH_MAX);
+		goto out;
+	}
+	o = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, &je);
+	if (!o) {
+		char key[MMO_ID_MAX + 1];
+		bool overflow = strstr(je.text, "overflow") != NULL;
+		bool bigint = strstr(je.text, "too big") != NULL;
+
+		if ((overflow || bigint) && je.position > 0 && (size_t)je.position <= (size_t)n &&
+		    key_before(buf, (size_t)je.position, key, sizeof(key)))
+			rc = gw_reply_err(r, 400, overflow ? "non_finite" : "out_of_range", key,
+			                  "%s must be a finite number in range", key);
+		else
+			rc = gw_reply_err(r, 400, "bad_json", NULL, "malformed JSON: %s", je.text);
+		goto out;
+	}
+	if (!json_is_object(o)) {
+		json_decref(o);
+		rc = gw_reply_err(r, 400, "bad_json", NULL, "the body must be a JSON object");
+		goto out;
+	}
+	*out = o;
+	rc = 0;
+out:
+	free(buf);
+	return rc;
+}
+
+int gw_read_empty(struct gw_req *r)
+{
+	char *buf;
+	json_t *o;
+	long n;
+
+	if (r->ri->content_length == 0) {
+		r->body_read = true;
+		return 0;
+	}
+	if (r->ri->content_length > GW_BODY_MAX)
+		return gw_reply_err(r, 413, "too_large", NULL, "the body is larger than %d bytes",
+		                    GW_BODY_MAX);
+	buf = malloc(GW_BODY_MAX + 2);
+	if (!buf)
+		return gw_reply_err(r, 500, "internal", NULL, "out of memory");
+	n = read_body(r, buf);
+	if (n <= 0) {
+		free(buf);
+		return n == 0    ? 0
+		       : n == -1 ? r->status
+		                 : gw_reply_err(r, 400, "bad_request", NULL, "body unreadable");
+	}
+	if (!is_json_type(mg_get_header(r->c, "Content-Type"))) {
+		free(buf);
+		return gw_reply_err(r, 415, "unsupported_media_type", NULL,
+		                    "the body must be application/json");
+	}
+	o = gw_json_depth_ok(buf, (size_t)n, GW_JSON_DEPTH_MAX)
+	        ? json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL)
+	        : NULL;
+	free(buf);
+	if (!json_is_object(o) || json_object_size(o) != 0) {
+		const char *k = NULL;
+
+		if (json_is_object(o)) {
+			void *it = json_object_iter(o);
+			k = it ? json_object_iter_key(it) : NULL;
+		}
+		int rc = k ? gw_reply_err(r, 400, "unknown_field", k, "unknown field '%.64s'", k)
+		           : gw_reply_err(r, 400, "bad_json", NULL, "the body must be empty or {}");
+		json_decref(o);
+		return rc;
+	}
+	json_decref(o);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- schemas */
+
+int gw_check_fields(struct gw_req *r, json_t *o, const struct gw_field *f, size_t n)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(o, key, v)
+	{
+		size_t i;
+
+		for (i = 0; i < n && strcmp(f[i].name, key); i++)
+			;
+		if (i == n)
+			return gw_reply_err(r, 400, "unknown_field", key, "unknown field '%.64s'",
+			                    key);
+	}
+	for (size_t i = 0; i < n; i++) {
+		v = json_object_get(o, f[i].name);
+		if (!v)
+			return gw_reply_err(r, 400, "missing_field", f[i].name, "%s is required",
+			                    f[i].name);
+		switch (f[i].type) {
+		case GW_FT_STRING:
+		case GW_FT_ID: {
+			size_t len;
+
+			if (!json_is_string(v))
+				return gw_reply_err(r, 400, "wrong_type", f[i].name,
+				                    "%s must be a string", f[i].name);
+			len = json_string_length(v);
+			if (f[i].type == GW_FT_ID) {
+				if (len != strlen(json_string_value(v)) ||
+				    !mmo_id_valid(json_string_value(v)))
+					return gw_reply_err(r, 400, "bad_id", f[i].name,
+					                    "%s must be 1..%d of [A-Za-z0-9_.:-]",
+					                    f[i].name, MMO_ID_MAX);
+			} else if (len < f[i].minlen || len > f[i].maxlen ||
+			           len != strlen(json_string_value(v))) {
+				return gw_reply_err(r, 400, "invalid_field", f[i].name,
+				                    "%s must be %zu..%zu bytes", f[i].name,
+				                    f[i].minlen, f[i].maxlen);
+			}
+			break;
+		}
+		case GW_FT_NUMBER: {
+			double d;
+
+			if (!json_is_number(v))
+				return gw_reply_err(r, 400, "wrong_type", f[i].name,
+				                    "%s must be a number", f[i].name);
+			d = json_number_value(v);
+			if (!isfinite(d))
+				return gw_reply_err(r, 400, "non_finite", f[i].name,
+				                    "%s must be a finite number", f[i].name);
+			if (d < f[i].min || d > f[i].max)
+				return gw_reply_err(r, 400, "out_of_range", f[i].name,
+				                    "%s must be within [%g, %g]", f[i].name,
+				                    f[i].min, f[i].max);
+			break;
+		}
+		}
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- auth */
+
+int gw_require_auth(struct gw_req *r, struct gw_auth *a)
+{
+	const char *h = mg_get_header(r->c, "Authorization");
+	int err;
+
+	if (!h)
+		return gw_reply_err(r, 401, "unauthorized", NULL, "a Bearer token is required");
+	while (*h == ' ')
+		h++;
+	if (strncasecmp(h, "Bearer ", 7))
+		return gw_reply_err(r, 401, "unauthorized", NULL,
+		                    "the Authorization scheme must be Bearer");
+	h += 7;
+	while (*h == ' ')
+		h++;
+	err = gw_auth_token(r->g, h, a);
+	switch (err) {
+	case MMO_OK: return 0;
+	case MMO_ETIMEOUT: return gw_reply_err(r, 401, "token_expired", NULL, "the token expired");
+	case MMO_ENOTFOUND:
+		return gw_reply_err(r, 401, "session_revoked", NULL, "the session has ended");
+	case MMO_EUNAVAIL:
+		return gw_reply_retry(r, 503, 1, "unavailable",
+		                      "sessions cannot be checked now (Redis unavailable)");
+	default:
+		gw_sec_note(r->g, "security.token_refused", r->ri->remote_addr, NULL);
+		return gw_reply_err(r, 401, "invalid_token", NULL, "the token is not valid");
+	}
+}
+
+/* ---------------------------------------------------------------- routing */
+
+typedef int handler_fn(struct gw_req *r);
+
+static int h_health(struct gw_req *r)
+{
+	json_t *o = NULL;
+	int status = gw_health_report(r->g, &o);
+
+	return gw_reply_json(r, status, o, status == 503 ? "Retry-After: 1\r\n" : NULL);
+}
+
+static int h_metrics(struct gw_req *r)
+{
+	char *text;
+	size_t len;
+	int rc;
+
+	if (gw_metrics_render(r->g, &text, &len))
+		return gw_reply_err(r, 500, "internal", NULL, "out of memory");
+	r->body_read = true;
+	rc = gw_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL);
+	free(text);
+	return rc;
+}
+
+static int h_ws_plain(struct gw_req *r)
+{
+	return gw_reply_err(r, 400, "websocket_required", NULL,
+	                    "/ws takes a WebSocket upgrade (GET with Upgrade: websocket)");
+}
+
+struct route {
+	const char *path; /* exact, or with one "{id}" segment */
+	const char *method;
+	enum gw_route id;
+	handler_fn *fn;
+};
+
+static const struct route routes[] = {
+    {"/api/auth/register", "POST", GW_R_REGISTER, gw_h_register},
+    {"/api/auth/login", "POST", GW_R_LOGIN, gw_h_login},
+    {"/api/auth/logout", "POST", GW_R_LOGOUT, gw_h_logout},
+    {"/api/players/move", "POST", GW_R_MOVE, gw_h_move},
+    {"/api/combat/attack", "POST", GW_R_ATTACK, gw_h_attack},
+    {"/api/players/{id}", "GET", GW_R_PLAYER, gw_h_player},
+    {"/api/regions/{id}/players", "GET", GW_R_REGION, gw_h_region},
+    {"/api/events", "GET", GW_R_EVENTS, gw_h_events},
+    {"/health", "GET", GW_R_HEALTH, h_health},
+    {"/metrics", "GET", GW_R_METRICS, h_metrics},
+    {"/ws", "GET", GW_R_WS, h_ws_plain},
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+/* Does path match pattern? An {id} segment takes one path segment (any
+ * bytes but '/', at most MMO_ID_MAX + 1 kept in id for validation). */
+static bool match(const char *pattern, const char *path, char *id, size_t idcap)
+{
+	const char *hole = strstr(pattern, "{id}");
+	size_t pre, n;
+
+	if (!hole)
+		return strcmp(pattern, path) == 0;
+	pre = (size_t)(hole - pattern);
+	if (strncmp(pattern, path, pre))
+		return false;
+	path += pre;
+	n = strcspn(path, "/");
+	if (n == 0 || strcmp(hole + 4, path + n))
+		return false;
+	snprintf(id, idcap, "%.*s", (int)(n < idcap ? n : idcap - 1), path);
+	if (n >= idcap)
+		id[idcap - 1] = 0, id[idcap - 2] = '!'; /* too long: fails validation */
+	return true;
+}
+
+int gw_http_handler(struct mg_connection *c, void *cbdata)
+{
+	gw *g = cbdata;
+	struct gw_req r = {g, c, mg_get_request_info(c), GW_R_OTHER, 0, {0}, false};
+	const char *path = r.ri->local_uri ? r.ri->local_uri : "";
+	const char *method = r.ri->request_method ? r.ri->request_method : "";
+	int64_t t0 = mmo_mono_us();
+	const struct route *hit = NULL;
+	char allow[64] = "";
+
+	for (size_t i = 0; i < NROUTES; i++) {
+		char id[MMO_ID_MAX + 2];
+
+		if (!match(routes[i].path, path, id, sizeof(id)))
+			continue;
+		/* "/api/players/move" is also "/api/players/{id}": exact wins. */
+		if (strchr(routes[i].path, '{') && allow[0])
+			continue;
+		r.route = routes[i].id;
+		if (!strcmp(routes[i].method, method)) {
+			hit = &routes[i];
+			memcpy(r.id, id, sizeof(r.id));
+			break;
+		}
+		snprintf(allow, sizeof(allow), "%s", routes[i].method);
+	}
+	if (atomic_load(&g->stopping)) {
+		gw_reply_retry(&r, 503, 1, "unavailable", "the gateway is stopping");
+	} else if (hit) {
+		if (strchr(hit->path, '{') && !mmo_id_valid(r.id)) {
+			r.body_read = r.ri->content_length <= 0;
+			gw_reply_err(&r, 400, "bad_id", "id",
+			             "the id must be 1..%d of [A-Za-z0-9_.:-]", MMO_ID_MAX);
+		} else {
+			if (!strcmp(hit->method, "GET"))
+				r.body_read = r.ri->content_length <= 0;
+			hit->fn(&r);
+		}
+	} else if (allow[0]) {
+		char extra[96];
+
+		snprintf(extra, sizeof(extra), "Allow: %s\r\n", allow);
+		r.body_read = r.ri->content_length <= 0;
+		reply_err_x(&r, 405, extra, "method_not_allowed", "%s is not allowed here; use %s",
+		            method, allow);
+	} else {
+		r.body_read = r.ri->content_length <= 0;
+		gw_reply_err(&r, 404, "not_found", NULL, "no such resource");
+	}
+	if (!r.status)
+		gw_reply_err(&r, 500, "internal", NULL, "no reply");
+	gw_metrics_request(g, r.route, r.status, mmo_mono_us() - t0);
+	return r.status;
+}

@@ -1,0 +1,276 @@
+/* redis.c - a small pool of hiredis connections for the request threads.
+ *
+ * A hiredis context is not thread-safe, so each command takes a context
+ * from the pool (or connects a new one), runs, and gives it back; a
+ * context that failed is freed instead. Connects and commands are bounded
+ * by a timeout; after a failed connect, callers fail fast for a short
+ * backoff instead of each paying the timeout. Arguments always travel as
+ * separate, binary-safe values (hiredis %s), never spliced into a command.
+ */
+#include <hiredis/hiredis.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw_int.h"
+#include "mmo_util.h"
+
+#define POOL       32
+#define TIMEOUT_MS 500
+#define BACKOFF_US 200000
+
+struct gw_redis {
+	char host[256];
+	int port;
+	char user[128], pass[256];
+	int db;
+	pthread_mutex_t mu;
+	redisContext *idle[POOL];
+	size_t nidle;
+	int64_t down_until;
+	bool was_down;
+};
+
+static int parse_url(struct gw_redis *r, const char *url, char *err, size_t errlen)
+{
+	const char *p = url, *at, *end;
+	char hostport[250];
+
+	if (strncmp(p, "redis://", 8)) {
+		snprintf(err, errlen, "redis URL must start with redis://: '%.200s'", url);
+		return MMO_EINVAL;
+	}
+	p += 8;
+	end = p + strcspn(p, "/");
+	at = memchr(p, '@', (size_t)(end - p));
+	if (at) {
+		const char *colon = memchr(p, ':', (size_t)(at - p));
+
+		if (colon) {
+			snprintf(r->user, sizeof(r->user), "%.*s", (int)(colon - p), p);
+			snprintf(r->pass, sizeof(r->pass), "%.*s", (int)(at - colon - 1),
+			         colon + 1);
+		} else {
+			snprintf(r->pass, sizeof(r->pass), "%.*s", (int)(at - p), p);
+		}
+		p = at + 1;
+	}
+	snprintf(hostport, sizeof(hostport), "%.*s", (int)(end - p), p);
+	r->port = 6379;
+	char *colon = strrchr(hostport, ':');
+	if (colon) {
+		char *e;
+		long port = strtol(colon + 1, &e, 10);
+
+		if (*e || port <= 0 || port > 65535) {
+			snprintf(err, errlen, "bad port in redis URL '%.200s'", url);
+			return MMO_EINVAL;
+		}
+		r->port = (int)port;
+		*colon = 0;
+	}
+	snprintf(r->host, sizeof(r->host), "%s", hostport[0] ? hostport : "127.0.0.1");
+	if (*end == '/' && end[1]) {
+		char *e;
+		long db = strtol(end + 1, &e, 10);
+
+		if (*e || db < 0 || db > 1000) {
+			snprintf(err, errlen, "bad database in redis URL '%.200s'", url);
+			return MMO_EINVAL;
+		}
+		r->db = (int)db;
+	}
+	return MMO_OK;
+}
+
+int gw_redis_new(gw *g, const char *url, struct gw_redis **out, char *err, size_t errlen)
+{
+	struct gw_redis *r = calloc(1, sizeof(*r));
+	int rc;
+
+	(void)g;
+	if (!r)
+		return MMO_ENOMEM;
+	rc = parse_url(r, url, err, errlen);
+	if (rc) {
+		free(r);
+		return rc;
+	}
+	pthread_mutex_init(&r->mu, NULL);
+	*out = r;
+	return MMO_OK;
+}
+
+void gw_redis_free(struct gw_redis *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->nidle; i++)
+		redisFree(r->idle[i]);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}
+
+static bool ok_reply(redisReply *rep)
+{
+	return rep && rep->type != REDIS_REPLY_ERROR;
+}
+
+static redisContext *connect_one(struct gw_redis *r)
+{
+	struct timeval tv = {0, TIMEOUT_MS * 1000};
+	redisContext *c = redisConnectWithTimeout(r->host, r->port, tv);
+	redisReply *rep;
+
+	if (!c || c->err)
+		goto fail;
+	redisSetTimeout(c, tv);
+	if (r->pass[0]) {
+		rep = r->user[0] ? redisCommand(c, "AUTH %s %s", r->user, r->pass)
+		                 : redisCommand(c, "AUTH %s", r->pass);
+		bool ok = ok_reply(rep);
+		freeReplyObject(rep);
+		if (!ok)
+			goto fail;
+	}
+	if (r->db) {
+		rep = redisCommand(c, "SELECT %d", r->db);
+		bool ok = ok_reply(rep);
+		freeReplyObject(rep);
+		if (!ok)
+			goto fail;
+	}
+	return c;
+fail:
+	if (c)
+		redisFree(c);
+	return NULL;
+}
+
+static redisContext *get(struct gw_redis *r)
+{
+	redisContext *c = NULL;
+	int64_t now = mmo_mono_us();
+
+	pthread_mutex_lock(&r->mu);
+	if (r->nidle)
+		c = r->idle[--r->nidle];
+	else if (now < r->down_until) {
+		pthread_mutex_unlock(&r->mu);
+		return NULL;
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (c)
+		return c;
+	c = connect_one(r);
+	pthread_mutex_lock(&r->mu);
+	if (!c) {
+		r->down_until = mmo_mono_us() + BACKOFF_US;
+		if (!r->was_down)
+			mmo_logf(MMO_LOG_WARN, "gateway", "redis %s:%d unreachable", r->host,
+			         r->port);
+		r->was_down = true;
+	} else if (r->was_down) {
+		mmo_logf(MMO_LOG_INFO, "gateway", "redis %s:%d reachable again", r->host, r->port);
+		r->was_down = false;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return c;
+}
+
+static void put(struct gw_redis *r, redisContext *c, bool ok)
+{
+	if (!ok || c->err) {
+		redisFree(c);
+		return;
+	}
+	pthread_mutex_lock(&r->mu);
+	if (r->nidle < POOL) {
+		r->idle[r->nidle++] = c;
+		c = NULL;
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (c)
+		redisFree(c);
+}
+
+struct redisReply *gw_redis_cmd(gw *g, const char *fmt, ...)
+{
+	struct gw_redis *r = g->redis;
+	redisContext *c;
+	redisReply *rep;
+	int64_t t0;
+	va_list ap;
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		c = get(r);
+		if (!c)
+			break;
+		t0 = mmo_mono_us();
+		va_start(ap, fmt);
+		rep = redisvCommand(c, fmt, ap);
+		va_end(ap);
+		gw_hist_observe(&g->m.redis_lat, mmo_mono_us() - t0);
+		if (rep) {
+			put(r, c, true);
+			if (rep->type == REDIS_REPLY_ERROR) {
+				mmo_logf(MMO_LOG_WARN, "gateway", "redis error: %.200s", rep->str);
+				freeReplyObject(rep);
+				gw_metrics_error(g, GW_F_REDIS);
+				return NULL;
+			}
+			return rep;
+		}
+		/* A pooled connection may have been closed by the server (restart,
+		 * timeout): retry once on a fresh one. */
+		put(r, c, false);
+	}
+	gw_metrics_error(g, GW_F_REDIS);
+	return NULL;
+}
+
+bool gw_redis_up(gw *g)
+{
+	redisReply *rep = gw_redis_cmd(g, "PING");
+	bool up = rep != NULL;
+
+	freeReplyObject(rep);
+	return up;
+}
+
+int gw_redis_pipe(gw *g, const char *fmt, const char *const *args, size_t n,
+                  struct redisReply **replies)
+{
+	struct gw_redis *r = g->redis;
+	redisContext *c = get(r);
+	int64_t t0 = mmo_mono_us();
+	size_t got = 0;
+	bool ok = true;
+
+	for (size_t i = 0; i < n; i++)
+		replies[i] = NULL;
+	if (!c) {
+		gw_metrics_error(g, GW_F_REDIS);
+		return MMO_EUNAVAIL;
+	}
+	for (size_t i = 0; i < n && ok; i++)
+		ok = redisAppendCommand(c, fmt, args[i]) == REDIS_OK;
+	for (; ok && got < n; got++) {
+		void *rep = NULL;
+
+		ok = redisGetReply(c, &rep) == REDIS_OK && rep;
+		replies[got] = rep;
+	}
+	gw_hist_observe(&g->m.redis_lat, mmo_mono_us() - t0);
+	put(r, c, ok);
+	if (!ok) {
+		for (size_t i = 0; i < n; i++) {
+			freeReplyObject(replies[i]);
+			replies[i] = NULL;
+		}
+		gw_metrics_error(g, GW_F_REDIS);
+		return MMO_EUNAVAIL;
+	}
+	return MMO_OK;
+}

@@ -1,0 +1,203 @@
+/* token.c - HS256 JWTs (libjwt) and the signing key.
+ *
+ * A token is a standard JWT: header {"alg":"HS256","typ":"JWT"}, claims
+ * sub (player id), role, iat, exp (s since the epoch) and jti (the session
+ * id, 32 hex chars). Verification accepts only HS256 with our key, all
+ * claims present with their types, and exp in the future; the session
+ * check (Redis) is auth.c's.
+ *
+ * The key: the option if given (its bytes), else DATA/jwt.key (64 hex
+ * chars = 32 random bytes), created on first start with mode 0600.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jwt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gw_int.h"
+#include "mmo_util.h"
+
+#define KEY_BYTES 32
+
+static int load_file(gw *g, const char *path, char *err, size_t errlen)
+{
+	char hex[2 * KEY_BYTES + 8];
+	struct stat st;
+	ssize_t n;
+	size_t binlen;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ENOENT ? MMO_ENOTFOUND : MMO_EIO;
+	if (fstat(fd, &st) == 0 && (st.st_mode & 077))
+		mmo_logf(MMO_LOG_WARN, "gateway",
+		         "%s is readable by others (mode %03o): chmod 600 it", path,
+		         (unsigned)(st.st_mode & 0777));
+	n = read(fd, hex, sizeof(hex) - 1);
+	close(fd);
+	if (n < 2 * KEY_BYTES) {
+		snprintf(err, errlen, "%s is too short: want %d hex chars", path, 2 * KEY_BYTES);
+		return MMO_ECORRUPT;
+	}
+	hex[n] = 0;
+	if (sodium_hex2bin(g->key, sizeof(g->key), hex, (size_t)n, " \r\n", &binlen, NULL) != 0 ||
+	    binlen < KEY_BYTES) {
+		snprintf(err, errlen, "%s is not hex", path);
+		return MMO_ECORRUPT;
+	}
+	g->keylen = binlen;
+	return MMO_OK;
+}
+
+static int create_file(gw *g, const char *path, char *err, size_t errlen)
+{
+	char hex[2 * KEY_BYTES + 2];
+	int fd;
+
+	randombytes_buf(g->key, KEY_BYTES);
+	g->keylen = KEY_BYTES;
+	sodium_bin2hex(hex, sizeof(hex), g->key, KEY_BYTES);
+	strcat(hex, "\n");
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return load_file(g, path, err, errlen); /* another process won */
+		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+		return MMO_EIO;
+	}
+	if (write(fd, hex, strlen(hex)) != (ssize_t)strlen(hex) || fsync(fd) != 0) {
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return MMO_EIO;
+	}
+	close(fd);
+	sodium_memzero(hex, sizeof(hex));
+	mmo_logf(MMO_LOG_INFO, "gateway", "generated a new signing key in %s", path);
+	return MMO_OK;
+}
+
+int gw_key_load(gw *g, const char *given, char *err, size_t errlen)
+{
+	char path[4200];
+	int rc;
+
+	if (given) {
+		size_t n = strlen(given);
+
+		if (n < 16 || n > sizeof(g->key)) {
+			snprintf(err, errlen, "the JWT key must be 16..%zu bytes", sizeof(g->key));
+			return MMO_EINVAL;
+		}
+		memcpy(g->key, given, n);
+		g->keylen = n;
+		return MMO_OK;
+	}
+	snprintf(path, sizeof(path), "%s/jwt.key", g->data_dir);
+	rc = load_file(g, path, err, errlen);
+	if (rc == MMO_ENOTFOUND)
+		rc = create_file(g, path, err, errlen);
+	else if (rc == MMO_EIO)
+		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+	return rc;
+}
+
+int gw_token_issue(gw *g, const char *sub, const char *role, int64_t now_s, int ttl_s,
+                   char jti[MMO_ID_MAX + 1], char **tok)
+{
+	jwt_t *j = NULL;
+	char *s = NULL;
+	int rc = MMO_ENOMEM;
+
+	gw_random_hex(jti, 16);
+	if (jwt_new(&j) || jwt_set_alg(j, JWT_ALG_HS256, g->key, (int)g->keylen) ||
+	    jwt_add_grant(j, "sub", sub) || jwt_add_grant(j, "role", role) ||
+	    jwt_add_grant_int(j, "iat", (long)now_s) ||
+	    jwt_add_grant_int(j, "exp", (long)(now_s + ttl_s)) || jwt_add_grant(j, "jti", jti))
+		goto out;
+	s = jwt_encode_str(j);
+	if (!s)
+		goto out;
+	*tok = s;
+	rc = MMO_OK;
+out:
+	jwt_free(j);
+	return rc;
+}
+
+static bool hex_id(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++) {
+		if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+			return false;
+	}
+	return n == 32;
+}
+
+/* Check the HS256 signature before any JSON of the token is parsed (libjwt
+ * parses header and claims first, with recursion a hostile token could make
+ * deep). */
+static bool signature_ok(gw *g, const char *tok)
+{
+	const char *dot1 = strchr(tok, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+	unsigned char mac[crypto_auth_hmacsha256_BYTES], sig[64];
+	crypto_auth_hmacsha256_state st;
+	size_t siglen = 0;
+	const char *end;
+
+	if (!dot2 || strchr(dot2 + 1, '.'))
+		return false;
+	if (sodium_base642bin(sig, sizeof(sig), dot2 + 1, strlen(dot2 + 1), NULL, &siglen, &end,
+	                      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    *end || siglen != sizeof(mac))
+		return false;
+	crypto_auth_hmacsha256_init(&st, g->key, g->keylen);
+	crypto_auth_hmacsha256_update(&st, (const unsigned char *)tok, (size_t)(dot2 - tok));
+	crypto_auth_hmacsha256_final(&st, mac);
+	return sodium_memcmp(mac, sig, sizeof(mac)) == 0;
+}
+
+int gw_token_verify(gw *g, const char *tok, int64_t now_s, struct gw_auth *a)
+{
+	jwt_t *j = NULL;
+	const char *sub, *role, *jti;
+	long exp, iat;
+	int rc = MMO_EINVAL;
+
+	if (!tok || strlen(tok) > GW_TOKEN_MAX || !signature_ok(g, tok))
+		return MMO_EINVAL;
+	if (jwt_decode(&j, tok, g->key, (int)g->keylen) != 0 || !j)
+		return MMO_EINVAL;
+	if (jwt_get_alg(j) != JWT_ALG_HS256)
+		goto out;
+	sub = jwt_get_grant(j, "sub");
+	role = jwt_get_grant(j, "role");
+	jti = jwt_get_grant(j, "jti");
+	errno = 0;
+	exp = jwt_get_grant_int(j, "exp");
+	if (errno)
+		goto out;
+	iat = jwt_get_grant_int(j, "iat");
+	if (errno)
+		goto out;
+	if (!sub || !mmo_id_valid(sub) || !gw_role_valid(role) || !jti || !hex_id(jti) || iat <= 0)
+		goto out;
+	if (exp <= now_s) {
+		rc = MMO_ETIMEOUT;
+		goto out;
+	}
+	strcpy(a->sub, sub);
+	strcpy(a->role, role);
+	strcpy(a->jti, jti);
+	a->exp = exp;
+	rc = MMO_OK;
+out:
+	jwt_free(j);
+	return rc;
+}
