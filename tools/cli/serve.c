@@ -13,11 +13,12 @@
 
 #include "cli.h"
 #include "evlog.h"
+#include "gateway.h"
 #include "views.h"
 #include "world.h"
 #include "mmo_util.h"
 
-#define ROLES_BUILT "log,world,views"
+#define ROLES_BUILT "log,world,views,gateway"
 
 static void help(FILE *f)
 {
@@ -40,6 +41,9 @@ static void help(FILE *f)
 	        "  --redis URL        the Redis view's server (default redis://127.0.0.1:6379)\n"
 	        "  --mongo-uri URI    the MongoDB view's server (default: none, the view is off)\n"
 	        "  --mongo-db NAME    the MongoDB view's database (default mmo)\n"
+	        "  --http ADDR:PORT   the gateway's REST and WebSocket listener\n"
+	        "                     (default 127.0.0.1:8080); its signing key comes from\n"
+	        "                     MMO_JWT_KEY, else DATA/jwt.key (made at first start)\n"
 	        "Every option may also come from MMO_<OPTION>, e.g. MMO_DATA.\n"
 	        "Stops cleanly on SIGTERM or SIGINT: commits what it has received, exits 0.\n");
 }
@@ -131,8 +135,10 @@ int cmd_serve(int argc, char **argv)
 	const char *a_snap = NULL, *a_seed = NULL;
 	world_runner *wrun = NULL;
 	views_runner *vrun = NULL;
+	gw *gwy = NULL;
 	const char *a_redis = NULL, *a_mongo = NULL, *a_mongo_db = NULL, *redis, *mongo;
-	bool run_log, run_world, run_views;
+	const char *a_http = NULL, *http;
+	bool run_log, run_world, run_views, run_gw;
 	sigset_t set;
 	int c, sig, rc = EXIT_FAIL;
 	bool alone;
@@ -154,7 +160,7 @@ int cmd_serve(int argc, char **argv)
 		case 'R': a_redis = optarg; break;
 		case 'M': a_mongo = optarg; break;
 		case 'D': a_mongo_db = optarg; break;
-		case 'H': break; /* for roles that take them */
+		case 'H': a_http = optarg; break;
 		case 'h': help(stdout); return EXIT_OK;
 		default:
 			cli_err("serve", "unrecognized option '%s' (see mmo serve --help)",
@@ -181,6 +187,8 @@ int cmd_serve(int argc, char **argv)
 	run_log = has_role(roles, "log");
 	run_world = has_role(roles, "world");
 	run_views = has_role(roles, "views");
+	run_gw = has_role(roles, "gateway");
+	http = cli_opt("http", a_http, "127.0.0.1:8080");
 	redis = cli_opt("redis", a_redis, "redis://127.0.0.1:6379");
 	mongo = cli_opt("mongo-uri", a_mongo, NULL);
 	a_mongo_db = cli_opt("mongo-db", a_mongo_db, NULL);
@@ -208,7 +216,7 @@ int cmd_serve(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	/* Alone, a role talks over TCP so that the other roles can reach it. */
-	alone = !run_log || !(run_world || run_views);
+	alone = !run_log || !(run_world || run_views || run_gw);
 	ingest = cli_opt("ingest", a_ingest, alone ? "tcp://127.0.0.1:5555" : "inproc://mmo-ingest");
 	bus = cli_opt("bus", a_bus, alone ? "tcp://127.0.0.1:5556" : "inproc://mmo-bus");
 
@@ -285,12 +293,30 @@ int cmd_serve(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (run_gw) {
+		struct gw_opts go = {0};
+
+		go.log = log;
+		go.zctx = zctx;
+		go.ingest = ingest;
+		go.bus = bus;
+		go.http = http;
+		go.redis_url = redis;
+		go.data_dir = data;
+		go.jwt_key = cli_opt("jwt-key", NULL, NULL); /* MMO_JWT_KEY only: never argv */
+		err = gw_start(&go, &gwy, msg, sizeof(msg));
+		if (err) {
+			mmo_logf(MMO_LOG_ERROR, "serve", "gateway failed to start: %s", msg);
+			goto out;
+		}
+	}
 	uint64_t head = 0;
 	if (log)
 		evlog_head(log, &head, NULL);
 	mmo_logf(MMO_LOG_INFO, "serve",
-	         "ready: roles=%s data=%s head_seq=%llu ingest=%s bus=%s sync=%s pid=%d", roles,
-	         data, (unsigned long long)head, ingest, bus, sync, (int)getpid());
+	         "ready: roles=%s data=%s head_seq=%llu ingest=%s bus=%s sync=%s http=%s pid=%d",
+	         roles, data, (unsigned long long)head, ingest, bus, sync, run_gw ? http : "-",
+	         (int)getpid());
 
 	do {
 		if (sigwait(&set, &sig) != 0)
@@ -298,8 +324,10 @@ int cmd_serve(int argc, char **argv)
 	} while (sig != SIGINT && sig != SIGTERM);
 	mmo_logf(MMO_LOG_INFO, "serve", "stopping on %s: draining and committing",
 	         sig == SIGINT ? "SIGINT" : "SIGTERM");
-	/* Readers first, then the world (it flushes its last outcomes into the
-	 * running log), then the log. */
+	/* The gateway first (no new intents), then the readers, then the world
+	 * (it flushes its last outcomes into the running log), then the log. */
+	gw_stop(gwy);
+	gwy = NULL;
 	views_runner_stop(vrun);
 	vrun = NULL;
 	world_runner_stop(wrun);
@@ -311,6 +339,7 @@ int cmd_serve(int argc, char **argv)
 	mmo_logf(MMO_LOG_INFO, "serve", "stopped: head_seq=%llu", (unsigned long long)head);
 	rc = EXIT_OK;
 out:
+	gw_stop(gwy);
 	views_runner_stop(vrun);
 	world_runner_stop(wrun);
 	evlog_server_stop(srv);
