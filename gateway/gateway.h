@@ -61,6 +61,12 @@ struct gw_opts {
 	double health_error_rate; /* 0.01 of requests answered 5xx over the window */
 	int health_window_s;      /* 10 */
 	double coord_max;         /* |x|,|y|,|z| accepted by the schema; 0 = 1e6 */
+	/* Health of what else runs beside the gateway (the read views), polled
+	 * once a second for the "views" check of /health: true if healthy, else
+	 * false with a one-line reason in why. detail (always) describes it,
+	 * e.g. "redis current, mongo off". NULL: the check reports "not here". */
+	bool (*views_health)(void *arg, char *why, size_t whylen, char *detail, size_t detlen);
+	void *views_health_arg;
 };
 
 /* Start the gateway: open the accounts, load or create the signing key,

@@ -91,7 +91,15 @@ int gw_metrics_render(gw *g, char **out, size_t *len);
 
 /* ---------------------------------------------------------------- health */
 
-enum gw_check { GW_C_REDIS, GW_C_LOG, GW_C_QUEUE, GW_C_LATENCY, GW_C_ERRORS, GW_C_COUNT };
+enum gw_check {
+	GW_C_REDIS,
+	GW_C_LOG,
+	GW_C_QUEUE,
+	GW_C_LATENCY,
+	GW_C_ERRORS,
+	GW_C_VIEWS,
+	GW_C_COUNT
+};
 
 struct gw_health;
 int gw_health_new(gw *g, struct gw_health **out);

@@ -9,6 +9,8 @@
  *   latency      p99 of intent -> outcome over the window <= health_latency_ms
  *   error_rate   5xx answers / answers over the window <= health_error_rate
  *                (judged from 20 answers on)
+ *   views        the read views beside the gateway are connected with their
+ *                breakers closed (through gw_opts.views_health)
  * A check that starts failing is logged once (WARN) and once more when it
  * clears (INFO). GET /health reports the last evaluation.
  */
@@ -23,8 +25,8 @@
 #define RING_MAX        601
 #define ERR_MIN_SAMPLES 20
 
-static const char *const names[GW_C_COUNT] = {"redis", "log", "queue_depth", "latency",
-                                              "error_rate"};
+static const char *const names[GW_C_COUNT] = {"redis",   "log",        "queue_depth",
+                                              "latency", "error_rate", "views"};
 
 struct sample {
 	uint64_t req, err;
@@ -122,13 +124,17 @@ void gw_health_tick(gw *g, int64_t now_us)
 {
 	struct gw_health *h = g->health;
 	const struct gw_opts *o = &g->o;
-	bool redis = gw_redis_up(g), log = log_up(g);
+	bool redis = gw_redis_up(g), log = log_up(g), views = true;
+	char why[160] = "", vdetail[160] = "not in this process";
 	struct sample now, *old;
 	uint64_t lat[GW_HIST_N], req, err;
 	int64_t depth, p99;
 	double rate;
 
 	(void)now_us;
+	if (o->views_health)
+		views = o->views_health(o->views_health_arg, why, sizeof(why), vdetail,
+		                        sizeof(vdetail));
 	take(g, &now);
 	pthread_mutex_lock(&h->mu);
 	h->ring[h->next] = now;
@@ -155,6 +161,7 @@ void gw_health_tick(gw *g, int64_t now_us)
 	set(h, GW_C_ERRORS, req >= ERR_MIN_SAMPLES && rate > o->health_error_rate, rate,
 	    "%llu of %llu answers failed over %ds (max %g%%)", (unsigned long long)err,
 	    (unsigned long long)req, o->health_window_s, o->health_error_rate * 100);
+	set(h, GW_C_VIEWS, !views, views, "%s", views ? vdetail : why);
 	h->evaluated = true;
 	pthread_mutex_unlock(&h->mu);
 }

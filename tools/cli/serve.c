@@ -90,6 +90,19 @@ static bool role_list_within(const char *list, const char *built, char *bad, siz
 	return true;
 }
 
+/* The views' part of the gateway's /health. */
+static bool views_health(void *arg, char *why, size_t whylen, char *detail, size_t detlen)
+{
+	views_runner *v = arg;
+	struct views_status st;
+	bool redis_on = views_runner_status(v, "redis", &st) == MMO_OK;
+	bool mongo_on = views_runner_status(v, "mongo", &st) == MMO_OK;
+
+	snprintf(detail, detlen, "redis %s, mongo %s", redis_on ? "on" : "off",
+	         mongo_on ? "on" : "off (no --mongo-uri)");
+	return views_runner_healthy(v, why, whylen);
+}
+
 static bool roles_valid(const char *list, char *bad, size_t badlen)
 {
 	static const char *known[] = {"log", "world", "views", "gateway"};
@@ -304,6 +317,10 @@ int cmd_serve(int argc, char **argv)
 		go.redis_url = redis;
 		go.data_dir = data;
 		go.jwt_key = cli_opt("jwt-key", NULL, NULL); /* MMO_JWT_KEY only: never argv */
+		if (vrun) {
+			go.views_health = views_health;
+			go.views_health_arg = vrun;
+		}
 		err = gw_start(&go, &gwy, msg, sizeof(msg));
 		if (err) {
 			mmo_logf(MMO_LOG_ERROR, "serve", "gateway failed to start: %s", msg);
