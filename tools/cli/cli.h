@@ -27,6 +27,8 @@ void cli_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf
 int cmd_serve(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int bench_replay(int argc, char **argv); /* bench_replay.c */
+int bench_audit(int argc, char **argv);  /* bench_audit.c */
 int cmd_replay(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
 int cmd_views(int argc, char **argv);
