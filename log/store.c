@@ -485,6 +485,16 @@ int evlog_append(evlog *l, const struct evlog_in *in, size_t n, int64_t ts_us,
 		fatal = evlog_mdb_err(rc);
 		goto out_fail;
 	}
+	/* Another process may have appended (an operator command while the
+	 * server runs): LMDB serialises writers, so the head read here, inside
+	 * the write transaction, is the true one. */
+	fatal = load_head(l, txn);
+	if (fatal)
+		goto out_abort;
+	head0 = l->head_seq;
+	memcpy(hash0, l->head_hash, EVLOG_HASH_LEN);
+	if (l->last_ts > ts)
+		ts = l->last_ts;
 	for (size_t i = 0; i < n && !fatal; i++) {
 		memset(&out[i], 0, sizeof(out[i]));
 		out[i].err = append_one(l, txn, &in[i], ts, &out[i], &fatal);

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 #include <lmdb.h>
+#include <zmq.h>
 
 #include "cli_run.h"
 #include "evlog.h"
@@ -155,6 +156,86 @@ static void serve_starts_and_stops_cleanly(void **state)
 	ts_rmrf(dir);
 }
 
+/* Operator commands leave an admin.action event, even while the log serves,
+ * and the served log goes on with the next seq. */
+static void operator_commands_are_recorded_in_the_log(void **state)
+{
+	char dir[4096], data[4200], logf[4200], ingest[64], bus[64], cmd[9000], msg[256];
+	struct evlog_opts o = {0};
+	struct evlog_verify_result vr;
+	struct evlog_rec rec;
+	evlog_iter *it;
+	evlog *l;
+	int status, admin = 0;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(ts_tmpdir(dir, sizeof(dir)), 0);
+	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(logf, sizeof(logf), "%s/serve.log", dir);
+	snprintf(ingest, sizeof(ingest), "tcp://127.0.0.1:%d", ts_free_port());
+	snprintf(bus, sizeof(bus), "tcp://127.0.0.1:%d", ts_free_port());
+	char *argv[] = {(char *)ts_mmo_bin(), "serve", "--roles", "log", "--data", data,
+	                "--ingest", ingest, "--bus", bus, NULL};
+	pid = ts_spawn(argv, logf);
+	assert_true(ts_wait_log(logf, "ready: roles=log", 10000));
+
+	snprintf(cmd, sizeof(cmd),
+	         "printf 'a long password' | '%s' user add ops_7 --password-stdin --data '%s' "
+	         ">/dev/null && '%s' user role ops_7 auditor --data '%s' >/dev/null",
+	         ts_mmo_bin(), data, ts_mmo_bin(), data);
+	assert_int_equal(system(cmd), 0);
+
+	/* The server still appends, after the operator's event. */
+	{
+		void *z = zmq_ctx_new();
+		evlog_client *c;
+		struct mmo_ev b;
+		uint8_t buf[256];
+		struct evlog_in in;
+		uint64_t seq = 0;
+		int err = -1;
+
+		assert_int_equal(evlog_client_open(z, ingest, 5000, &c), MMO_OK);
+		assert_int_equal(mmo_ev_init(&b, "stats.update", "after-admin", NULL, NULL), MMO_OK);
+		b.body.stats_update.name = "x";
+		assert_int_equal(mmo_event_encode(&b.ev, buf, sizeof(buf), &in.len), MMO_OK);
+		in.buf = buf;
+		in.priority = 4;
+		assert_int_equal(evlog_client_append(c, &in, 1, &seq, &err), MMO_OK);
+		assert_int_equal(err, MMO_OK);
+		assert_int_equal(seq, 2); /* 1 is the operator's */
+		evlog_client_close(c);
+		zmq_ctx_term(z);
+	}
+	status = ts_stop(pid, SIGTERM, 10000);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+
+	snprintf(cmd, sizeof(cmd), "%s/log", data);
+	o.dir = cmd;
+	o.readonly = true;
+	assert_int_equal(evlog_open(&o, &l, msg, sizeof(msg)), MMO_OK);
+	assert_int_equal(evlog_iter_open(l, EVLOG_BY_TYPE, "admin.action", 1, &it), MMO_OK);
+	while (evlog_iter_next(it, &rec) == MMO_OK) {
+		Mmo__Event *ev;
+
+		assert_int_equal(evlog_rec_decode(&rec, &ev), MMO_OK);
+		assert_string_equal(ev->admin_action->command, "user role");
+		assert_string_equal(ev->admin_action->detail, "user=ops_7 role=auditor");
+		assert_true(ev->admin_action->actor[0] != 0);
+		assert_int_equal(rec.priority, 1);
+		mmo_event_free(ev);
+		admin++;
+	}
+	evlog_iter_close(it);
+	assert_int_equal(admin, 1);
+	assert_int_equal(evlog_verify(l, 1, 0, NULL, true, NULL, NULL, &vr), MMO_OK);
+	assert_int_equal(vr.checked, 2);
+	evlog_close(l);
+	ts_rmrf(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -163,6 +244,7 @@ int main(void)
 	    cmocka_unit_test(help_exits_0_on_stdout),
 	    cmocka_unit_test(serve_refuses_a_newer_format),
 	    cmocka_unit_test(serve_starts_and_stops_cleanly),
+	    cmocka_unit_test(operator_commands_are_recorded_in_the_log),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

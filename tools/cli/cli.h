@@ -21,6 +21,11 @@ bool cli_parse_size(const char *s, size_t *out);
 /* Parse an unsigned decimal integer (no sign, no trailing junk). */
 bool cli_parse_u64(const char *s, uint64_t *out);
 
+/* Append an admin.action event (command, the operator, detail) to DATA/log:
+ * the audit trail of operator commands that change something. Warns on
+ * stderr and returns the error if it cannot (the action itself stands). */
+int cli_admin_event(const char *data, const char *command, const char *detail);
+
 /* Print "mmo <cmd>: <message>" on stderr. */
 void cli_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

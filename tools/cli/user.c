@@ -130,6 +130,12 @@ int cmd_user(int argc, char **argv)
 			return rc == MMO_EINVAL ? EXIT_USAGE : EXIT_FAIL;
 		}
 		printf("%s is now %s\n", name, pos[2]);
+		{
+			char detail[256];
+
+			snprintf(detail, sizeof(detail), "user=%s role=%s", name, pos[2]);
+			cli_admin_event(data, "user role", detail);
+		}
 		return EXIT_OK;
 	}
 	cli_err("user", "unknown subcommand '%s' (add, role)", sub);

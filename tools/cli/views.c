@@ -281,6 +281,8 @@ out:
 static int dlq_retry(const struct common *o, uint64_t seq, bool dry_run)
 {
 	static const char *all[] = {"redis", "mongo"};
+	char trail[2][200];
+	size_t ntrail = 0;
 	evlog *log = NULL;
 	int rc = EXIT_OK;
 
@@ -325,10 +327,18 @@ static int dlq_retry(const struct common *o, uint64_t seq, bool dry_run)
 		       dry_run ? "(dry run) " : "", (unsigned long long)res.tried,
 		       (unsigned long long)res.applied, (unsigned long long)res.failed,
 		       (unsigned long long)res.left_parked);
+		if (!dry_run && res.tried) {
+			snprintf(trail[ntrail++], sizeof(trail[0]),
+			         "view=%s seq=%llu tried=%llu applied=%llu refused=%llu", all[i],
+			         (unsigned long long)seq, (unsigned long long)res.tried,
+			         (unsigned long long)res.applied, (unsigned long long)res.failed);
+		}
 		if (res.failed)
 			rc = EXIT_FAIL;
 	}
-	evlog_close(log);
+	evlog_close(log); /* one open of the log per process: close before appending */
+	for (size_t i = 0; i < ntrail; i++)
+		cli_admin_event(o->data, "dlq retry", trail[i]);
 	return rc;
 }
 
@@ -350,6 +360,14 @@ static int dlq_drop(const struct common *o, uint64_t seq)
 		return EXIT_FAIL;
 	}
 	printf("dropped %llu\n", (unsigned long long)removed);
+	if (removed) {
+		char detail[200];
+
+		snprintf(detail, sizeof(detail), "view=%s seq=%llu removed=%llu",
+		         o->view ? o->view : "all", (unsigned long long)seq,
+		         (unsigned long long)removed);
+		cli_admin_event(o->data, "dlq drop", detail);
+	}
 	return EXIT_OK;
 }
 
@@ -522,5 +540,12 @@ int cmd_views(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	printf("rebuilt %s: %llu events applied\n", view, (unsigned long long)applied);
+	{
+		char detail[200];
+
+		snprintf(detail, sizeof(detail), "view=%s applied=%llu", view,
+		         (unsigned long long)applied);
+		cli_admin_event(ro.data_dir, "views rebuild", detail);
+	}
 	return EXIT_OK;
 }
