@@ -526,6 +526,13 @@ int cmd_views(int argc, char **argv)
 		cli_err("views", "rebuild mongo needs --mongo-uri (or MMO_MONGO_URI)");
 		return EXIT_USAGE;
 	}
+	/* Recorded first, so that the rebuilt view includes its own trace. */
+	{
+		char detail[200];
+
+		snprintf(detail, sizeof(detail), "view=%s", view);
+		cli_admin_event(ro.data_dir, "views rebuild", detail);
+	}
 	if (open_log(ro.data_dir, &log))
 		return EXIT_FAIL;
 	ro.log = log;
@@ -540,12 +547,5 @@ int cmd_views(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	printf("rebuilt %s: %llu events applied\n", view, (unsigned long long)applied);
-	{
-		char detail[200];
-
-		snprintf(detail, sizeof(detail), "view=%s applied=%llu", view,
-		         (unsigned long long)applied);
-		cli_admin_event(ro.data_dir, "views rebuild", detail);
-	}
 	return EXIT_OK;
 }
