@@ -1309,7 +1309,7 @@ out:
 
 static void bench_help(FILE *f)
 {
-	fprintf(f, "usage: mmo bench log|replay|audit [options]\n"
+	fprintf(f, "usage: mmo bench log|replay|audit|gateway [options]\n"
 	           "Benchmarks against the physical limit (and a peer), in the same run.\n"
 	           "\n"
 	           "commands:\n"
@@ -1319,6 +1319,8 @@ static void bench_help(FILE *f)
 	           "           of the same records\n"
 	           "  audit    the verify rate, against SHA-256 of the same records; the cost of\n"
 	           "           a one-player query on logs of 1 M and 10 M events\n"
+	           "  gateway  authenticated moves against the HTTP ceiling of civetweb;\n"
+	           "           WebSocket delivery latency with thousands of clients\n"
 	           "\n"
 	           "`mmo bench <command> --help` lists its options.\n");
 }
@@ -1631,6 +1633,8 @@ int cmd_bench(int argc, char **argv)
 		return bench_replay(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "audit"))
 		return bench_audit(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "gateway"))
+		return bench_gateway(argc - 1, argv + 1);
 	cli_err("bench", "unknown benchmark '%s' (see mmo bench --help)", argv[1]);
 	return EXIT_USAGE;
 }
