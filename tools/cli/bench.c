@@ -1309,7 +1309,7 @@ out:
 
 static void bench_help(FILE *f)
 {
-	fprintf(f, "usage: mmo bench log|replay|audit|gateway [options]\n"
+	fprintf(f, "usage: mmo bench log|replay|audit|gateway|views [options]\n"
 	           "Benchmarks against the physical limit (and a peer), in the same run.\n"
 	           "\n"
 	           "commands:\n"
@@ -1321,6 +1321,7 @@ static void bench_help(FILE *f)
 	           "           a one-player query on logs of 1 M and 10 M events\n"
 	           "  gateway  authenticated moves against the HTTP ceiling of civetweb;\n"
 	           "           WebSocket delivery latency with thousands of clients\n"
+	           "  views    the Redis projector's apply rate against pipelined HSETs\n"
 	           "\n"
 	           "`mmo bench <command> --help` lists its options.\n");
 }
@@ -1635,6 +1636,8 @@ int cmd_bench(int argc, char **argv)
 		return bench_audit(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "gateway"))
 		return bench_gateway(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "views"))
+		return bench_views(argc - 1, argv + 1);
 	cli_err("bench", "unknown benchmark '%s' (see mmo bench --help)", argv[1]);
 	return EXIT_USAGE;
 }

@@ -35,6 +35,7 @@ int cmd_bench(int argc, char **argv);
 int bench_replay(int argc, char **argv); /* bench_replay.c */
 int bench_audit(int argc, char **argv);  /* bench_audit.c */
 int bench_gateway(int argc, char **argv); /* bench_gateway.c */
+int bench_views(int argc, char **argv);   /* bench_views.c */
 int cmd_replay(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
 int cmd_views(int argc, char **argv);

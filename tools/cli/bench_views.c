@@ -1,0 +1,186 @@
+/* bench_views.c - `mmo bench views`: the Redis projector against a bare
+ * hiredis pipeline of HSETs, on the same server, in the same run.
+ *
+ * Starts its own redis-server (no persistence: the peer limit is the
+ * server's command rate) on a free port, runs views_bench_redis() R times,
+ * prints each run, the medians and, last:
+ *   views redis_events_per_s=N raw_pipeline_per_s=N ratio_vs_raw=R
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "cli.h"
+#include "mmo_util.h"
+#include "views.h"
+
+#define RUNS_MAX 15
+
+static void help(FILE *f)
+{
+	fprintf(f, "usage: mmo bench views [--events N] [--batch B] [--runs R] [--redis-server PATH]\n"
+	           "The Redis projector applying N synthetic events (default 200000) in batches\n"
+	           "of B (default 512), against N pipelined HSETs from a bare hiredis loop in\n"
+	           "batches of the same size, on the same redis-server, started by the bench.\n"
+	           "Prints each run, the medians and the summary line; target ratio_vs_raw >= 0.5.\n");
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {0};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static pid_t redis_up(const char *path, int port)
+{
+	char sport[16];
+	pid_t pid;
+
+	snprintf(sport, sizeof(sport), "%d", port);
+	pid = fork();
+	if (pid == 0) {
+		int fd = open("/dev/null", 0);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl(path, path, "--port", sport, "--bind", "127.0.0.1", "--save", "",
+		      "--appendonly", "no", "--daemonize", "no", (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; pid > 0 && i < 100; i++) {
+		struct timeval tv = {0, 200000};
+		redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+		redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
+		bool ok = r && r->type == REDIS_REPLY_STATUS;
+
+		if (r)
+			freeReplyObject(r);
+		if (c)
+			redisFree(c);
+		if (ok)
+			return pid;
+		usleep(50 * 1000);
+	}
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	return -1;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int bench_views(int argc, char **argv)
+{
+	static const struct option lo[] = {{"events", required_argument, 0, 'n'},
+	                                   {"batch", required_argument, 0, 'b'},
+	                                   {"runs", required_argument, 0, 'r'},
+	                                   {"redis-server", required_argument, 0, 's'},
+	                                   {"help", no_argument, 0, 'h'},
+	                                   {0, 0, 0, 0}};
+	uint64_t n = 200000, batch = 512, runs = 3;
+	const char *server = "/usr/bin/redis-server";
+	double vps[RUNS_MAX], raw[RUNS_MAX], ratio[RUNS_MAX];
+	char url[64], msg[256];
+	int c, port, rc = EXIT_FAIL;
+	pid_t pid;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			if (!cli_parse_u64(optarg, &n) || n == 0 || n > 100000000) {
+				cli_err("bench views", "--events takes 1..100000000");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'b':
+			if (!cli_parse_u64(optarg, &batch) || batch == 0 || batch > 65536) {
+				cli_err("bench views", "--batch takes 1..65536");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'r':
+			if (!cli_parse_u64(optarg, &runs) || runs == 0 || runs > RUNS_MAX) {
+				cli_err("bench views", "--runs takes 1..%d", RUNS_MAX);
+				return EXIT_USAGE;
+			}
+			break;
+		case 's': server = optarg; break;
+		case 'h': help(stdout); return EXIT_OK;
+		default:
+			cli_err("bench views", "unrecognized option '%s' (see --help)", argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		cli_err("bench views", "unexpected argument '%s'", argv[optind]);
+		return EXIT_USAGE;
+	}
+	if (access(server, X_OK)) {
+		cli_err("bench views", "cannot run %s: %s (use --redis-server PATH)", server,
+		        strerror(errno));
+		return EXIT_FAIL;
+	}
+	port = free_port();
+	pid = port > 0 ? redis_up(server, port) : -1;
+	if (pid < 0) {
+		cli_err("bench views", "redis-server did not start on port %d", port);
+		return EXIT_FAIL;
+	}
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
+	printf("bench views: events=%llu batch=%llu runs=%llu redis=%s\n", (unsigned long long)n,
+	       (unsigned long long)batch, (unsigned long long)runs, url);
+	for (uint64_t i = 0; i < runs; i++) {
+		fprintf(stderr, "bench views: run %llu/%llu ...\n", (unsigned long long)i + 1,
+		        (unsigned long long)runs);
+		if (views_bench_redis(url, (size_t)n, (size_t)batch, &vps[i], &raw[i], msg,
+		                      sizeof(msg))) {
+			cli_err("bench views", "run %llu failed: %s", (unsigned long long)i + 1, msg);
+			goto out;
+		}
+		ratio[i] = raw[i] > 0 ? vps[i] / raw[i] : 0;
+		printf("run %llu: redis_events_per_s=%.0f raw_pipeline_per_s=%.0f ratio=%.3f\n",
+		       (unsigned long long)i + 1, vps[i], raw[i], ratio[i]);
+	}
+	qsort(vps, runs, sizeof(double), cmp);
+	qsort(raw, runs, sizeof(double), cmp);
+	qsort(ratio, runs, sizeof(double), cmp);
+	printf("target: ratio_vs_raw >= 0.5: %s\n", ratio[runs / 2] >= 0.5 ? "met" : "MISSED");
+	printf("views redis_events_per_s=%.0f raw_pipeline_per_s=%.0f ratio_vs_raw=%.2f\n",
+	       vps[runs / 2], raw[runs / 2], ratio[runs / 2]);
+	rc = EXIT_OK;
+out:
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	return rc;
+}
