@@ -44,6 +44,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bench_util.h"
 #include "cli.h"
 #include "evlog.h"
 #include "mmo_util.h"
@@ -84,14 +85,6 @@ static void on_signal(int sig)
 }
 
 /* ------------------------------------------------------------ helpers */
-
-static void sleep_us(int64_t us)
-{
-	struct timespec ts = {us / 1000000, (long)(us % 1000000) * 1000};
-
-	if (us > 0)
-		nanosleep(&ts, NULL);
-}
 
 /* A field of /proc/self/status in kB ("VmRSS", "RssAnon"), 0 if unknown. */
 static long proc_status_kb(const char *field)
@@ -164,59 +157,12 @@ static uint64_t io_write_bytes(pid_t pid)
 	return v;
 }
 
-/* A TCP port on 127.0.0.1 that was free a moment ago, 0 on failure. */
-static unsigned free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	unsigned port = 0;
-
-	if (fd < 0)
-		return 0;
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &al) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void rm_tree(const char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static void put_digits(uint8_t *p, uint64_t v, unsigned n)
 {
 	while (n--) {
 		p[n] = (uint8_t)('0' + v % 10);
 		v /= 10;
 	}
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(const double *v, unsigned n)
-{
-	double s[RUNS_MAX];
-
-	memcpy(s, v, n * sizeof(*s));
-	qsort(s, n, sizeof(*s), cmp_double);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 /* ------------------------------------------------------------ histogram */
@@ -577,7 +523,7 @@ static void *log_producer(void *arg)
 		/* Wait for a reply, or until the next send is due. */
 		if (nfree == W) {
 			wait = (rcount ? hold_until : due) - now; /* nothing in flight */
-			sleep_us(wait < 1 ? 1 : wait);
+			bench_sleep_us(wait < 1 ? 1 : wait);
 			continue;
 		}
 		if (!nfree || (!rcount && next >= p->quota))
@@ -597,7 +543,7 @@ static void *log_producer(void *arg)
 				goto out;
 			}
 			if (wait >= 0 && wait < 1000)
-				sleep_us(wait < 50 ? wait : 50);
+				bench_sleep_us(wait < 50 ? wait : 50);
 			continue;
 		}
 		/* Take this reply and every other one already here. */
@@ -728,8 +674,8 @@ static int log_phase(const struct config *cfg, const struct evtpl *tpl, const ch
 	so.ingest = run.ingest;
 	so.bus = bus;
 	for (int tries = 0;; tries++) {
-		snprintf(run.ingest, sizeof(run.ingest), "tcp://127.0.0.1:%u", free_port());
-		snprintf(bus, sizeof(bus), "tcp://127.0.0.1:%u", free_port());
+		snprintf(run.ingest, sizeof(run.ingest), "tcp://127.0.0.1:%u", bench_free_port());
+		snprintf(bus, sizeof(bus), "tcp://127.0.0.1:%u", bench_free_port());
 		err = evlog_server_start(&so, &srv, msg, sizeof(msg));
 		if (!err)
 			break;
@@ -779,7 +725,7 @@ static int log_phase(const struct config *cfg, const struct evtpl *tpl, const ch
 		if (fin == cfg->producers)
 			break;
 		progress_tick(&pg, "log", run_no, done, cfg->events);
-		sleep_us(20000);
+		bench_sleep_us(20000);
 	}
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(prods[i].th, NULL);
@@ -1128,7 +1074,7 @@ static int redis_start(const struct config *cfg, const char *dir, unsigned *port
 		         cfg->redis_path, strerror(errno));
 		return -1;
 	}
-	*port = free_port();
+	*port = bench_free_port();
 	snprintf(sport, sizeof(sport), "%u", *port);
 	snprintf(logpath, sizeof(logpath), "%s/redis.out", dir);
 	pid = fork();
@@ -1177,7 +1123,7 @@ static int redis_start(const struct config *cfg, const char *dir, unsigned *port
 		} else if (c) {
 			redisFree(c);
 		}
-		sleep_us(50000);
+		bench_sleep_us(50000);
 	}
 	snprintf(why, wl, "redis-server did not answer PING within 10 s (see %.300s)", logpath);
 	return -1;
@@ -1196,7 +1142,7 @@ static void redis_stop(void)
 			redis_pid = 0;
 			return;
 		}
-		sleep_us(10000);
+		bench_sleep_us(10000);
 	}
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
@@ -1256,7 +1202,7 @@ static int redis_phase(const struct config *cfg, const struct evtpl *tpl, const 
 		if (fin == cfg->producers)
 			break;
 		progress_tick(&pg, "redis XADD", run_no, done, cfg->events);
-		sleep_us(20000);
+		bench_sleep_us(20000);
 	}
 	for (unsigned i = 0; i < cfg->producers; i++)
 		pthread_join(prods[i].th, NULL);
@@ -1363,19 +1309,6 @@ static void log_help(FILE *f)
 	    PRODUCERS_MAX, WINDOW_MAX, EVLOG_REQ_MAX);
 }
 
-static bool parse_num(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-	uint64_t v;
-
-	if (!cli_parse_u64(s, &v) || v < lo || v > hi) {
-		cli_err(CMD, "--%s takes a number in %llu..%llu, not '%s'", opt,
-		        (unsigned long long)lo, (unsigned long long)hi, s);
-		return false;
-	}
-	*out = v;
-	return true;
-}
-
 static int parse_config(int argc, char **argv, struct config *cfg)
 {
 	static const struct option lo[] = {{"events", required_argument, 0, 'n'},
@@ -1421,9 +1354,9 @@ static int parse_config(int argc, char **argv, struct config *cfg)
 		cli_err(CMD, "unexpected argument '%s'", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if (!parse_num("events", cli_opt("events", a_n, "200000"), 1, 1000000000000ULL,
+	if (!bench_parse_num(CMD, "events", cli_opt("events", a_n, "200000"), 1, 1000000000000ULL,
 	               &cfg->events) ||
-	    !parse_num("producers", cli_opt("producers", a_p, "4"), 1, PRODUCERS_MAX, &v))
+	    !bench_parse_num(CMD, "producers", cli_opt("producers", a_p, "4"), 1, PRODUCERS_MAX, &v))
 		return EXIT_USAGE;
 	cfg->producers = (unsigned)v;
 	s = cli_opt("size", a_s, "200");
@@ -1431,17 +1364,17 @@ static int parse_config(int argc, char **argv, struct config *cfg)
 		cli_err(CMD, "--size takes a byte count, not '%s'", s);
 		return EXIT_USAGE;
 	}
-	if (!parse_num("window", cli_opt("window", a_w, "64"), 1, WINDOW_MAX, &v))
+	if (!bench_parse_num(CMD, "window", cli_opt("window", a_w, "64"), 1, WINDOW_MAX, &v))
 		return EXIT_USAGE;
 	cfg->window = (unsigned)v;
-	if (!parse_num("per-request", cli_opt("per-request", a_k, "1"), 1, EVLOG_REQ_MAX, &v))
+	if (!bench_parse_num(CMD, "per-request", cli_opt("per-request", a_k, "1"), 1, EVLOG_REQ_MAX, &v))
 		return EXIT_USAGE;
 	cfg->per_req = (unsigned)v;
-	if (!parse_num("runs", cli_opt("runs", a_r, "3"), 1, RUNS_MAX, &v))
+	if (!bench_parse_num(CMD, "runs", cli_opt("runs", a_r, "3"), 1, RUNS_MAX, &v))
 		return EXIT_USAGE;
 	cfg->runs = (unsigned)v;
-	if (!parse_num("rate", cli_opt("rate", a_R, "0"), 0, 100000000, &cfg->rate) ||
-	    !parse_num("players", cli_opt("players", a_P, "10000"), 1, 1000000, &v))
+	if (!bench_parse_num(CMD, "rate", cli_opt("rate", a_R, "0"), 0, 100000000, &cfg->rate) ||
+	    !bench_parse_num(CMD, "players", cli_opt("players", a_P, "10000"), 1, 1000000, &v))
 		return EXIT_USAGE;
 	cfg->players = (unsigned)v;
 	cfg->data = cli_opt("data", a_d, NULL);
@@ -1525,7 +1458,7 @@ static int bench_log(int argc, char **argv)
 		snprintf(dir, sizeof(dir), "%s/run%u-log", root, r + 1);
 		if (log_phase(&cfg, tpl, dir, r + 1, &L, why, sizeof(why)))
 			goto fail;
-		rm_tree(dir);
+		bench_rm_tree(dir);
 		printf("run %u log: events_per_s=%.0f secs=%.2f p50_ack_us=%llu p99_ack_us=%llu "
 		       "max_ack_us=%llu batches=%llu avg_batch=%.1f max_batch=%llu "
 		       "commit_avg_us=%.0f commit_max_us=%llu busy=%llu late_sends=%llu "
@@ -1544,7 +1477,7 @@ static int bench_log(int argc, char **argv)
 		if (raw_phase(&cfg, tpl, dir, (uint64_t)(L.avg_batch + 0.5), r + 1, &R, why,
 		              sizeof(why)))
 			goto fail;
-		rm_tree(dir);
+		bench_rm_tree(dir);
 		printf(
 		    "run %u raw_lmdb: per_s=%.0f secs=%.2f record_bytes=%zu batch=%llu txns=%llu "
 		    "disk_bytes_per_event=%.0f\n",
@@ -1556,7 +1489,7 @@ static int bench_log(int argc, char **argv)
 			snprintf(dir, sizeof(dir), "%s/run%u-redis", root, r + 1);
 			if (redis_phase(&cfg, tpl, dir, r + 1, &X, why, sizeof(why)))
 				goto fail;
-			rm_tree(dir);
+			bench_rm_tree(dir);
 			printf("run %u redis_xadd: per_s=%.0f secs=%.2f p50_ack_us=%llu "
 			       "p99_ack_us=%llu server_cpu_pct=%.0f disk_bytes_per_event=%.0f\n",
 			       r + 1, X.per_s, X.secs, (unsigned long long)X.p50,
@@ -1572,19 +1505,19 @@ static int bench_log(int argc, char **argv)
 		x_p99[r] = (double)X.p99;
 	}
 
-	m_rate = median(l_rate, cfg.runs);
-	m_p50 = median(l_p50, cfg.runs);
-	m_p99 = median(l_p99, cfg.runs);
-	m_raw = median(r_rate, cfg.runs);
+	m_rate = bench_median(l_rate, cfg.runs);
+	m_p50 = bench_median(l_p50, cfg.runs);
+	m_p99 = bench_median(l_p99, cfg.runs);
+	m_raw = bench_median(r_rate, cfg.runs);
 	ratio_raw = m_raw > 0 ? m_rate / m_raw : 0;
 	printf("median log: events_per_s=%.0f p50_ack_us=%.0f p99_ack_us=%.0f\n", m_rate, m_p50,
 	       m_p99);
 	printf("median raw_lmdb: per_s=%.0f\n", m_raw);
 	if (!cfg.skip_redis) {
-		m_redis = median(x_rate, cfg.runs);
+		m_redis = bench_median(x_rate, cfg.runs);
 		ratio_redis = m_redis > 0 ? m_rate / m_redis : 0;
 		printf("median redis_xadd: per_s=%.0f p50_ack_us=%.0f p99_ack_us=%.0f\n", m_redis,
-		       median(x_p50, cfg.runs), median(x_p99, cfg.runs));
+		       bench_median(x_p50, cfg.runs), bench_median(x_p99, cfg.runs));
 	}
 	if (cfg.rate) {
 		printf("target: p99_ack_us <= 2000 at %llu events/s offered: %s (p99 %.0f us, "
@@ -1610,7 +1543,7 @@ fail:
 	rc = EXIT_FAIL;
 out:
 	redis_stop();
-	rm_tree(root);
+	bench_rm_tree(root);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	sigaction(SIGPIPE, &old_pipe, NULL);

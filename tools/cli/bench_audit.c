@@ -36,6 +36,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "cli.h"
 #include "evlog.h"
 #include "mmo_util.h"
@@ -72,43 +73,6 @@ static void on_signal(int sig)
 }
 
 /* ------------------------------------------------------------ helpers */
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void rm_tree(const char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* The median of n values (sorts v). */
-static double median(double *v, unsigned n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static uint64_t file_bytes(const char *dir, const char *name)
-{
-	char p[8800];
-	struct stat st;
-
-	snprintf(p, sizeof(p), "%s/%s", dir, name);
-	return stat(p, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
-}
 
 static uint64_t mix(uint64_t x)
 {
@@ -364,8 +328,8 @@ static int gen_log(const struct config *cfg, int which, const char *dir, char *w
 	       "measured)\n",
 	       cfg->name[which], (unsigned long long)head, (unsigned long long)j, cfg->players,
 	       head ? (double)bytes / (double)head : 0,
-	       (unsigned long long)file_bytes(dir, "data.mdb"),
-	       (unsigned long long)file_bytes(dir, "index/data.mdb"), (double)(t_gen - t0) / 1e6,
+	       (unsigned long long)bench_file_bytes(dir, "data.mdb"),
+	       (unsigned long long)bench_file_bytes(dir, "index/data.mdb"), (double)(t_gen - t0) / 1e6,
 	       (double)(mmo_mono_us() - t_gen) / 1e6);
 	fflush(stdout);
 	rc = 0;
@@ -618,19 +582,6 @@ static void help(FILE *f)
 	    BYTES_PER_EV);
 }
 
-static bool parse_num(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-	uint64_t v;
-
-	if (!cli_parse_u64(s, &v) || v < lo || v > hi) {
-		cli_err(CMD, "--%s takes a number in %llu..%llu, not '%s'", opt,
-		        (unsigned long long)lo, (unsigned long long)hi, s);
-		return false;
-	}
-	*out = v;
-	return true;
-}
-
 static int parse_config(int argc, char **argv, struct config *cfg)
 {
 	static const struct option lo[] = {{"small", no_argument, 0, 's'},
@@ -670,16 +621,16 @@ static int parse_config(int argc, char **argv, struct config *cfg)
 	cfg->n[1] = cfg->small ? 1000000 : 10000000;
 	cfg->name[0] = cfg->small ? "100k" : "1m";
 	cfg->name[1] = cfg->small ? "1m" : "10m";
-	if (!parse_num("runs", cli_opt("runs", a_r, "3"), 1, RUNS_MAX, &v))
+	if (!bench_parse_num(CMD, "runs", cli_opt("runs", a_r, "3"), 1, RUNS_MAX, &v))
 		return EXIT_USAGE;
 	cfg->runs = (unsigned)v;
-	if (!parse_num("repeat", cli_opt("repeat", a_q, "9"), 1, REPEAT_MAX, &v))
+	if (!bench_parse_num(CMD, "repeat", cli_opt("repeat", a_q, "9"), 1, REPEAT_MAX, &v))
 		return EXIT_USAGE;
 	cfg->repeat = (unsigned)v;
-	if (!parse_num("players", cli_opt("players", a_P, "10000"), 1, 999999, &v))
+	if (!bench_parse_num(CMD, "players", cli_opt("players", a_P, "10000"), 1, 999999, &v))
 		return EXIT_USAGE;
 	cfg->players = (unsigned)v;
-	if (!parse_num("player-events",
+	if (!bench_parse_num(CMD, "player-events",
 	               cli_opt("player-events", a_k, cfg->small ? "1000" : "10000"), 1,
 	               cfg->n[0] / 2, &cfg->player_events))
 		return EXIT_USAGE;
@@ -806,7 +757,7 @@ int bench_audit(int argc, char **argv)
 		}
 	}
 	for (int i = 0; i < 2; i++) {
-		m_q[i] = median(q_us[i], cfg.repeat); /* sorts: [0] is the min */
+		m_q[i] = bench_median(q_us[i], cfg.repeat); /* sorts: [0] is the min */
 		printf("query %s: events=%llu player=%s matched=%llu scanned=%llu driver=player "
 		       "median_us=%.0f min_us=%.0f max_us=%.0f ns_per_event=%.0f "
 		       "events_btree_depth=%u\n",
@@ -817,13 +768,13 @@ int bench_audit(int argc, char **argv)
 		       events_depth(dir[i]));
 	}
 
-	m_v = median(v_rate, cfg.runs);
-	m_h = median(h_rate, cfg.runs);
+	m_v = bench_median(v_rate, cfg.runs);
+	m_h = bench_median(h_rate, cfg.runs);
 	ratio = m_h > 0 ? m_v / m_h : 0;
 	q_ratio = m_q[0] > 0 ? m_q[1] / m_q[0] : 0;
 	printf("median verify: verify_per_s=%.0f verify_no_indexes_per_s=%.0f "
 	       "hash_limit_per_s=%.0f stream_hash_per_s=%.0f\n",
-	       m_v, median(n_rate, cfg.runs), m_h, median(s_rate, cfg.runs));
+	       m_v, bench_median(n_rate, cfg.runs), m_h, bench_median(s_rate, cfg.runs));
 	printf("target: ratio >= 0.5: %s\n", ratio >= 0.5 ? "met" : "MISSED");
 	printf("target: query ratio near 1 (taken as <= 1.5; the logs differ 10x): %s\n",
 	       q_ratio <= 1.5 ? "met" : "MISSED");
@@ -842,7 +793,7 @@ fail:
 out:
 	evlog_close(l[0]);
 	evlog_close(l[1]);
-	rm_tree(root);
+	bench_rm_tree(root);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	free(q_us[0]);

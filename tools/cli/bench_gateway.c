@@ -58,6 +58,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bench_util.h"
 #include "cli.h"
 #include "evlog.h"
 #include "gateway.h"
@@ -103,14 +104,6 @@ static void on_signal(int sig)
 
 /* ------------------------------------------------------------ helpers */
 
-static void sleep_us(int64_t us)
-{
-	struct timespec ts = {us / 1000000, (long)(us % 1000000) * 1000};
-
-	if (us > 0)
-		nanosleep(&ts, NULL);
-}
-
 static long pid_rss_kb(pid_t pid)
 {
 	char path[64], line[256];
@@ -129,52 +122,6 @@ static long pid_rss_kb(pid_t pid)
 	}
 	fclose(f);
 	return kb;
-}
-
-static unsigned free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t al = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	unsigned port = 0;
-
-	if (fd < 0)
-		return 0;
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &al) == 0)
-		port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void rm_tree(const char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(const double *v, unsigned n)
-{
-	double s[RUNS_MAX];
-
-	memcpy(s, v, n * sizeof(*s));
-	qsort(s, n, sizeof(*s), cmp_double);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 /* ------------------------------------------------------------ histogram */
@@ -271,7 +218,7 @@ static int redis_start(const struct config *cfg, const char *dir, unsigned *port
 		         strerror(errno));
 		return -1;
 	}
-	*port = free_port();
+	*port = bench_free_port();
 	snprintf(sport, sizeof(sport), "%u", *port);
 	snprintf(logpath, sizeof(logpath), "%s/redis.out", dir);
 	fflush(stdout);
@@ -321,7 +268,7 @@ static int redis_start(const struct config *cfg, const char *dir, unsigned *port
 		} else if (c) {
 			redisFree(c);
 		}
-		sleep_us(50000);
+		bench_sleep_us(50000);
 	}
 	snprintf(why, wl, "redis-server did not answer on port %u", *port);
 	return -1;
@@ -340,7 +287,7 @@ static void child_stop(volatile pid_t *pp, int sig, int wait_ms)
 			*pp = 0;
 			return;
 		}
-		sleep_us(10000);
+		bench_sleep_us(10000);
 	}
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
@@ -733,11 +680,11 @@ static void *load_main(void *arg)
 
 		if (interval) {
 			if (sched > now)
-				sleep_us(sched - now);
+				bench_sleep_us(sched - now);
 			sched += interval;
 		}
 		if (!ph->ceiling && p->next > mmo_mono_us())
-			sleep_us(p->next - mmo_mono_us());
+			bench_sleep_us(p->next - mmo_mono_us());
 		t0 = mmo_mono_us();
 		if (t0 >= ph->end)
 			break;
@@ -776,7 +723,7 @@ static void *load_main(void *arg)
 		} else {
 			err++;
 			if (!st)
-				sleep_us(10000);
+				bench_sleep_us(10000);
 		}
 	}
 out:
@@ -1274,12 +1221,12 @@ static int one_run(const struct config *cfg, struct player *pl, int gw_port, int
 				fprintf(stderr, "bench: ws: %u open, %u failed\n",
 				        atomic_load(&wr->opened), atomic_load(&wr->failed));
 			}
-			sleep_us(50000);
+			bench_sleep_us(50000);
 		}
 		t0 = mmo_mono_us();
 		while (!interrupted && atomic_load(&wr->subscribed) < atomic_load(&wr->opened) &&
 		       mmo_mono_us() - t0 < 30000000)
-			sleep_us(50000);
+			bench_sleep_us(50000);
 	}
 	res->ws_open = atomic_load(&wr->opened);
 	rss = pid_rss_kb(server_pid);
@@ -1309,7 +1256,7 @@ static int one_run(const struct config *cfg, struct player *pl, int gw_port, int
 	atomic_store(&wr->measure, true);
 	if (run_phase(ph, why, wl))
 		goto stop_ws;
-	sleep_us(1000000); /* deliveries still in flight */
+	bench_sleep_us(1000000); /* deliveries still in flight */
 	atomic_store(&wr->measure, false);
 	rss = pid_rss_kb(server_pid);
 	if (rss > *rss_peak)
@@ -1645,7 +1592,7 @@ int bench_gateway(int argc, char **argv)
 				fprintf(stderr, "bench: %u/%u players ready\n",
 				        atomic_load(&st.done), cfg.players);
 			}
-			sleep_us(100000);
+			bench_sleep_us(100000);
 		}
 		for (unsigned i = 0; i < nth; i++)
 			pthread_join(th[i], NULL);
@@ -1674,14 +1621,14 @@ int bench_gateway(int argc, char **argv)
 			ws_open_min = res.ws_open;
 	}
 	{
-		double m_rate = median(v_rate, cfg.runs), m_p99 = median(v_p99, cfg.runs),
-		       m_ratio = median(v_ratio, cfg.runs), m_ws99 = median(v_wsp99, cfg.runs);
+		double m_rate = bench_median(v_rate, cfg.runs), m_p99 = bench_median(v_p99, cfg.runs),
+		       m_ratio = bench_median(v_ratio, cfg.runs), m_ws99 = bench_median(v_wsp99, cfg.runs);
 		double rss_mb = (double)rss_peak / 1024.0;
 
 		printf("median: http_ceiling_per_s=%.0f moves_per_s=%.0f p50_ms=%.2f p99_ms=%.2f "
 		       "ws_p50_ms=%.2f ws_p99_ms=%.2f\n",
-		       median(v_ceil, cfg.runs), m_rate, median(v_p50, cfg.runs), m_p99,
-		       median(v_wsp50, cfg.runs), m_ws99);
+		       bench_median(v_ceil, cfg.runs), m_rate, bench_median(v_p50, cfg.runs), m_p99,
+		       bench_median(v_wsp50, cfg.runs), m_ws99);
 		printf("target: ratio_vs_http_ceiling >= 0.25: %s\n",
 		       m_ratio >= 0.25 ? "met" : "MISSED");
 		printf("target: p99_ms <= 10 at %.0f moves/s: %s\n", m_rate,
@@ -1712,7 +1659,7 @@ out:
 	if (pfd[1] >= 0)
 		close(pfd[1]);
 	free(pl);
-	rm_tree(root);
+	bench_rm_tree(root);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	sigaction(SIGPIPE, &old_pipe, NULL);

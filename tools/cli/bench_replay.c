@@ -31,6 +31,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "cli.h"
 #include "evlog.h"
 #include "mmo_util.h"
@@ -64,36 +65,6 @@ static void on_signal(int sig)
 
 /* ------------------------------------------------------------ helpers */
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void rm_tree(const char *dir)
-{
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(const double *v, unsigned n)
-{
-	double s[RUNS_MAX];
-
-	memcpy(s, v, n * sizeof(*s));
-	qsort(s, n, sizeof(*s), cmp_double);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
 static bool has_file(const char *dir, const char *name)
 {
 	char p[8800];
@@ -117,15 +88,6 @@ static bool empty_dir(const char *dir)
 		        !strcmp(e->d_name, "log.partial"); /* an interrupted generation */
 	closedir(d);
 	return empty;
-}
-
-static uint64_t file_bytes(const char *dir, const char *name)
-{
-	char p[8800];
-	struct stat st;
-
-	snprintf(p, sizeof(p), "%s/%s", dir, name);
-	return stat(p, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
 }
 
 static uint64_t splitmix(uint64_t *s)
@@ -614,19 +576,6 @@ static void help(FILE *f)
 	    RUNS_MAX);
 }
 
-static bool parse_num(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-	uint64_t v;
-
-	if (!cli_parse_u64(s, &v) || v < lo || v > hi) {
-		cli_err(CMD, "--%s takes a number in %llu..%llu, not '%s'", opt,
-		        (unsigned long long)lo, (unsigned long long)hi, s);
-		return false;
-	}
-	*out = v;
-	return true;
-}
-
 static int parse_config(int argc, char **argv, struct config *cfg)
 {
 	static const struct option lo[] = {
@@ -653,12 +602,12 @@ static int parse_config(int argc, char **argv, struct config *cfg)
 		cli_err(CMD, "unexpected argument '%s'", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if (!parse_num("players", cli_opt("players", a_P, "10000"), 1, 1000000, &v))
+	if (!bench_parse_num(CMD, "players", cli_opt("players", a_P, "10000"), 1, 1000000, &v))
 		return EXIT_USAGE;
 	cfg->players = (unsigned)v;
-	if (!parse_num("events", cli_opt("events", a_n, "5000000"), 1, 10000000000ULL,
+	if (!bench_parse_num(CMD, "events", cli_opt("events", a_n, "5000000"), 1, 10000000000ULL,
 	               &cfg->events) ||
-	    !parse_num("runs", cli_opt("runs", a_r, "3"), 1, RUNS_MAX, &v))
+	    !bench_parse_num(CMD, "runs", cli_opt("runs", a_r, "3"), 1, RUNS_MAX, &v))
 		return EXIT_USAGE;
 	cfg->runs = (unsigned)v;
 	if (cfg->events < cfg->players) {
@@ -738,7 +687,7 @@ int bench_replay(int argc, char **argv)
 		}
 		if (!room_for(root, cfg.events)) {
 			if (temp)
-				rm_tree(root);
+				bench_rm_tree(root);
 			return EXIT_FAIL;
 		}
 	}
@@ -755,7 +704,7 @@ int bench_replay(int argc, char **argv)
 	if (generated) {
 		/* Under another name until complete: a partial log is never reused. */
 		snprintf(partial, sizeof(partial), "%s/log.partial", root);
-		rm_tree(partial);
+		bench_rm_tree(partial);
 		if (gen_log(&cfg, partial, hash, why, sizeof(why)))
 			goto fail;
 		if (rename(partial, logdir)) {
@@ -775,8 +724,8 @@ int bench_replay(int argc, char **argv)
 	}
 	evlog_close(l);
 	printf("log: records=%llu bytes=%llu (data.mdb, %.0f per record)%s\n",
-	       (unsigned long long)head, (unsigned long long)file_bytes(logdir, "data.mdb"),
-	       head ? (double)file_bytes(logdir, "data.mdb") / (double)head : 0,
+	       (unsigned long long)head, (unsigned long long)bench_file_bytes(logdir, "data.mdb"),
+	       head ? (double)bench_file_bytes(logdir, "data.mdb") / (double)head : 0,
 	       !generated && head < cfg.events ? "; fewer than --events: reused as it is" : "");
 	fflush(stdout);
 
@@ -800,8 +749,8 @@ int bench_replay(int argc, char **argv)
 		rw[r] = R.per_s;
 		rp[r] = P.per_s;
 	}
-	m_rp = median(rp, cfg.runs);
-	m_rw = median(rw, cfg.runs);
+	m_rp = bench_median(rp, cfg.runs);
+	m_rw = bench_median(rw, cfg.runs);
 	ratio = m_rw > 0 ? m_rp / m_rw : 0;
 	printf("median replay: events_per_s=%.0f\n", m_rp);
 	printf("median raw_scan: per_s=%.0f\n", m_rw);
@@ -816,10 +765,10 @@ fail:
 	cli_err(CMD, "%s", interrupted ? "interrupted" : why);
 	rc = EXIT_FAIL;
 	if (!temp && partial[0])
-		rm_tree(partial); /* an interrupted generation into --data */
+		bench_rm_tree(partial); /* an interrupted generation into --data */
 out:
 	if (temp)
-		rm_tree(root);
+		bench_rm_tree(root);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	return rc;

@@ -6,21 +6,19 @@
  * prints each run, the medians and, last:
  *   views redis_events_per_s=N raw_pipeline_per_s=N ratio_vs_raw=R
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
+#include "bench_util.h"
 #include "cli.h"
 #include "mmo_util.h"
 #include "views.h"
@@ -34,22 +32,6 @@ static void help(FILE *f)
 	           "of B (default 512), against N pipelined HSETs from a bare hiredis loop in\n"
 	           "batches of the same size, on the same redis-server, started by the bench.\n"
 	           "Prints each run, the medians and the summary line; target ratio_vs_raw >= 0.5.\n");
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {0};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
 }
 
 static pid_t redis_up(const char *path, int port)
@@ -89,13 +71,6 @@ static pid_t redis_up(const char *path, int port)
 		waitpid(pid, NULL, 0);
 	}
 	return -1;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 int bench_views(int argc, char **argv)
@@ -151,7 +126,7 @@ int bench_views(int argc, char **argv)
 		        strerror(errno));
 		return EXIT_FAIL;
 	}
-	port = free_port();
+	port = (int)bench_free_port();
 	pid = port > 0 ? redis_up(server, port) : -1;
 	if (pid < 0) {
 		cli_err("bench views", "redis-server did not start on port %d", port);
@@ -172,12 +147,13 @@ int bench_views(int argc, char **argv)
 		printf("run %llu: redis_events_per_s=%.0f raw_pipeline_per_s=%.0f ratio=%.3f\n",
 		       (unsigned long long)i + 1, vps[i], raw[i], ratio[i]);
 	}
-	qsort(vps, runs, sizeof(double), cmp);
-	qsort(raw, runs, sizeof(double), cmp);
-	qsort(ratio, runs, sizeof(double), cmp);
-	printf("target: ratio_vs_raw >= 0.5: %s\n", ratio[runs / 2] >= 0.5 ? "met" : "MISSED");
-	printf("views redis_events_per_s=%.0f raw_pipeline_per_s=%.0f ratio_vs_raw=%.2f\n",
-	       vps[runs / 2], raw[runs / 2], ratio[runs / 2]);
+	{
+		double mr = bench_median(ratio, (unsigned)runs);
+
+		printf("target: ratio_vs_raw >= 0.5: %s\n", mr >= 0.5 ? "met" : "MISSED");
+		printf("views redis_events_per_s=%.0f raw_pipeline_per_s=%.0f ratio_vs_raw=%.2f\n",
+		       bench_median(vps, (unsigned)runs), bench_median(raw, (unsigned)runs), mr);
+	}
 	rc = EXIT_OK;
 out:
 	kill(pid, SIGTERM);
