@@ -37,11 +37,11 @@
 
 #include "../schemas/event.h"
 
-#define EVLOG_FORMAT 1              /* on-disk format version of this build */
+#define EVLOG_FORMAT   1 /* on-disk format version of this build */
 #define EVLOG_HASH_LEN 32
-#define EVLOG_HDR_LEN 44            /* hash + ts + priority + pad */
-#define EVLOG_REQ_MAX 1024          /* max events in one ingest request */
-#define EVLOG_READ_MAX 4096         /* max records in one read reply */
+#define EVLOG_HDR_LEN  44   /* hash + ts + priority + pad */
+#define EVLOG_REQ_MAX  1024 /* max events in one ingest request */
+#define EVLOG_READ_MAX 4096 /* max records in one read reply */
 
 typedef struct evlog evlog;
 typedef struct evlog_iter evlog_iter;
@@ -52,10 +52,10 @@ typedef struct evlog_sub evlog_sub;
 /* ---------------------------------------------------------------- storage */
 
 struct evlog_opts {
-	const char *dir;    /* folder of the LMDB environment; created if absent (rw) */
-	size_t map_size;    /* bytes; 0 = 16 GiB. Writes past it fail with MMO_EFULL */
-	bool readonly;      /* open read-only (another process may be writing) */
-	bool nosync;        /* no fsync at commit: benchmarks only, unsafe */
+	const char *dir; /* folder of the LMDB environment; created if absent (rw) */
+	size_t map_size; /* bytes; 0 = 16 GiB. Writes past it fail with MMO_EFULL */
+	bool readonly;   /* open read-only (another process may be writing) */
+	bool nosync;     /* no fsync at commit: benchmarks only, unsafe */
 };
 
 /* Open a log. Errors: MMO_EINVAL (no dir), MMO_EIO (cannot create or open;
@@ -72,14 +72,14 @@ int evlog_head(evlog *l, uint64_t *seq, uint8_t hash[EVLOG_HASH_LEN]);
 struct evlog_in {
 	const uint8_t *buf;
 	size_t len;
-	unsigned priority;  /* ingest only: the request's declared priority, 0 = medium */
+	unsigned priority; /* ingest only: the request's declared priority, 0 = medium */
 };
 
 /* The outcome of one appended event. */
 struct evlog_out {
-	uint64_t seq;    /* its seq (the original one for a duplicate), or 0 */
-	int err;         /* MMO_OK or the reason it was refused */
-	bool dup;        /* already in the log: not appended again */
+	uint64_t seq; /* its seq (the original one for a duplicate), or 0 */
+	int err;      /* MMO_OK or the reason it was refused */
+	bool dup;     /* already in the log: not appended again */
 	/* For a newly appended event (err == MMO_OK, !dup): its stored header,
 	 * so the caller can publish the record without reading it back. */
 	int64_t ts;
@@ -107,10 +107,10 @@ struct evlog_rec {
 	uint64_t seq;
 	int64_t ts;
 	unsigned priority;
-	const uint8_t *hash;        /* EVLOG_HASH_LEN bytes */
-	const uint8_t *raw;         /* the whole stored value (hash first) */
+	const uint8_t *hash; /* EVLOG_HASH_LEN bytes */
+	const uint8_t *raw;  /* the whole stored value (hash first) */
 	size_t raw_len;
-	const uint8_t *event;       /* the protobuf event bytes */
+	const uint8_t *event; /* the protobuf event bytes */
 	size_t event_len;
 };
 
@@ -123,7 +123,7 @@ int evlog_rec_parse(uint64_t seq, const uint8_t *raw, size_t len, struct evlog_r
 int evlog_rec_decode(const struct evlog_rec *rec, Mmo__Event **out);
 
 enum evlog_index {
-	EVLOG_ALL = 0,      /* every event, key ignored */
+	EVLOG_ALL = 0, /* every event, key ignored */
 	EVLOG_BY_PLAYER,
 	EVLOG_BY_TYPE,
 	EVLOG_BY_REGION,
@@ -160,9 +160,9 @@ int evlog_find_id(evlog *l, const char *event_id, uint64_t *seq);
 /* ---------------------------------------------------------------- verify */
 
 struct evlog_verify_result {
-	uint64_t checked;     /* records whose hash was checked */
-	uint64_t bad_seq;     /* first bad seq, 0 if none */
-	char what[160];       /* what is wrong with it */
+	uint64_t checked; /* records whose hash was checked */
+	uint64_t bad_seq; /* first bad seq, 0 if none */
+	char what[160];   /* what is wrong with it */
 };
 
 typedef void evlog_progress_fn(uint64_t done, uint64_t total, void *arg);
@@ -175,9 +175,8 @@ typedef void evlog_progress_fn(uint64_t done, uint64_t total, void *arg);
  * entry points at an existing event that matches it. Returns MMO_OK, or
  * MMO_ECORRUPT with res->bad_seq and res->what set. progress (may be NULL)
  * is called about every 64 Ki records. */
-int evlog_verify(evlog *l, uint64_t from, uint64_t to, const uint8_t *anchor,
-                 bool check_indexes, evlog_progress_fn *progress, void *arg,
-                 struct evlog_verify_result *res);
+int evlog_verify(evlog *l, uint64_t from, uint64_t to, const uint8_t *anchor, bool check_indexes,
+                 evlog_progress_fn *progress, void *arg, struct evlog_verify_result *res);
 
 /* SHA-256 of prev ‖ seq ‖ data: the chain step. */
 void evlog_chain_hash(const uint8_t prev[EVLOG_HASH_LEN], uint64_t seq, const uint8_t *data,
@@ -186,12 +185,12 @@ void evlog_chain_hash(const uint8_t prev[EVLOG_HASH_LEN], uint64_t seq, const ui
 /* ---------------------------------------------------------------- server */
 
 struct evlog_server_opts {
-	evlog *log;            /* borrowed, open read-write; outlives the server */
-	void *zctx;            /* borrowed ZeroMQ context */
-	const char *ingest;    /* endpoint to bind (ROUTER) */
-	const char *bus;       /* endpoint to bind (PUB), or NULL for none */
-	size_t queue_max;      /* pending events before low/medium get busy; 0 = 8192 */
-	size_t batch_max;      /* events per commit; 0 = 1024 */
+	evlog *log;         /* borrowed, open read-write; outlives the server */
+	void *zctx;         /* borrowed ZeroMQ context */
+	const char *ingest; /* endpoint to bind (ROUTER) */
+	const char *bus;    /* endpoint to bind (PUB), or NULL for none */
+	size_t queue_max;   /* pending events before low/medium get busy; 0 = 8192 */
+	size_t batch_max;   /* events per commit; 0 = 1024 */
 };
 
 struct evlog_stats {
@@ -205,11 +204,11 @@ struct evlog_stats {
 	uint64_t queue_depth;      /* pending events now */
 	uint64_t commit_us_sum;    /* total commit time */
 	uint64_t commit_us_max;
-	uint64_t commit_hist[12];  /* commit latency buckets: <= 2^(i+4) µs, last = +Inf */
-	uint64_t batch_hist[12];   /* batch size buckets: <= 2^i events, last = +Inf */
-	uint64_t full_errors;      /* batches refused because the map is full */
-	uint64_t reads;            /* read requests served */
-	uint64_t indexed_seq;      /* the secondary indexes cover seqs up to here */
+	uint64_t commit_hist[12]; /* commit latency buckets: <= 2^(i+4) µs, last = +Inf */
+	uint64_t batch_hist[12];  /* batch size buckets: <= 2^i events, last = +Inf */
+	uint64_t full_errors;     /* batches refused because the map is full */
+	uint64_t reads;           /* read requests served */
+	uint64_t indexed_seq;     /* the secondary indexes cover seqs up to here */
 };
 
 /* Bind the sockets and start the writer thread. Errors: MMO_EINVAL,
@@ -271,12 +270,12 @@ int evlog_client_stats(evlog_client *c, char *buf, size_t cap);
  * is set, else through a client of `ingest`. */
 struct evlog_sub_opts {
 	void *zctx;
-	const char *bus;           /* endpoint to connect (SUB) */
-	evlog *log;                /* local log to fill gaps from, or NULL */
-	const char *ingest;        /* else: the log's ingest endpoint */
+	const char *bus;            /* endpoint to connect (SUB) */
+	evlog *log;                 /* local log to fill gaps from, or NULL */
+	const char *ingest;         /* else: the log's ingest endpoint */
 	const char *const *regions; /* NULL: all events; else only these regions */
 	size_t nregions;
-	uint64_t from_seq;         /* first seq wanted (1 = from the start) */
+	uint64_t from_seq; /* first seq wanted (1 = from the start) */
 };
 
 int evlog_sub_open(const struct evlog_sub_opts *o, evlog_sub **out);
@@ -301,14 +300,14 @@ void evlog_sub_counters(evlog_sub *s, uint64_t *gaps, uint64_t *filled);
 
 /* The filters of a query. Every filter that is set must match. */
 struct evlog_query {
-	const char *player;  /* player_id, or NULL/"" for any */
-	const char *type;    /* exact type, or a prefix ending in '.' ("combat."), or NULL/"" */
-	const char *region;  /* region_id, or NULL/"" for any */
-	uint64_t from_seq;   /* first seq (0 = 1) */
-	uint64_t to_seq;     /* last seq (0 = the head at open) */
-	bool since_set;      /* ts >= since_us */
+	const char *player; /* player_id, or NULL/"" for any */
+	const char *type;   /* exact type, or a prefix ending in '.' ("combat."), or NULL/"" */
+	const char *region; /* region_id, or NULL/"" for any */
+	uint64_t from_seq;  /* first seq (0 = 1) */
+	uint64_t to_seq;    /* last seq (0 = the head at open) */
+	bool since_set;     /* ts >= since_us */
 	int64_t since_us;
-	bool until_set;      /* ts < until_us */
+	bool until_set; /* ts < until_us */
 	int64_t until_us;
 };
 
@@ -316,7 +315,7 @@ struct evlog_query {
 enum evlog_query_driver {
 	EVLOG_DRIVE_SEQ = 0, /* the events table over [from, to] (time bounds narrow it) */
 	EVLOG_DRIVE_PLAYER,
-	EVLOG_DRIVE_TYPE,    /* one stream per matching type key, merged in seq order */
+	EVLOG_DRIVE_TYPE, /* one stream per matching type key, merged in seq order */
 	EVLOG_DRIVE_REGION,
 };
 

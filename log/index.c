@@ -163,12 +163,9 @@ size_t evlog_index_keys(const Mmo__Event *ev, struct evlog_ikey keys[EVLOG_IKEYS
 MDB_dbi evlog_index_dbi(evlog *l, enum evlog_index idx)
 {
 	switch (idx) {
-	case EVLOG_BY_PLAYER:
-		return l->idx_player;
-	case EVLOG_BY_TYPE:
-		return l->idx_type;
-	default:
-		return l->idx_region;
+	case EVLOG_BY_PLAYER: return l->idx_player;
+	case EVLOG_BY_TYPE: return l->idx_type;
+	default: return l->idx_region;
 	}
 }
 
@@ -217,7 +214,8 @@ int evlog_index_sync(evlog *l, size_t max, uint64_t *indexed_out)
 		    evlog_rec_parse(seq, v.mv_data, v.mv_size, &rec) ||
 		    evlog_decode_arena(&arena, rec.event, rec.event_len, &ev)) {
 			/* A damaged log: index what precedes it; verify names it. */
-			mmo_logf(MMO_LOG_ERROR, "log", "indexer stopped at seq %llu: record damaged",
+			mmo_logf(MMO_LOG_ERROR, "log",
+			         "indexer stopped at seq %llu: record damaged",
 			         (unsigned long long)(indexed + 1));
 			break;
 		}

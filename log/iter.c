@@ -10,20 +10,20 @@
 
 struct evlog_iter {
 	evlog *log;
-	MDB_txn *txn;        /* log env snapshot */
-	MDB_txn *itxn;       /* index env snapshot (NULL: no index) */
-	MDB_cursor *ev_cur;  /* over events */
-	MDB_cursor *ix_cur;  /* over an index */
+	MDB_txn *txn;       /* log env snapshot */
+	MDB_txn *itxn;      /* index env snapshot (NULL: no index) */
+	MDB_cursor *ev_cur; /* over events */
+	MDB_cursor *ix_cur; /* over an index */
 	enum evlog_index idx;
 	bool started;
-	bool tail;           /* index part done: scanning unindexed records */
+	bool tail; /* index part done: scanning unindexed records */
 	bool done;
 	uint64_t from;
-	uint64_t to;         /* last seq wanted (time iterators), 0 = no bound */
-	uint64_t indexed;    /* seqs <= indexed are in the index snapshot */
+	uint64_t to;      /* last seq wanted (time iterators), 0 = no bound */
+	uint64_t indexed; /* seqs <= indexed are in the index snapshot */
 	size_t klen;
 	char key[MMO_ID_MAX + 1];
-	Mmo__Event *ev;      /* tail scan: last decoded event */
+	Mmo__Event *ev; /* tail scan: last decoded event */
 };
 
 static int iter_new(evlog *l, evlog_iter **out)
@@ -354,7 +354,8 @@ int evlog_region_prev(evlog *l, const char *region, uint64_t before, uint64_t *p
 			struct evlog_rec rec;
 			Mmo__Event *ev;
 
-			if (evlog_rec_parse(be64_get(k.mv_data), v.mv_data, v.mv_size, &rec) == MMO_OK &&
+			if (evlog_rec_parse(be64_get(k.mv_data), v.mv_data, v.mv_size, &rec) ==
+			        MMO_OK &&
 			    mmo_event_decode(rec.event, rec.event_len, &ev) == MMO_OK) {
 				bool hit = evlog_index_matches(ev, EVLOG_BY_REGION, region);
 

@@ -24,23 +24,23 @@
 #include "mmo_util.h"
 #include "wire.h"
 
-#define DRAIN_MAX 4096          /* messages read per pass */
+#define DRAIN_MAX      4096      /* messages read per pass */
 #define READ_BYTES_MAX (4 << 20) /* bytes of records in one read reply */
-#define POLL_IDLE_MS 100         /* wake-up to notice a stop request */
+#define POLL_IDLE_MS   100       /* wake-up to notice a stop request */
 
 struct request {
-	zmq_msg_t route;            /* routing id */
-	bool delim;                 /* REQ-style empty delimiter present */
+	zmq_msg_t route; /* routing id */
+	bool delim;      /* REQ-style empty delimiter present */
 	uint32_t req_id;
 	unsigned priority;
-	size_t n;                   /* events */
-	zmq_msg_t *frames;          /* n event frames */
+	size_t n;          /* events */
+	zmq_msg_t *frames; /* n event frames */
 	size_t frames_cap;
-	size_t first;               /* index of its first result in the batch */
+	size_t first; /* index of its first result in the batch */
 };
 
 struct region_slot {
-	char *name;                 /* NULL = empty */
+	char *name; /* NULL = empty */
 	uint64_t last;
 };
 
@@ -67,15 +67,15 @@ struct evlog_server {
 	struct region_slot *regions;
 	size_t nregions, regions_cap;
 
-	pthread_mutex_t mu;         /* guards stats */
+	pthread_mutex_t mu; /* guards stats */
 	struct evlog_stats stats;
 
 	/* The indexer: follows commits, keeps the secondary indexes (index.c). */
 	pthread_t ithread;
 	pthread_mutex_t imu;
 	pthread_cond_t icond;
-	uint64_t committed;         /* head seq the indexer should reach (imu) */
-	bool istop;                 /* (imu) */
+	uint64_t committed; /* head seq the indexer should reach (imu) */
+	bool istop;         /* (imu) */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -200,8 +200,8 @@ static void serve_stats(evlog_server *s, zmq_msg_t *route, bool delim, uint32_t 
 /* READ: frame 1 = from seq (8 bytes), optional frame 2 = region id.
  * Reply: header, head (8 bytes), one frame per record (seq ‖ stored value),
  * then an empty frame that ends the reply. */
-static void serve_read(evlog_server *s, zmq_msg_t *route, bool delim, uint32_t req_id,
-                       uint32_t max, zmq_msg_t *args, size_t nargs)
+static void serve_read(evlog_server *s, zmq_msg_t *route, bool delim, uint32_t req_id, uint32_t max,
+                       zmq_msg_t *args, size_t nargs)
 {
 	uint8_t hdr[WIRE_HDR_LEN], head_be[8];
 	char region[MMO_ID_MAX + 1];
@@ -560,10 +560,11 @@ static void commit_batch(evlog_server *s)
 	err = evlog_append(s->log, s->in, n, mmo_now_us(), s->out);
 	dt = mmo_mono_us() - t0;
 	if (err == MMO_EFULL)
-		mmo_logf(MMO_LOG_ERROR, "log", "storage map full: refusing %zu events (raise --map-size)",
-		         n);
+		mmo_logf(MMO_LOG_ERROR, "log",
+		         "storage map full: refusing %zu events (raise --map-size)", n);
 	else if (err)
-		mmo_logf(MMO_LOG_ERROR, "log", "commit of %zu events failed: %s", n, mmo_strerror(err));
+		mmo_logf(MMO_LOG_ERROR, "log", "commit of %zu events failed: %s", n,
+		         mmo_strerror(err));
 
 	/* Durable now: ack every request of the batch, then publish. */
 	for (size_t i = 0; i < nreq; i++) {
@@ -882,11 +883,11 @@ size_t evlog_stats_format(const struct evlog_stats *st, char *buf, size_t cap)
 	size_t n = 0;
 	uint64_t cum = 0;
 
-#define EMIT(...)                                                                          \
-	do {                                                                               \
-		int w_ = snprintf(buf + n, cap > n ? cap - n : 0, __VA_ARGS__);            \
-		if (w_ > 0)                                                                \
-			n = n + (size_t)w_ < cap ? n + (size_t)w_ : (cap ? cap - 1 : 0);    \
+#define EMIT(...)                                                                                  \
+	do {                                                                                       \
+		int w_ = snprintf(buf + n, cap > n ? cap - n : 0, __VA_ARGS__);                    \
+		if (w_ > 0)                                                                        \
+			n = n + (size_t)w_ < cap ? n + (size_t)w_ : (cap ? cap - 1 : 0);           \
 	} while (0)
 
 	if (!cap)
@@ -918,7 +919,8 @@ size_t evlog_stats_format(const struct evlog_stats *st, char *buf, size_t cap)
 			EMIT("mmo_log_batch_events_bucket{le=\"%llu\"} %llu\n",
 			     (unsigned long long)1 << i, (unsigned long long)cum);
 		else
-			EMIT("mmo_log_batch_events_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+			EMIT("mmo_log_batch_events_bucket{le=\"+Inf\"} %llu\n",
+			     (unsigned long long)cum);
 	}
 	EMIT("mmo_log_batch_events_count %llu\n", (unsigned long long)st->batches);
 	EMIT("# TYPE mmo_log_commit_seconds histogram\n");

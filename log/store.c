@@ -7,8 +7,8 @@
  */
 #define OPENSSL_API_COMPAT 0x10101000L /* SHA256_Init & co: the fastest path */
 #include <errno.h>
-#include <stdarg.h>
 #include <openssl/sha.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,23 +23,16 @@ static const uint8_t zero_hash[EVLOG_HASH_LEN];
 int evlog_mdb_err(int rc)
 {
 	switch (rc) {
-	case MDB_SUCCESS:
-		return MMO_OK;
-	case MDB_NOTFOUND:
-		return MMO_ENOTFOUND;
-	case MDB_MAP_FULL:
-		return MMO_EFULL;
-	case ENOMEM:
-		return MMO_ENOMEM;
+	case MDB_SUCCESS: return MMO_OK;
+	case MDB_NOTFOUND: return MMO_ENOTFOUND;
+	case MDB_MAP_FULL: return MMO_EFULL;
+	case ENOMEM: return MMO_ENOMEM;
 	case MDB_CORRUPTED:
 	case MDB_PAGE_NOTFOUND:
 	case MDB_INVALID:
-	case MDB_BAD_VALSIZE:
-		return MMO_ECORRUPT;
-	case MDB_VERSION_MISMATCH:
-		return MMO_EVERSION;
-	default:
-		return MMO_EIO;
+	case MDB_BAD_VALSIZE: return MMO_ECORRUPT;
+	case MDB_VERSION_MISMATCH: return MMO_EVERSION;
+	default: return MMO_EIO;
 	}
 }
 
@@ -109,8 +102,8 @@ int evlog_decode_arena(struct arena *a, const uint8_t *buf, size_t len, Mmo__Eve
 
 /* ------------------------------------------------------------ open/close */
 
-static void __attribute__((format(printf, 3, 4))) set_msg(char *msg, size_t len, const char *fmt,
-                                                          ...)
+static void __attribute__((format(printf, 3, 4)))
+set_msg(char *msg, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -172,7 +165,8 @@ static int open_dbis(evlog *l, MDB_txn *txn, char *msg, size_t msglen)
 			return MMO_EINVAL;
 		}
 		if (rc) {
-			set_msg(msg, msglen, "cannot open table in %s: %s", l->dir, mdb_strerror(rc));
+			set_msg(msg, msglen, "cannot open table in %s: %s", l->dir,
+			        mdb_strerror(rc));
 			return evlog_mdb_err(rc);
 		}
 	}
@@ -265,7 +259,8 @@ int evlog_open(const struct evlog_opts *o, evlog **out, char *msg, size_t msglen
 	}
 	rc = mdb_txn_begin(l->env, NULL, l->readonly ? MDB_RDONLY : 0, &txn);
 	if (rc) {
-		set_msg(msg, msglen, "cannot begin transaction on %s: %s", o->dir, mdb_strerror(rc));
+		set_msg(msg, msglen, "cannot begin transaction on %s: %s", o->dir,
+		        mdb_strerror(rc));
 		err = evlog_mdb_err(rc);
 		goto out_env;
 	}
@@ -290,8 +285,10 @@ int evlog_open(const struct evlog_opts *o, evlog **out, char *msg, size_t msglen
 		    (be64_get(mv.mv_data) != l->head_seq ||
 		     memcmp((const uint8_t *)mv.mv_data + 8, l->head_hash, EVLOG_HASH_LEN) != 0)) {
 			set_msg(msg, msglen,
-			        "%s: the meta head (seq %llu) does not match the last record (seq %llu): "
-			        "records are missing or altered; refusing to write (see mmo audit verify)",
+			        "%s: the meta head (seq %llu) does not match the last record (seq "
+			        "%llu): "
+			        "records are missing or altered; refusing to write (see mmo audit "
+			        "verify)",
 			        o->dir, (unsigned long long)be64_get(mv.mv_data),
 			        (unsigned long long)l->head_seq);
 			err = MMO_ECORRUPT;
@@ -441,8 +438,7 @@ static int append_one(evlog *l, MDB_txn *txn, const struct evlog_in *in, int64_t
 	rec[EVLOG_HASH_LEN + 8] = (uint8_t)mmo_event_priority(ev);
 	memset(rec + EVLOG_HASH_LEN + 9, 0, 3);
 	memcpy(rec + EVLOG_HDR_LEN, in->buf, in->len);
-	evlog_chain_hash(l->head_hash, seq, rec + EVLOG_HASH_LEN,
-	                 v.mv_size - EVLOG_HASH_LEN, rec);
+	evlog_chain_hash(l->head_hash, seq, rec + EVLOG_HASH_LEN, v.mv_size - EVLOG_HASH_LEN, rec);
 	/* rec is valid only until the next put: keep what we need of it. */
 	memcpy(o->hash, rec, EVLOG_HASH_LEN);
 	o->priority = rec[EVLOG_HASH_LEN + 8];

@@ -19,9 +19,9 @@
 #include "mmo_util.h"
 #include "wire.h"
 
-#define FILL_CHUNK 1024        /* records per remote read */
+#define FILL_CHUNK       1024  /* records per remote read */
 #define CATCHUP_PER_POLL 65536 /* records delivered from the log per poll */
-#define MSGS_PER_POLL 4096     /* bus messages handled per poll */
+#define MSGS_PER_POLL    4096  /* bus messages handled per poll */
 
 struct region_state {
 	char name[MMO_ID_MAX + 1];
@@ -78,12 +78,13 @@ static int fill(evlog_sub *s, const char *region, uint64_t from, struct fill_ctx
 	if (s->log) {
 		evlog_iter *it;
 		struct evlog_rec rec;
-		int err = evlog_iter_open(s->log, region ? EVLOG_BY_REGION : EVLOG_ALL, region, from,
-		                          &it);
+		int err = evlog_iter_open(s->log, region ? EVLOG_BY_REGION : EVLOG_ALL, region,
+		                          from, &it);
 
 		if (err)
 			return err;
-		while (f->count < f->max && !f->stop && (err = evlog_iter_next(it, &rec)) == MMO_OK) {
+		while (f->count < f->max && !f->stop &&
+		       (err = evlog_iter_next(it, &rec)) == MMO_OK) {
 			if (rec.seq >= f->until)
 				break;
 			fill_cb(&rec, f);
@@ -246,8 +247,8 @@ static int catch_up_all(evlog_sub *s, uint64_t until, evlog_rec_fn *fn, void *ar
 	return f.stop;
 }
 
-static int catch_up_region(evlog_sub *s, struct region_state *st, uint64_t until,
-                           evlog_rec_fn *fn, void *arg, size_t *n)
+static int catch_up_region(evlog_sub *s, struct region_state *st, uint64_t until, evlog_rec_fn *fn,
+                           void *arg, size_t *n)
 {
 	struct fill_ctx f = {fn, arg, until, 0, 0, CATCHUP_PER_POLL, 0};
 	int err = fill(s, st->name, st->last + 1, &f);
@@ -374,8 +375,8 @@ int evlog_sub_poll(evlog_sub *s, int timeout_ms, evlog_rec_fn *fn, void *arg, si
 					if (head > s->regions[i].last) {
 						size_t before = n;
 
-						rc = catch_up_region(s, &s->regions[i], head + 1, fn,
-						                     arg, &n);
+						rc = catch_up_region(s, &s->regions[i], head + 1,
+						                     fn, arg, &n);
 						if (n > before) {
 							s->gaps++;
 							s->filled += n - before;

@@ -235,7 +235,8 @@ static int check_counts(evlog *l, MDB_txn *txn, MDB_txn *itxn, const struct coun
 		if (have != t[i].want) {
 			snprintf(what, sizeof(what),
 			         "%s has %llu entries, the events need %llu: stray entries",
-			         t[i].name, (unsigned long long)have, (unsigned long long)t[i].want);
+			         t[i].name, (unsigned long long)have,
+			         (unsigned long long)t[i].want);
 			return bad(res, last, what);
 		}
 	}
@@ -245,8 +246,8 @@ static int check_counts(evlog *l, MDB_txn *txn, MDB_txn *itxn, const struct coun
 #define DIGEST_MISMATCH (-1) /* internal: a sum differs, look entries up */
 
 static int verify_run(evlog *l, uint64_t from, uint64_t to, const uint8_t *anchor,
-                      bool check_indexes, bool use_digest, evlog_progress_fn *progress,
-                      void *arg, struct evlog_verify_result *res)
+                      bool check_indexes, bool use_digest, evlog_progress_fn *progress, void *arg,
+                      struct evlog_verify_result *res)
 {
 	struct digest dg;
 	uint8_t prev[EVLOG_HASH_LEN], h[EVLOG_HASH_LEN], sk[8];
@@ -363,10 +364,12 @@ static int verify_run(evlog *l, uint64_t from, uint64_t to, const uint8_t *ancho
 			err = bad(res, seq, "record shorter than its header");
 			goto out;
 		}
-		evlog_chain_hash(prev, seq, rec.raw + EVLOG_HASH_LEN, rec.raw_len - EVLOG_HASH_LEN, h);
+		evlog_chain_hash(prev, seq, rec.raw + EVLOG_HASH_LEN, rec.raw_len - EVLOG_HASH_LEN,
+		                 h);
 		if (memcmp(h, rec.hash, EVLOG_HASH_LEN) != 0) {
-			err = bad(res, seq, "hash mismatch: record altered, reordered or a "
-			                    "predecessor changed");
+			err = bad(res, seq,
+			          "hash mismatch: record altered, reordered or a "
+			          "predecessor changed");
 			goto out;
 		}
 		if (evlog_decode_arena(&arena, rec.event, rec.event_len, &ev) != MMO_OK) {
@@ -445,9 +448,8 @@ out:
 	return err;
 }
 
-int evlog_verify(evlog *l, uint64_t from, uint64_t to, const uint8_t *anchor,
-                 bool check_indexes, evlog_progress_fn *progress, void *arg,
-                 struct evlog_verify_result *res)
+int evlog_verify(evlog *l, uint64_t from, uint64_t to, const uint8_t *anchor, bool check_indexes,
+                 evlog_progress_fn *progress, void *arg, struct evlog_verify_result *res)
 {
 	int err = verify_run(l, from, to, anchor, check_indexes, true, progress, arg, res);
 

@@ -19,10 +19,10 @@
 
 #include "mmo_err.h"
 
-#define WIRE_HDR_LEN 16
-#define WIRE_VERSION 1
-#define WIRE_RESULT_LEN 12 /* seq u64 BE ‖ err u32 BE */
-#define WIRE_TOPIC_END '|' /* bus topic = region_id ‖ '|' */
+#define WIRE_HDR_LEN    16
+#define WIRE_VERSION    1
+#define WIRE_RESULT_LEN 12  /* seq u64 BE ‖ err u32 BE */
+#define WIRE_TOPIC_END  '|' /* bus topic = region_id ‖ '|' */
 
 enum wire_op {
 	WIRE_OP_APPEND = 1,

@@ -16,6 +16,6 @@ enum mmo_level { MMO_LOG_DEBUG, MMO_LOG_INFO, MMO_LOG_WARN, MMO_LOG_ERROR };
  * Thread-safe (one write(2) per line). MMO_LOG_LEVEL=debug|info|warn|error
  * in the environment sets the threshold (default info). */
 void mmo_logf(enum mmo_level lvl, const char *module, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -127,7 +127,7 @@ static void serve_starts_and_stops_cleanly(void **state)
 	snprintf(ingest, sizeof(ingest), "tcp://127.0.0.1:%d", ts_free_port());
 	snprintf(bus, sizeof(bus), "tcp://127.0.0.1:%d", ts_free_port());
 	char *argv[] = {(char *)ts_mmo_bin(), "serve", "--roles", "log", "--data", data,
-	                "--ingest", ingest, "--bus", bus, NULL};
+	                "--ingest",           ingest,  "--bus",   bus,   NULL};
 	pid = ts_spawn(argv, logf);
 	assert_true(pid > 0);
 	assert_true(ts_wait_log(logf, "ready: roles=log", 10000));
@@ -144,7 +144,7 @@ static void serve_starts_and_stops_cleanly(void **state)
 
 		snprintf(data2, sizeof(data2), "%s/data2", dir);
 		char *argv2[] = {(char *)ts_mmo_bin(), "serve", "--roles", "log", "--data", data2,
-		                 "--ingest", ingest, "--bus", bus, NULL};
+		                 "--ingest",           ingest,  "--bus",   bus,   NULL};
 		run_argv(argv2, &r);
 		assert_int_equal(r.status, 1);
 		assert_non_null(strstr(r.err, "cannot bind"));
@@ -176,7 +176,7 @@ static void operator_commands_are_recorded_in_the_log(void **state)
 	snprintf(ingest, sizeof(ingest), "tcp://127.0.0.1:%d", ts_free_port());
 	snprintf(bus, sizeof(bus), "tcp://127.0.0.1:%d", ts_free_port());
 	char *argv[] = {(char *)ts_mmo_bin(), "serve", "--roles", "log", "--data", data,
-	                "--ingest", ingest, "--bus", bus, NULL};
+	                "--ingest",           ingest,  "--bus",   bus,   NULL};
 	pid = ts_spawn(argv, logf);
 	assert_true(ts_wait_log(logf, "ready: roles=log", 10000));
 
@@ -197,7 +197,8 @@ static void operator_commands_are_recorded_in_the_log(void **state)
 		int err = -1;
 
 		assert_int_equal(evlog_client_open(z, ingest, 5000, &c), MMO_OK);
-		assert_int_equal(mmo_ev_init(&b, "stats.update", "after-admin", NULL, NULL), MMO_OK);
+		assert_int_equal(mmo_ev_init(&b, "stats.update", "after-admin", NULL, NULL),
+		                 MMO_OK);
 		b.body.stats_update.name = "x";
 		assert_int_equal(mmo_event_encode(&b.ev, buf, sizeof(buf), &in.len), MMO_OK);
 		in.buf = buf;

@@ -127,8 +127,9 @@ static void health_is_degraded_while_the_views_store_is_down(void **state)
 	snprintf(http, sizeof(http), "127.0.0.1:%d", hport);
 	snprintf(ingest, sizeof(ingest), "tcp://127.0.0.1:%d", ts_free_port());
 	snprintf(bus, sizeof(bus), "tcp://127.0.0.1:%d", ts_free_port());
-	char *argv[] = {(char *)ts_mmo_bin(), "serve", "--data", data, "--redis", redis,
-	                "--http", http, "--ingest", ingest, "--bus", bus, NULL};
+	char *argv[] = {
+	    (char *)ts_mmo_bin(), "serve", "--data", data, "--redis", redis, "--http", http,
+	    "--ingest",           ingest,  "--bus",  bus,  NULL};
 	spid = ts_spawn(argv, logf);
 	assert_true(spid > 0);
 	assert_true(ts_wait_log(logf, "ready: roles=log,world,views,gateway", 15000));
@@ -166,8 +167,8 @@ static void health_is_degraded_while_the_views_store_is_down(void **state)
 			snprintf(conf, sizeof(conf), "%s/redis2.conf", rdir);
 			f = fopen(conf, "w");
 			assert_non_null(f);
-			fprintf(f, "port %d\nbind 127.0.0.1\ndir %s\nsave \"\"\nappendonly no\n", p2,
-			        rdir2);
+			fprintf(f, "port %d\nbind 127.0.0.1\ndir %s\nsave \"\"\nappendonly no\n",
+			        p2, rdir2);
 			fclose(f);
 			char *rargv[] = {"/usr/bin/redis-server", conf, NULL};
 			char rlog[4400];

@@ -27,11 +27,12 @@
 
 static void help(FILE *f)
 {
-	fprintf(f, "usage: mmo bench views [--events N] [--batch B] [--runs R] [--redis-server PATH]\n"
-	           "The Redis projector applying N synthetic events (default 200000) in batches\n"
-	           "of B (default 512), against N pipelined HSETs from a bare hiredis loop in\n"
-	           "batches of the same size, on the same redis-server, started by the bench.\n"
-	           "Prints each run, the medians and the summary line; target ratio_vs_raw >= 0.5.\n");
+	fprintf(f,
+	        "usage: mmo bench views [--events N] [--batch B] [--runs R] [--redis-server PATH]\n"
+	        "The Redis projector applying N synthetic events (default 200000) in batches\n"
+	        "of B (default 512), against N pipelined HSETs from a bare hiredis loop in\n"
+	        "batches of the same size, on the same redis-server, started by the bench.\n"
+	        "Prints each run, the medians and the summary line; target ratio_vs_raw >= 0.5.\n");
 }
 
 static pid_t redis_up(const char *path, int port)
@@ -75,12 +76,10 @@ static pid_t redis_up(const char *path, int port)
 
 int bench_views(int argc, char **argv)
 {
-	static const struct option lo[] = {{"events", required_argument, 0, 'n'},
-	                                   {"batch", required_argument, 0, 'b'},
-	                                   {"runs", required_argument, 0, 'r'},
-	                                   {"redis-server", required_argument, 0, 's'},
-	                                   {"help", no_argument, 0, 'h'},
-	                                   {0, 0, 0, 0}};
+	static const struct option lo[] = {
+	    {"events", required_argument, 0, 'n'}, {"batch", required_argument, 0, 'b'},
+	    {"runs", required_argument, 0, 'r'},   {"redis-server", required_argument, 0, 's'},
+	    {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
 	uint64_t n = 200000, batch = 512, runs = 3;
 	const char *server = "/usr/bin/redis-server";
 	double vps[RUNS_MAX], raw[RUNS_MAX], ratio[RUNS_MAX];
@@ -113,7 +112,8 @@ int bench_views(int argc, char **argv)
 		case 's': server = optarg; break;
 		case 'h': help(stdout); return EXIT_OK;
 		default:
-			cli_err("bench views", "unrecognized option '%s' (see --help)", argv[optind - 1]);
+			cli_err("bench views", "unrecognized option '%s' (see --help)",
+			        argv[optind - 1]);
 			return EXIT_USAGE;
 		}
 	}
@@ -140,7 +140,8 @@ int bench_views(int argc, char **argv)
 		        (unsigned long long)runs);
 		if (views_bench_redis(url, (size_t)n, (size_t)batch, &vps[i], &raw[i], msg,
 		                      sizeof(msg))) {
-			cli_err("bench views", "run %llu failed: %s", (unsigned long long)i + 1, msg);
+			cli_err("bench views", "run %llu failed: %s", (unsigned long long)i + 1,
+			        msg);
 			goto out;
 		}
 		ratio[i] = raw[i] > 0 ? vps[i] / raw[i] : 0;

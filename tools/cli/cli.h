@@ -7,8 +7,8 @@
 #include <stdint.h>
 
 /* Exit codes of every subcommand. */
-#define EXIT_OK 0
-#define EXIT_FAIL 1
+#define EXIT_OK    0
+#define EXIT_FAIL  1
 #define EXIT_USAGE 2
 
 /* The value of an option: the command line's if given, else the
@@ -32,8 +32,8 @@ void cli_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf
 int cmd_serve(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
-int bench_replay(int argc, char **argv); /* bench_replay.c */
-int bench_audit(int argc, char **argv);  /* bench_audit.c */
+int bench_replay(int argc, char **argv);  /* bench_replay.c */
+int bench_audit(int argc, char **argv);   /* bench_audit.c */
 int bench_gateway(int argc, char **argv); /* bench_gateway.c */
 int bench_views(int argc, char **argv);   /* bench_views.c */
 int cmd_replay(int argc, char **argv);

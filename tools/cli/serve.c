@@ -14,9 +14,9 @@
 #include "cli.h"
 #include "evlog.h"
 #include "gateway.h"
+#include "mmo_util.h"
 #include "views.h"
 #include "world.h"
-#include "mmo_util.h"
 
 #define ROLES_BUILT "log,world,views,gateway"
 
@@ -125,18 +125,24 @@ static bool roles_valid(const char *list, char *bad, size_t badlen)
 
 int cmd_serve(int argc, char **argv)
 {
-	static const struct option lo[] = {
-	    {"data", required_argument, 0, 'd'},      {"roles", required_argument, 0, 'r'},
-	    {"ingest", required_argument, 0, 'i'},    {"bus", required_argument, 0, 'b'},
-	    {"sync", required_argument, 0, 's'},      {"map-size", required_argument, 0, 'm'},
-	    {"queue-max", required_argument, 0, 'q'}, {"batch-max", required_argument, 0, 'B'},
-	    {"http", required_argument, 0, 'H'},      {"redis", required_argument, 0, 'R'},
-	    {"mongo-uri", required_argument, 0, 'M'}, {"help", no_argument, 0, 'h'},
-	    {"snapshot-every", required_argument, 0, 'S'}, {"world-seed", required_argument, 0, 'W'},
-	    {"mongo-db", required_argument, 0, 'D'},
-	    {0, 0, 0, 0}};
-	const char *a_data = NULL, *a_roles = NULL, *a_ingest = NULL, *a_bus = NULL,
-	           *a_sync = NULL, *a_map = NULL, *a_q = NULL, *a_b = NULL;
+	static const struct option lo[] = {{"data", required_argument, 0, 'd'},
+	                                   {"roles", required_argument, 0, 'r'},
+	                                   {"ingest", required_argument, 0, 'i'},
+	                                   {"bus", required_argument, 0, 'b'},
+	                                   {"sync", required_argument, 0, 's'},
+	                                   {"map-size", required_argument, 0, 'm'},
+	                                   {"queue-max", required_argument, 0, 'q'},
+	                                   {"batch-max", required_argument, 0, 'B'},
+	                                   {"http", required_argument, 0, 'H'},
+	                                   {"redis", required_argument, 0, 'R'},
+	                                   {"mongo-uri", required_argument, 0, 'M'},
+	                                   {"help", no_argument, 0, 'h'},
+	                                   {"snapshot-every", required_argument, 0, 'S'},
+	                                   {"world-seed", required_argument, 0, 'W'},
+	                                   {"mongo-db", required_argument, 0, 'D'},
+	                                   {0, 0, 0, 0}};
+	const char *a_data = NULL, *a_roles = NULL, *a_ingest = NULL, *a_bus = NULL, *a_sync = NULL,
+	           *a_map = NULL, *a_q = NULL, *a_b = NULL;
 	const char *data, *roles, *ingest, *bus, *sync;
 	struct evlog_opts lo_opts = {0};
 	struct evlog_server_opts so = {0};
@@ -230,7 +236,8 @@ int cmd_serve(int argc, char **argv)
 	}
 	/* Alone, a role talks over TCP so that the other roles can reach it. */
 	alone = !run_log || !(run_world || run_views || run_gw);
-	ingest = cli_opt("ingest", a_ingest, alone ? "tcp://127.0.0.1:5555" : "inproc://mmo-ingest");
+	ingest =
+	    cli_opt("ingest", a_ingest, alone ? "tcp://127.0.0.1:5555" : "inproc://mmo-ingest");
 	bus = cli_opt("bus", a_bus, alone ? "tcp://127.0.0.1:5556" : "inproc://mmo-bus");
 
 	/* Signals go to sigwait() below, not to the worker threads. */
@@ -249,9 +256,10 @@ int cmd_serve(int argc, char **argv)
 	lo_opts.nosync = !strcmp(sync, "none");
 	lo_opts.readonly = !run_log;
 	if (lo_opts.nosync && run_log)
-		mmo_logf(MMO_LOG_WARN, "serve",
-		         "--sync=none: commits are not fsynced; acknowledged events can be lost on a "
-		         "crash. For benchmarks only.");
+		mmo_logf(
+		    MMO_LOG_WARN, "serve",
+		    "--sync=none: commits are not fsynced; acknowledged events can be lost on a "
+		    "crash. For benchmarks only.");
 	int err = evlog_open(&lo_opts, &log, msg, sizeof(msg));
 	if (err && run_log) {
 		cli_err("serve", "%s", msg);
