@@ -67,6 +67,11 @@ struct gw_opts {
 	 * e.g. "redis current, mongo off". NULL: the check reports "not here". */
 	bool (*views_health)(void *arg, char *why, size_t whylen, char *detail, size_t detlen);
 	void *views_health_arg;
+	/* Metrics of the other roles in this process (log, world, views), as
+	 * Prometheus text appended to /metrics: writes at most cap bytes into
+	 * buf and returns the length. NULL: the gateway's own only. */
+	size_t (*extra_metrics)(void *arg, char *buf, size_t cap);
+	void *extra_metrics_arg;
 };
 
 /* Start the gateway: open the accounts, load or create the signing key,

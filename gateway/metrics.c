@@ -255,6 +255,20 @@ int gw_metrics_render(gw *g, char **out, size_t *len)
 	        (unsigned long long)ld(&m->login_failed), (unsigned long long)ld(&m->rate_limited),
 	        (unsigned long long)ld(&m->outcome_timeouts),
 	        (unsigned long long)ld(&m->security_events));
+	if (g->o.extra_metrics && !b.fail) {
+		enum { EXTRA_MAX = 256 * 1024 };
+		char *extra = malloc(EXTRA_MAX);
+
+		if (extra) {
+			size_t n = g->o.extra_metrics(g->o.extra_metrics_arg, extra, EXTRA_MAX);
+
+			if (n >= EXTRA_MAX)
+				n = EXTRA_MAX - 1;
+			extra[n] = 0;
+			bprintf(&b, "%s", extra);
+			free(extra);
+		}
+	}
 	if (b.fail) {
 		free(b.p);
 		return MMO_ENOMEM;

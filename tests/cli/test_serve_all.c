@@ -28,7 +28,7 @@ static int http_get(int port, const char *path, char *body, size_t cap)
 {
 	struct sockaddr_in a = {0};
 	struct timeval tv = {5, 0};
-	char req[256], buf[16384];
+	char req[256], buf[262144];
 	size_t len = 0;
 	ssize_t n;
 	int fd, status = -1;
@@ -103,7 +103,7 @@ static int wait_health(int port, int want, char *body, size_t cap, int timeout_m
 static void health_is_degraded_while_the_views_store_is_down(void **state)
 {
 	char dir[4096], rdir[4200], data[4200], logf[4200], redis[64], http[64], ingest[64],
-	    bus[64], body[16384];
+	    bus[64], body[262144];
 	int rport, hport, status;
 	pid_t rpid, spid;
 
@@ -139,6 +139,13 @@ static void health_is_degraded_while_the_views_store_is_down(void **state)
 	assert_int_equal(wait_health(hport, 200, body, sizeof(body), 10000), 200);
 	assert_non_null(strstr(body, "\"status\":\"ok\""));
 	assert_non_null(strstr(body, "redis on, mongo off (no --mongo-uri)"));
+	/* /metrics covers every role of the process. */
+	assert_int_equal(http_get(hport, "/metrics", body, sizeof(body)), 200);
+	assert_non_null(strstr(body, "mmo_gw_"));
+	assert_non_null(strstr(body, "\nmmo_log_head_seq 5\n"));
+	assert_non_null(strstr(body, "\nmmo_log_events_appended_total 5\n"));
+	assert_non_null(strstr(body, "\nmmo_world_seq "));
+	assert_non_null(strstr(body, "mmo_views_"));
 
 	/* The views' store goes away: 503 degraded, the views check failing. */
 	assert_true(ts_stop(rpid, SIGKILL, 5000) >= 0);

@@ -90,6 +90,50 @@ static bool role_list_within(const char *list, const char *built, char *bad, siz
 	return true;
 }
 
+/* Everything the process runs, for the gateway's /metrics. */
+struct roles {
+	evlog_server *srv;
+	world_runner *world;
+	views_runner *views;
+};
+
+static size_t roles_metrics(void *arg, char *buf, size_t cap)
+{
+	struct roles *r = arg;
+	size_t n = 0;
+
+	if (!cap)
+		return 0;
+	buf[0] = 0;
+	if (r->srv) {
+		struct evlog_stats st;
+
+		evlog_server_stats(r->srv, &st);
+		n += evlog_stats_format(&st, buf + n, cap - n);
+	}
+	if (r->world && n + 1 < cap) {
+		struct world_runner_status ws;
+		int w;
+
+		world_runner_status(r->world, false, &ws);
+		w = snprintf(buf + n, cap - n,
+		             "# TYPE mmo_world_seq gauge\nmmo_world_seq %llu\n"
+		             "# TYPE mmo_world_intents_total counter\nmmo_world_intents_total %llu\n"
+		             "# TYPE mmo_world_outcomes_sent_total counter\n"
+		             "mmo_world_outcomes_sent_total %llu\n"
+		             "# TYPE mmo_world_snapshots_total counter\nmmo_world_snapshots_total %llu\n"
+		             "# TYPE mmo_world_errors_total counter\nmmo_world_errors_total %llu\n",
+		             (unsigned long long)ws.seq, (unsigned long long)ws.intents,
+		             (unsigned long long)ws.appended, (unsigned long long)ws.snapshots,
+		             (unsigned long long)ws.errors);
+		if (w > 0)
+			n = n + (size_t)w < cap ? n + (size_t)w : cap - 1;
+	}
+	if (r->views && n + 1 < cap)
+		n += views_runner_metrics(r->views, buf + n, cap - n);
+	return n < cap ? n : cap - 1;
+}
+
 /* The views' part of the gateway's /health. */
 static bool views_health(void *arg, char *why, size_t whylen, char *detail, size_t detlen)
 {
@@ -155,6 +199,7 @@ int cmd_serve(int argc, char **argv)
 	world_runner *wrun = NULL;
 	views_runner *vrun = NULL;
 	gw *gwy = NULL;
+	struct roles rs = {0};
 	const char *a_redis = NULL, *a_mongo = NULL, *a_mongo_db = NULL, *redis, *mongo;
 	const char *a_http = NULL, *http;
 	bool run_log, run_world, run_views, run_gw;
@@ -329,6 +374,11 @@ int cmd_serve(int argc, char **argv)
 			go.views_health = views_health;
 			go.views_health_arg = vrun;
 		}
+		rs.srv = srv;
+		rs.world = wrun;
+		rs.views = vrun;
+		go.extra_metrics = roles_metrics;
+		go.extra_metrics_arg = &rs;
 		err = gw_start(&go, &gwy, msg, sizeof(msg));
 		if (err) {
 			mmo_logf(MMO_LOG_ERROR, "serve", "gateway failed to start: %s", msg);
