@@ -59,6 +59,8 @@ static void serve_rejects_bad_options_with_one_line(void **state)
 	expect_usage_error("--snapshot-every", "serve", "--snapshot-every", "-5", NULL);
 	expect_usage_error("unexpected argument 'extra'", "serve", "extra", NULL);
 	expect_usage_error("unrecognized option", "serve", "--no-such-option", NULL);
+	expect_usage_error("--http-threads takes 1..20000", "serve", "--http-threads", "0", NULL);
+	expect_usage_error("--ws-max", "serve", "--ws-max", "many", NULL);
 }
 
 static void help_exits_0_on_stdout(void **state)

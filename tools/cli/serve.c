@@ -41,6 +41,9 @@ static void help(FILE *f)
 	        "  --redis URL        the Redis view's server (default redis://127.0.0.1:6379)\n"
 	        "  --mongo-uri URI    the MongoDB view's server (default: none, the view is off)\n"
 	        "  --mongo-db NAME    the MongoDB view's database (default mmo)\n"
+	        "  --http-threads N   gateway worker threads (default 64); civetweb holds one\n"
+	        "                     per open WebSocket, so allow for them\n"
+	        "  --ws-max N         open WebSockets at most (default 10000)\n"
 	        "  --http ADDR:PORT   the gateway's REST and WebSocket listener\n"
 	        "                     (default 127.0.0.1:8080); its signing key comes from\n"
 	        "                     MMO_JWT_KEY, else DATA/jwt.key (made at first start)\n"
@@ -184,6 +187,8 @@ int cmd_serve(int argc, char **argv)
 	                                   {"snapshot-every", required_argument, 0, 'S'},
 	                                   {"world-seed", required_argument, 0, 'W'},
 	                                   {"mongo-db", required_argument, 0, 'D'},
+	                                   {"http-threads", required_argument, 0, 'T'},
+	                                   {"ws-max", required_argument, 0, 'X'},
 	                                   {0, 0, 0, 0}};
 	const char *a_data = NULL, *a_roles = NULL, *a_ingest = NULL, *a_bus = NULL, *a_sync = NULL,
 	           *a_map = NULL, *a_q = NULL, *a_b = NULL;
@@ -201,7 +206,8 @@ int cmd_serve(int argc, char **argv)
 	gw *gwy = NULL;
 	struct roles rs = {0};
 	const char *a_redis = NULL, *a_mongo = NULL, *a_mongo_db = NULL, *redis, *mongo;
-	const char *a_http = NULL, *http;
+	const char *a_http = NULL, *http, *a_threads = NULL, *a_wsmax = NULL;
+	uint64_t http_threads = 0, ws_max = 0;
 	bool run_log, run_world, run_views, run_gw;
 	sigset_t set;
 	int c, sig, rc = EXIT_FAIL;
@@ -225,6 +231,8 @@ int cmd_serve(int argc, char **argv)
 		case 'M': a_mongo = optarg; break;
 		case 'D': a_mongo_db = optarg; break;
 		case 'H': a_http = optarg; break;
+		case 'T': a_threads = optarg; break;
+		case 'X': a_wsmax = optarg; break;
 		case 'h': help(stdout); return EXIT_OK;
 		default:
 			cli_err("serve", "unrecognized option '%s' (see mmo serve --help)",
@@ -253,6 +261,14 @@ int cmd_serve(int argc, char **argv)
 	run_views = has_role(roles, "views");
 	run_gw = has_role(roles, "gateway");
 	http = cli_opt("http", a_http, "127.0.0.1:8080");
+	a_threads = cli_opt("http-threads", a_threads, NULL);
+	a_wsmax = cli_opt("ws-max", a_wsmax, NULL);
+	if ((a_threads && (!cli_parse_u64(a_threads, &http_threads) || http_threads == 0 ||
+	                   http_threads > 20000)) ||
+	    (a_wsmax && (!cli_parse_u64(a_wsmax, &ws_max) || ws_max == 0 || ws_max > 100000))) {
+		cli_err("serve", "--http-threads takes 1..20000 and --ws-max 1..100000");
+		return EXIT_USAGE;
+	}
 	redis = cli_opt("redis", a_redis, "redis://127.0.0.1:6379");
 	mongo = cli_opt("mongo-uri", a_mongo, NULL);
 	a_mongo_db = cli_opt("mongo-db", a_mongo_db, NULL);
@@ -369,6 +385,8 @@ int cmd_serve(int argc, char **argv)
 		go.http = http;
 		go.redis_url = redis;
 		go.data_dir = data;
+		go.http_threads = (int)http_threads;
+		go.ws_max = (int)ws_max;
 		go.jwt_key = cli_opt("jwt-key", NULL, NULL); /* MMO_JWT_KEY only: never argv */
 		if (vrun) {
 			go.views_health = views_health;
