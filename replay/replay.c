@@ -2,8 +2,9 @@
  * every decision and printing one player's timeline.
  *
  * The fold is the world's own (world.h): facts are applied at their seq, an
- * intent's outcomes are read back from the log by their derived ids and
- * applied with it, outcome records are skipped at their own seq. An intent
+ * intent's outcomes are read back from the log (by a look-ahead cursor, else
+ * by their derived ids: the same answer, see "look-ahead" below) and applied
+ * with it, outcome records are skipped at their own seq. An intent
  * whose outcomes are not in the log yet (the world has not answered it)
  * stops the replay just before it: nothing after it can be known without
  * deciding it.
@@ -202,6 +203,291 @@ static bool same_outcomes(const Mmo__Event *in, const struct world_outcome *out,
 	return true;
 }
 
+/* ------------------------------------------------------------ look-ahead
+ *
+ * The world appends the outcomes of an intent C ("w:C:0", "w:C:1", ...) in
+ * one request, so they are contiguous in the log, after C, and the outcomes
+ * of successive intents come in cause order. A second cursor running ahead
+ * of the fold finds them by reading event ids straight from the encoded
+ * records (no decode), decodes only the outcomes, once, into reused arenas.
+ * Whatever it cannot prove, it leaves to world_logged_get() (by id), so the
+ * result is always the one the by-id lookup gives:
+ *   - w:C:0 not found ahead within LA_SCAN_MAX records (or a later intent's
+ *     outcome first): by id;
+ *   - a run w:C:0..w:C:n-1 with n < WORLD_OUTCOME_MAX: w:C:n is looked up by
+ *     id and must be absent (ids are unique in the log), else by id;
+ *   - an outcome that does not decode or is not an outcome of C: by id
+ *     (which reports the error exactly as before).
+ * The fold skips, without decoding, the outcome records the look-ahead
+ * already validated when they come up at their own seq. */
+
+#define LA_SCAN_MAX (1u << 16) /* records read ahead looking for w:C:0 */
+_Static_assert(WORLD_OUTCOME_MAX <= 10, "outcome ids w:C:k have one digit k");
+#define LA_DONE_MAX (1u << 15) /* outcome seqs the fold may skip (ring) */
+
+struct lookahead {
+	evlog *log;
+	evlog_iter *it;
+	struct evlog_rec rec; /* the peeked record, if have */
+	bool have, end;
+	uint64_t next;        /* the seq the cursor is at (first not consumed) */
+	struct arena ar[WORLD_OUTCOME_MAX];
+	uint64_t *done;       /* ring of validated outcome seqs, increasing */
+	size_t dhead, dn;
+	uint64_t dlast;
+};
+
+/* The event_id of an encoded Event (field 1), without decoding it. */
+static bool peek_id(const uint8_t *p, size_t len, const uint8_t **id, size_t *idlen)
+{
+	size_t i = 0;
+
+	*id = NULL;
+	*idlen = 0;
+	while (i < len) {
+		uint64_t key = 0, v = 0;
+		int sh = 0;
+
+		do {
+			if (i >= len || sh > 63)
+				return false;
+			key |= (uint64_t)(p[i] & 0x7f) << sh;
+			sh += 7;
+		} while (p[i++] & 0x80);
+		switch (key & 7) {
+		case 0:
+			do {
+				if (i >= len)
+					return false;
+			} while (p[i++] & 0x80);
+			break;
+		case 1:
+			if (len - i < 8)
+				return false;
+			i += 8;
+			break;
+		case 5:
+			if (len - i < 4)
+				return false;
+			i += 4;
+			break;
+		case 2:
+			sh = 0;
+			do {
+				if (i >= len || sh > 63)
+					return false;
+				v |= (uint64_t)(p[i] & 0x7f) << sh;
+				sh += 7;
+			} while (p[i++] & 0x80);
+			if (v > len - i)
+				return false;
+			if (key >> 3 == 1) {
+				/* The first one: a later duplicate (not what encoders
+				 * write) is caught by la_find()'s check of the decoded
+				 * id, and only sends the intent to the by-id lookup. */
+				*id = p + i;
+				*idlen = (size_t)v;
+				return true;
+			}
+			i += (size_t)v;
+			break;
+		default: return false;
+		}
+	}
+	return true;
+}
+
+static int la_open(struct lookahead *la, evlog *log, uint64_t from)
+{
+	memset(la, 0, sizeof(*la));
+	la->log = log;
+	la->next = from;
+	for (size_t k = 0; k < WORLD_OUTCOME_MAX; k++) {
+		la->ar[k].buf = malloc(ARENA_CAP);
+		if (!la->ar[k].buf)
+			return MMO_ENOMEM;
+	}
+	la->done = malloc(LA_DONE_MAX * sizeof(*la->done));
+	if (!la->done)
+		return MMO_ENOMEM;
+	return evlog_iter_open(log, EVLOG_ALL, NULL, from, &la->it);
+}
+
+static void la_close(struct lookahead *la)
+{
+	evlog_iter_close(la->it);
+	la->it = NULL;
+	for (size_t k = 0; k < WORLD_OUTCOME_MAX; k++)
+		free(la->ar[k].buf);
+	free(la->done);
+}
+
+/* The record at the cursor: MMO_OK, MMO_ENOTFOUND at the end. */
+static int la_peek(struct lookahead *la, struct evlog_rec **rec)
+{
+	int err;
+
+	if (!la->have) {
+		if (la->end)
+			return MMO_ENOTFOUND;
+		err = evlog_iter_next(la->it, &la->rec);
+		if (err == MMO_ENOTFOUND)
+			la->end = true;
+		if (err)
+			return err;
+		la->have = true;
+	}
+	*rec = &la->rec;
+	return MMO_OK;
+}
+
+static void la_consume(struct lookahead *la)
+{
+	la->next = la->rec.seq + 1;
+	la->have = false;
+}
+
+/* Put the cursor back at seq (after a search that failed). */
+static int la_rewind(struct lookahead *la, uint64_t seq)
+{
+	evlog_iter_close(la->it);
+	la->it = NULL;
+	la->have = la->end = false;
+	la->next = seq;
+	return evlog_iter_open(la->log, EVLOG_ALL, NULL, seq, &la->it);
+}
+
+/* "w:<C>:" as a string; the id of outcome k is it followed by k. */
+static size_t la_prefix(char *buf, uint64_t cause)
+{
+	char d[24];
+	size_t n = 0, len = 0;
+
+	do {
+		d[n++] = (char)('0' + cause % 10);
+		cause /= 10;
+	} while (cause);
+	buf[len++] = 'w';
+	buf[len++] = ':';
+	while (n)
+		buf[len++] = d[--n];
+	buf[len++] = ':';
+	buf[len] = 0;
+	return len;
+}
+
+static bool is_outcome_id(const uint8_t *id, size_t idlen, const char *pre, size_t plen,
+                          size_t k)
+{
+	return idlen == plen + 1 && !memcmp(id, pre, plen) && id[plen] == (uint8_t)('0' + k);
+}
+
+/* Is id "w:<X>:..." with X > cause (a later intent's outcome)? */
+static bool later_outcome(const uint8_t *id, size_t idlen, uint64_t cause)
+{
+	uint64_t x = 0;
+	size_t i = 2;
+
+	if (idlen < 4 || id[0] != 'w' || id[1] != ':')
+		return false;
+	for (; i < idlen && id[i] >= '0' && id[i] <= '9' && i < 22; i++)
+		x = x * 10 + (uint64_t)(id[i] - '0');
+	return i > 2 && i < idlen && id[i] == ':' && x > cause;
+}
+
+/* The outcomes of intent `cause` into lg, decoded in the look-ahead's
+ * arenas. MMO_ENOTFOUND: not proven here, ask world_logged_get(). */
+static int la_find(struct lookahead *la, uint64_t cause, struct world_logged *lg)
+{
+	char pre[32], id[34];
+	size_t plen = la_prefix(pre, cause);
+	struct evlog_rec *rec;
+	const uint8_t *rid;
+	size_t ridlen, scanned = 0;
+	uint64_t start = la->next, seq;
+	int err;
+
+	lg->n = 0;
+	/* w:C:0, ahead. */
+	for (;;) {
+		err = la_peek(la, &rec);
+		if (err)
+			goto miss;
+		if (rec->seq <= cause) {
+			la_consume(la);
+			continue;
+		}
+		if (!peek_id(rec->event, rec->event_len, &rid, &ridlen))
+			goto miss;
+		if (is_outcome_id(rid, ridlen, pre, plen, 0))
+			break;
+		if (later_outcome(rid, ridlen, cause) || ++scanned > LA_SCAN_MAX)
+			goto miss;
+		la_consume(la);
+	}
+	/* The run w:C:0, w:C:1, ... */
+	for (size_t k = 0; k < WORLD_OUTCOME_MAX; k++) {
+		Mmo__Event *ev;
+
+		if (k) {
+			err = la_peek(la, &rec);
+			if (err == MMO_ENOTFOUND)
+				break;
+			if (err)
+				goto miss;
+			if (!peek_id(rec->event, rec->event_len, &rid, &ridlen) ||
+			    !is_outcome_id(rid, ridlen, pre, plen, k))
+				break;
+		}
+		if (decode(&la->ar[k], rec, &ev) || world_kind(ev) != WORLD_OUTCOME ||
+		    ev->cause_seq != cause || !ev->event_id ||
+		    !is_outcome_id((const uint8_t *)ev->event_id, strlen(ev->event_id), pre, plen,
+		                   k))
+			goto miss;
+		lg->seq[lg->n] = rec->seq;
+		lg->ev[lg->n++] = ev;
+		la_consume(la);
+	}
+	/* No w:C:n anywhere else. */
+	if (lg->n < WORLD_OUTCOME_MAX) {
+		memcpy(id, pre, plen);
+		id[plen] = (char)('0' + lg->n);
+		id[plen + 1] = 0;
+		err = evlog_find_id(la->log, id, &seq);
+		if (err != MMO_ENOTFOUND) {
+			lg->n = 0;
+			return MMO_ENOTFOUND; /* found elsewhere, or an error: by id */
+		}
+	}
+	/* The fold may skip these at their own seq. */
+	for (size_t k = 0; k < lg->n; k++) {
+		if (la->dn == LA_DONE_MAX || lg->seq[k] <= la->dlast)
+			break;
+		la->done[(la->dhead + la->dn++) % LA_DONE_MAX] = lg->seq[k];
+		la->dlast = lg->seq[k];
+	}
+	return MMO_OK;
+miss:
+	lg->n = 0;
+	err = la_rewind(la, start);
+	return err ? err : MMO_ENOTFOUND;
+}
+
+/* Was seq validated as an outcome by the look-ahead? (Called in seq order.) */
+static bool la_done(struct lookahead *la, uint64_t seq)
+{
+	while (la->dn && la->done[la->dhead] < seq) {
+		la->dhead = (la->dhead + 1) % LA_DONE_MAX;
+		la->dn--;
+	}
+	if (la->dn && la->done[la->dhead] == seq) {
+		la->dhead = (la->dhead + 1) % LA_DONE_MAX;
+		la->dn--;
+		return true;
+	}
+	return false;
+}
+
 /* ---------------------------------------------------------------- engine */
 
 struct engine {
@@ -329,6 +615,30 @@ static bool world_written(const Mmo__Event *ev)
 	return ev->event_id && !strncmp(ev->event_id, want, (size_t)n);
 }
 
+/* Outcomes from world_logged_get() are the heap's, the look-ahead's its own. */
+static void logged_release(struct world_logged *lg, bool heap)
+{
+	if (heap)
+		world_logged_free(lg);
+	else
+		lg->n = 0;
+}
+
+static void progress(const struct replay_opts *o, uint64_t *n, int64_t t0, int64_t *last,
+                     uint64_t from, uint64_t to, uint64_t seq)
+{
+	if (o->progress && ++*n % PROGRESS_EVERY == 0) {
+		int64_t now = mmo_mono_us();
+
+		if (now - *last >= 1000000) {
+			double rate = (double)(seq - from + 1) * 1e6 / (double)(now - t0);
+
+			o->progress(seq - from + 1, to - from + 1, rate, o->progress_arg);
+			*last = now;
+		}
+	}
+}
+
 int replay_fold(const struct replay_opts *o, world *w, uint64_t to, replay_after_fn *after,
                 void *arg, struct replay_result *res)
 {
@@ -337,6 +647,8 @@ int replay_fold(const struct replay_opts *o, world *w, uint64_t to, replay_after
 	struct world_outcome out;
 	struct evlog_rec rec;
 	struct arena arena = {malloc(ARENA_CAP), 0};
+	struct lookahead la = {0};
+	bool lg_heap = false;
 	evlog_iter *it = NULL;
 	int64_t t0 = mmo_mono_us(), last = t0;
 	uint64_t from = world_seq(w) + 1, n = 0;
@@ -359,7 +671,9 @@ int replay_fold(const struct replay_opts *o, world *w, uint64_t to, replay_after
 		while (e.next_snap < e.nsnaps && e.snaps[e.next_snap].seq < from)
 			e.next_snap++;
 	}
-	err = evlog_iter_open(o->log, EVLOG_ALL, NULL, from, &it);
+	err = la_open(&la, o->log, from);
+	if (!err)
+		err = evlog_iter_open(o->log, EVLOG_ALL, NULL, from, &it);
 	if (err)
 		goto out;
 	while (!res->diverged && (err = evlog_iter_next(it, &rec)) == MMO_OK && rec.seq <= to) {
@@ -368,6 +682,15 @@ int replay_fold(const struct replay_opts *o, world *w, uint64_t to, replay_after
 		int stop = 0;
 
 		res->records++;
+		if (!after && la_done(&la, rec.seq)) {
+			/* An outcome the look-ahead decoded and checked already
+			 * (world-written, of its cause): skipped at its seq. */
+			world_set_seq(w, rec.seq);
+			if (e.nsnaps)
+				check_snapshots(&e, w);
+			progress(o, &n, t0, &last, from, to, rec.seq);
+			continue;
+		}
 		err = decode(&arena, &rec, &ev);
 		if (err) {
 			snprintf(res->what, sizeof(res->what), "seq %llu does not decode: %s",
@@ -379,7 +702,12 @@ int replay_fold(const struct replay_opts *o, world *w, uint64_t to, replay_after
 		switch (world_kind(ev)) {
 		case WORLD_FACT: world_apply_fact(w, ev); break;
 		case WORLD_INTENT:
-			err = world_logged_get(o->log, rec.seq, &lg);
+			lg_heap = false;
+			err = la_find(&la, rec.seq, &lg);
+			if (err == MMO_ENOTFOUND) {
+				lg_heap = true;
+				err = world_logged_get(o->log, rec.seq, &lg);
+			}
 			if (err) {
 				snprintf(res->what, sizeof(res->what),
 				         "seq %llu: its outcomes cannot be read back: %s",
@@ -427,7 +755,7 @@ int replay_fold(const struct replay_opts *o, world *w, uint64_t to, replay_after
 		default: break;
 		}
 		if (stop || err) {
-			world_logged_free(&lg);
+			logged_release(&lg, lg_heap);
 			break;
 		}
 		world_set_seq(w, rec.seq);
@@ -437,21 +765,10 @@ int replay_fold(const struct replay_opts *o, world *w, uint64_t to, replay_after
 			check_snapshots(&e, w);
 		if (after)
 			stop = after(w, ev, intent ? &lg : NULL, arg);
-		world_logged_free(&lg);
+		logged_release(&lg, lg_heap);
 		if (stop)
 			break;
-		if (o->progress && ++n % PROGRESS_EVERY == 0) {
-			int64_t now = mmo_mono_us();
-
-			if (now - last >= 1000000) {
-				double rate =
-				    (double)(rec.seq - from + 1) * 1e6 / (double)(now - t0);
-
-				o->progress(rec.seq - from + 1, to - from + 1, rate,
-				            o->progress_arg);
-				last = now;
-			}
-		}
+		progress(o, &n, t0, &last, from, to, rec.seq);
 	}
 	if (err == MMO_ENOTFOUND)
 		err = MMO_OK;
@@ -459,6 +776,7 @@ int replay_fold(const struct replay_opts *o, world *w, uint64_t to, replay_after
 		err = check_tail(o, res->pending_seq, to, res);
 out:
 	evlog_iter_close(it);
+	la_close(&la);
 	free(e.snaps);
 	free(arena.buf);
 	res->seq = world_seq(w);
