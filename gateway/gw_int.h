@@ -331,6 +331,17 @@ int gw_reply_err(struct gw_req *r, int status, const char *code, const char *fie
 int gw_reply_retry(struct gw_req *r, int status, int retry_s, const char *code, const char *fmt,
                    ...) __attribute__((format(printf, 5, 6)));
 
+/* A client's WebSocket message, parsed and checked (no side effects, so it
+ * can be fuzzed): 0 with subscribe/region set, or -1 with the error code and
+ * message to send back. */
+struct gw_ws_msg {
+	bool subscribe;
+	char region[MMO_ID_MAX + 1];
+	const char *code;
+	char message[160];
+};
+int gw_ws_parse(const char *data, size_t len, struct gw_ws_msg *m);
+
 /* Is the bracket nesting of the JSON text s (n bytes) at most max? */
 bool gw_json_depth_ok(const char *s, size_t n, int max);
 /* Read the body as a JSON object (<= 16 KiB, application/json). Returns 0

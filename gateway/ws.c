@@ -362,47 +362,67 @@ static void on_ready(struct mg_connection *conn, void *cb)
 		initial_position(g, c);
 }
 
-static void handle(struct ws_conn *c, const char *data, size_t len)
+int gw_ws_parse(const char *data, size_t len, struct gw_ws_msg *m)
 {
-	gw *g = c->g;
 	json_t *o = NULL, *v;
 	const char *key, *op, *region;
-	char rkey[MMO_ID_MAX + 8];
-	int rc;
+	int rc = -1;
 
+	memset(m, 0, sizeof(*m));
 	if (gw_json_depth_ok(data, len, GW_JSON_DEPTH_MAX))
 		o = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
 	if (!json_is_object(o)) {
-		error_msg(c, "bad_message", "a message must be a JSON object");
+		m->code = "bad_message";
+		snprintf(m->message, sizeof(m->message), "a message must be a JSON object");
 		goto out;
 	}
 	json_object_foreach(o, key, v)
 	{
 		if (strcmp(key, "op") && strcmp(key, "region_id")) {
-			char msg[128];
-
-			snprintf(msg, sizeof(msg), "unknown field '%.64s'", key);
-			error_msg(c, "unknown_field", msg);
+			m->code = "unknown_field";
+			snprintf(m->message, sizeof(m->message), "unknown field '%.64s'", key);
 			goto out;
 		}
 	}
 	op = json_string_value(json_object_get(o, "op"));
 	region = json_string_value(json_object_get(o, "region_id"));
 	if (!op || (strcmp(op, "subscribe") && strcmp(op, "unsubscribe"))) {
-		error_msg(c, "bad_op", "op must be \"subscribe\" or \"unsubscribe\"");
+		m->code = "bad_op";
+		snprintf(m->message, sizeof(m->message), "op must be \"subscribe\" or \"unsubscribe\"");
 		goto out;
 	}
 	if (!region || !mmo_id_valid(region) ||
 	    strlen(region) != json_string_length(json_object_get(o, "region_id"))) {
-		error_msg(c, "bad_id", "region_id must be 1..64 of [A-Za-z0-9_.:-]");
+		m->code = "bad_id";
+		snprintf(m->message, sizeof(m->message), "region_id must be 1..64 of [A-Za-z0-9_.:-]");
 		goto out;
+	}
+	m->subscribe = !strcmp(op, "subscribe");
+	snprintf(m->region, sizeof(m->region), "%s", region);
+	rc = 0;
+out:
+	json_decref(o);
+	return rc;
+}
+
+static void handle(struct ws_conn *c, const char *data, size_t len)
+{
+	gw *g = c->g;
+	struct gw_ws_msg m;
+	const char *region = m.region;
+	char rkey[MMO_ID_MAX + 8];
+	int rc;
+
+	if (gw_ws_parse(data, len, &m)) {
+		error_msg(c, m.code, m.message);
+		return;
 	}
 	snprintf(rkey, sizeof(rkey), "wsmsg:%s", c->auth.jti);
 	if (!gw_rl_take(g->rl_player, rkey, MSGS_PER_S, 2 * MSGS_PER_S, 1, mmo_mono_us(), NULL)) {
 		error_msg(c, "rate_limited", "too many messages; slow down");
-		goto out;
+		return;
 	}
-	if (!strcmp(op, "subscribe")) {
+	if (m.subscribe) {
 		rc = gw_hub_subscribe(g, c, region);
 		if (rc == MMO_EFULL)
 			error_msg(c, "too_many_regions", "at most 16 regions per connection");
@@ -418,8 +438,6 @@ static void handle(struct ws_conn *c, const char *data, size_t len)
 			reply(c,
 			      json_pack("{s:s,s:s}", "type", "unsubscribed", "region_id", region));
 	}
-out:
-	json_decref(o);
 }
 
 static int on_data(struct mg_connection *conn, int flags, char *data, size_t len, void *cb)

@@ -1,0 +1,34 @@
+/* fuzz_ws.c - libFuzzer target for what gateway clients send as JSON: a
+ * WebSocket message (gw_ws_parse), and the guard every JSON body passes
+ * (gw_json_depth_ok, then jansson with duplicate keys refused).
+ *
+ * In ctest it runs through tests/support/fuzz_replay.c over tests/gateway/
+ * corpus plus mutations. Coverage-guided, by hand from the build tree:
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined ... (link mmo_gateway's
+ *   objects, mmo_log, mmo_schemas and their libraries)
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gw_int.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct gw_ws_msg m;
+	json_t *o = NULL;
+
+	if (gw_ws_parse((const char *)data, size, &m) == 0) {
+		/* A message it accepts names a valid region and nothing else. */
+		if (!mmo_id_valid(m.region))
+			abort();
+	} else if (!m.code || !m.message[0]) {
+		abort(); /* every refusal says why */
+	}
+	if (gw_json_depth_ok((const char *)data, size, GW_JSON_DEPTH_MAX))
+		o = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
+	json_decref(o);
+	return 0;
+}
