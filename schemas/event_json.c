@@ -12,7 +12,7 @@
 
 /* Length of the well-formed UTF-8 sequence (RFC 3629: no overlongs, no
  * surrogates, nothing past U+10FFFF) at p, or 0. */
-static size_t utf8_len(const unsigned char *p)
+size_t mmo_utf8_len(const unsigned char *p)
 {
 	unsigned char lo = 0x80, hi = 0xbf;
 	size_t n, i;
@@ -59,7 +59,7 @@ static json_t *jstr_repaired(const char *s)
 		goto out;
 	o = out;
 	while (*p) {
-		size_t n = utf8_len(p);
+		size_t n = mmo_utf8_len(p);
 
 		if (n) {
 			memcpy(o, p, n);

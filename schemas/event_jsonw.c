@@ -57,36 +57,6 @@ static void jw_put(struct jw *w, const char *s, size_t n)
 
 /* Length of the well-formed UTF-8 sequence (RFC 3629) at p, or 0: the rule
  * of both jansson and schemas/event_json.c. */
-static size_t jw_utf8_len(const unsigned char *p)
-{
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t n, i;
-
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (p[0] == 0xe0)
-		lo = 0xa0;
-	else if (p[0] == 0xed)
-		hi = 0x9f;
-	else if (p[0] == 0xf0)
-		lo = 0x90;
-	else if (p[0] == 0xf4)
-		hi = 0x8f;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (i = 2; i < n; i++) {
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	}
-	return n;
-}
-
 /* A quoted string; NULL is "". */
 static void jw_str(struct jw *w, const char *s)
 {
@@ -109,7 +79,7 @@ static void jw_str(struct jw *w, const char *s)
 			continue;
 		}
 		if (ch >= 0x80) {
-			size_t n = jw_utf8_len(p);
+			size_t n = mmo_utf8_len(p);
 
 			if (n) {
 				memcpy(o, p, n);
