@@ -191,87 +191,8 @@ static uint64_t hist_pct(const struct hist *h, double p)
 static int redis_start(const struct config *cfg, const char *dir, unsigned *port, char *why,
                        size_t wl)
 {
-	char sport[16], logpath[4300];
-	const char *args[] = {cfg->redis_path,
-	                      "--port",
-	                      sport,
-	                      "--bind",
-	                      "127.0.0.1",
-	                      "--dir",
-	                      dir,
-	                      "--appendonly",
-	                      "no",
-	                      "--save",
-	                      "",
-	                      "--daemonize",
-	                      "no",
-	                      "--protected-mode",
-	                      "no",
-	                      "--logfile",
-	                      "",
-	                      NULL};
-	pid_t parent = getpid(), pid;
-	int64_t deadline;
-
-	if (access(cfg->redis_path, X_OK)) {
-		snprintf(why, wl, "cannot run %s: %s (use --redis-server PATH)", cfg->redis_path,
-		         strerror(errno));
-		return -1;
-	}
-	*port = bench_free_port();
-	snprintf(sport, sizeof(sport), "%u", *port);
-	snprintf(logpath, sizeof(logpath), "%s/redis.out", dir);
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid < 0) {
-		snprintf(why, wl, "fork: %s", strerror(errno));
-		return -1;
-	}
-	if (pid == 0) {
-		int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0640);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		if (fd >= 0) {
-			dup2(fd, STDOUT_FILENO);
-			dup2(fd, STDERR_FILENO);
-		}
-		for (int i = 3; i < 1024; i++)
-			close(i);
-		execv(cfg->redis_path, (char *const *)args);
-		_exit(127);
-	}
-	redis_pid = pid;
-	deadline = mmo_mono_us() + 10000000;
-	while (mmo_mono_us() < deadline && !interrupted) {
-		struct timeval tv = {0, 200000};
-		redisContext *c;
-		redisReply *r;
-		int status;
-
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			redis_pid = 0;
-			snprintf(why, wl, "redis-server exited at start (see %.300s)", logpath);
-			return -1;
-		}
-		c = redisConnectWithTimeout("127.0.0.1", (int)*port, tv);
-		if (c && !c->err) {
-			r = redisCommand(c, "PING");
-			bool ok = r && r->type == REDIS_REPLY_STATUS;
-
-			freeReplyObject(r);
-			redisFree(c);
-			if (ok)
-				return 0;
-		} else if (c) {
-			redisFree(c);
-		}
-		bench_sleep_us(50000);
-	}
-	snprintf(why, wl, "redis-server did not answer on port %u", *port);
-	return -1;
+	return bench_redis_start(cfg->redis_path, dir, NULL, &redis_pid, &interrupted, port, why,
+	                         wl);
 }
 
 static void child_stop(volatile pid_t *pp, int sig, int wait_ms)

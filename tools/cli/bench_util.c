@@ -1,17 +1,24 @@
 /* bench_util.c - what the benchmarks share: ports, folders, medians, options. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+
 #include "bench_util.h"
 #include "cli.h"
+#include "mmo_util.h"
 
 void bench_sleep_us(int64_t us)
 {
@@ -95,4 +102,102 @@ uint64_t bench_file_bytes(const char *dir, const char *name)
 
 	snprintf(p, sizeof(p), "%s/%s", dir, name);
 	return stat(p, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+}
+
+int bench_redis_start(const char *path, const char *dir, const char *aof, volatile pid_t *pid,
+                      volatile sig_atomic_t *stop, unsigned *port, char *why, size_t wl)
+{
+	char sport[16], logpath[4300];
+	const char *args[] = {path,        "--port",       sport,     "--bind",
+	                      "127.0.0.1", "--dir",        dir,       "--save",
+	                      "",          "--daemonize",  "no",      "--protected-mode",
+	                      "no",        "--logfile",    "",        "--appendonly",
+	                      aof ? "yes" : "no",          aof ? "--appendfsync" : NULL,
+	                      aof,         "--auto-aof-rewrite-percentage", "0", NULL};
+	pid_t parent = getpid(), child;
+	int64_t deadline;
+
+	if (mkdir(dir, 0750) && errno != EEXIST) {
+		snprintf(why, wl, "cannot create %.300s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (access(path, X_OK)) {
+		snprintf(why, wl, "cannot run %s: %s (use --redis-server PATH)", path,
+		         strerror(errno));
+		return -1;
+	}
+	*port = bench_free_port();
+	snprintf(sport, sizeof(sport), "%u", *port);
+	snprintf(logpath, sizeof(logpath), "%s/redis.out", dir);
+	fflush(stdout);
+	fflush(stderr);
+	child = fork();
+	if (child < 0) {
+		snprintf(why, wl, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (child == 0) {
+		int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0640);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the bench */
+		if (getppid() != parent)
+			_exit(127);
+		if (fd >= 0) {
+			dup2(fd, STDOUT_FILENO);
+			dup2(fd, STDERR_FILENO);
+		}
+		for (int i = 3; i < 1024; i++)
+			close(i);
+		execv(path, (char *const *)args);
+		_exit(127);
+	}
+	*pid = child;
+	deadline = mmo_mono_us() + 10000000;
+	while (mmo_mono_us() < deadline && !(stop && *stop)) {
+		struct timeval tv = {0, 200000};
+		redisContext *c;
+		int status;
+
+		if (waitpid(child, &status, WNOHANG) == child) {
+			*pid = 0;
+			snprintf(why, wl, "redis-server exited at start (see %.300s)", logpath);
+			return -1;
+		}
+		c = redisConnectWithTimeout("127.0.0.1", (int)*port, tv);
+		if (c && !c->err) {
+			redisReply *r = redisCommand(c, "PING");
+			bool ok = r && r->type == REDIS_REPLY_STATUS && !strcmp(r->str, "PONG");
+
+			if (r)
+				freeReplyObject(r);
+			redisFree(c);
+			if (ok)
+				return 0;
+		} else if (c) {
+			redisFree(c);
+		}
+		bench_sleep_us(50000);
+	}
+	snprintf(why, wl, "redis-server did not answer PING within 10 s (see %.300s)", logpath);
+	return -1;
+}
+
+void bench_redis_stop(volatile pid_t *pid)
+{
+	pid_t p = *pid;
+	int status;
+
+	if (p <= 0)
+		return;
+	kill(p, SIGTERM);
+	for (int i = 0; i < 300; i++) {
+		if (waitpid(p, &status, WNOHANG) == p) {
+			*pid = 0;
+			return;
+		}
+		bench_sleep_us(10000);
+	}
+	kill(p, SIGKILL);
+	waitpid(p, &status, 0);
+	*pid = 0;
 }

@@ -2,8 +2,10 @@
 #ifndef MMO_BENCH_UTIL_H
 #define MMO_BENCH_UTIL_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 void bench_sleep_us(int64_t us);
 
@@ -23,5 +25,17 @@ bool bench_parse_num(const char *cmd, const char *opt, const char *s, uint64_t l
 
 /* Bytes allocated on disk to dir/name, 0 if absent. */
 uint64_t bench_file_bytes(const char *dir, const char *name);
+
+/* Start redis-server (path) on a free 127.0.0.1 port with its data and log
+ * (redis.out) in dir. aof: NULL for no append-only file, else the
+ * appendfsync mode ("always", "no"). *pid is set as soon as the child
+ * exists (signal handlers kill it) and cleared if it dies; the child dies
+ * with the bench. Waits up to 10 s (or until *stop) for PING. 0, or -1 with
+ * a one-line reason in why. */
+int bench_redis_start(const char *path, const char *dir, const char *aof, volatile pid_t *pid,
+                      volatile sig_atomic_t *stop, unsigned *port, char *why, size_t wl);
+
+/* SIGTERM, then SIGKILL after 3 s; clears *pid. */
+void bench_redis_stop(volatile pid_t *pid);
 
 #endif

@@ -35,45 +35,6 @@ static void help(FILE *f)
 	        "Prints each run, the medians and the summary line; target ratio_vs_raw >= 0.5.\n");
 }
 
-static pid_t redis_up(const char *path, int port)
-{
-	char sport[16];
-	pid_t pid;
-
-	snprintf(sport, sizeof(sport), "%d", port);
-	pid = fork();
-	if (pid == 0) {
-		int fd = open("/dev/null", 0);
-
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execl(path, path, "--port", sport, "--bind", "127.0.0.1", "--save", "",
-		      "--appendonly", "no", "--daemonize", "no", (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; pid > 0 && i < 100; i++) {
-		struct timeval tv = {0, 200000};
-		redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-		redisReply *r = c && !c->err ? redisCommand(c, "PING") : NULL;
-		bool ok = r && r->type == REDIS_REPLY_STATUS;
-
-		if (r)
-			freeReplyObject(r);
-		if (c)
-			redisFree(c);
-		if (ok)
-			return pid;
-		usleep(50 * 1000);
-	}
-	if (pid > 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-	}
-	return -1;
-}
-
 int bench_views(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -84,8 +45,10 @@ int bench_views(int argc, char **argv)
 	const char *server = "/usr/bin/redis-server";
 	double vps[RUNS_MAX], raw[RUNS_MAX], ratio[RUNS_MAX];
 	char url[64], msg[256];
+	char dir[] = "/tmp/mmo-bench-views.XXXXXX";
 	int c, port, rc = EXIT_FAIL;
-	pid_t pid;
+	volatile pid_t pid = 0;
+	unsigned uport;
 
 	optind = 1;
 	opterr = 0;
@@ -126,12 +89,16 @@ int bench_views(int argc, char **argv)
 		        strerror(errno));
 		return EXIT_FAIL;
 	}
-	port = (int)bench_free_port();
-	pid = port > 0 ? redis_up(server, port) : -1;
-	if (pid < 0) {
-		cli_err("bench views", "redis-server did not start on port %d", port);
+	if (!mkdtemp(dir)) {
+		cli_err("bench views", "cannot create a temporary folder: %s", strerror(errno));
 		return EXIT_FAIL;
 	}
+	if (bench_redis_start(server, dir, NULL, &pid, NULL, &uport, msg, sizeof(msg))) {
+		cli_err("bench views", "%s", msg);
+		bench_rm_tree(dir);
+		return EXIT_FAIL;
+	}
+	port = (int)uport;
 	snprintf(url, sizeof(url), "redis://127.0.0.1:%d", port);
 	printf("bench views: events=%llu batch=%llu runs=%llu redis=%s\n", (unsigned long long)n,
 	       (unsigned long long)batch, (unsigned long long)runs, url);
@@ -157,7 +124,7 @@ int bench_views(int argc, char **argv)
 	}
 	rc = EXIT_OK;
 out:
-	kill(pid, SIGTERM);
-	waitpid(pid, NULL, 0);
+	bench_redis_stop(&pid);
+	bench_rm_tree(dir);
 	return rc;
 }
