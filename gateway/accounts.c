@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 
 #include "gw_int.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 
 struct gw_accts {
 	MDB_env *env;

@@ -15,9 +15,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "event_json.h"
+#include "schemas/event_json.h"
 #include "gw_int.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 
 #define REGION_PLAYERS_MAX   1000
 #define EVENTS_LIMIT_DEFAULT 100

@@ -18,7 +18,7 @@
 #include <time.h>
 
 #include "gw_int.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 
 static const struct gw_field cred_fields[] = {
     {"username", GW_FT_STRING, 0, 0, 0, GW_BODY_MAX},

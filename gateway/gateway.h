@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "evlog.h"
+#include "log/evlog.h"
 
 typedef struct gw gw;
 

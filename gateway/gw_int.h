@@ -11,9 +11,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "event.h"
-#include "evlog.h"
-#include "gateway.h"
+#include "schemas/event.h"
+#include "log/evlog.h"
+#include "gateway/gateway.h"
 
 #define GW_BODY_MAX       (16 * 1024) /* request bodies, bytes */
 #define GW_TOKEN_MAX      4096        /* bearer tokens, bytes */

@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "gw_int.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 
 #define RING_MAX        601
 #define ERR_MIN_SAMPLES 20

@@ -17,7 +17,7 @@
 #include <strings.h>
 
 #include "gw_int.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 
 /* ---------------------------------------------------------------- replies */
 

@@ -27,9 +27,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "event_json.h"
+#include "schemas/event_json.h"
 #include "gw_int.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 
 #define POLL_MS         20
 #define CHECK_FAILS_MAX 5

@@ -19,7 +19,7 @@
 #include <time.h>
 
 #include "gw_int.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 
 #define RING       4096
 #define BUCKETS    256

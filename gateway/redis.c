@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "gw_int.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 
 #define POOL       32
 #define TIMEOUT_MS 500

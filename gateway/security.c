@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "gw_int.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 
 #define MAX_SOURCES 1024
 

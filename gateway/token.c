@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "gw_int.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 
 #define KEY_BYTES 32
 

@@ -22,7 +22,7 @@
 #include <string.h>
 
 #include "gw_int.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 
 #define WRITER_STACK (256 * 1024)
 #define REST_RESERVE 4  /* civetweb workers kept for REST */

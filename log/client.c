@@ -9,7 +9,7 @@
 #include <zmq.h>
 
 #include "evlog_int.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 #include "wire.h"
 
 #define RESULTS_MAX EVLOG_REQ_MAX

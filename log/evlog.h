@@ -35,7 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../schemas/event.h"
+#include "schemas/event.h"
 
 #define EVLOG_FORMAT   1 /* on-disk format version of this build */
 #define EVLOG_HASH_LEN 32

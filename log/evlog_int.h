@@ -5,7 +5,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 
-#include "evlog.h"
+#include "log/evlog.h"
 
 #define ARENA_CAP (256 * 1024) /* decode arena: one event of up to MMO_RECORD_MAX */
 

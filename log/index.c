@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "evlog_int.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 
 #define SYNC_EVERY_US 1000000 /* flush the index env at most once a second */
 

@@ -16,7 +16,7 @@
 #include <zmq.h>
 
 #include "evlog_int.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 #include "wire.h"
 
 #define FILL_CHUNK       1024  /* records per remote read */

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "mmo_err.h"
+#include "schemas/mmo_err.h"
 
 #define WIRE_HDR_LEN    16
 #define WIRE_VERSION    1

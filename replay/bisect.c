@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 #include "replay_int.h"
 
 struct bisect {

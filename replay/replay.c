@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "event_json.h"
-#include "mmo_util.h"
+#include "schemas/event_json.h"
+#include "schemas/mmo_util.h"
 #include "replay_int.h"
 
 #define PROGRESS_EVERY 4096         /* records between two looks at the clock */

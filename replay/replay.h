@@ -12,8 +12,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "evlog.h"
-#include "world.h"
+#include "log/evlog.h"
+#include "projector/world/world.h"
 
 /* Progress: records done of total, rate, called about once a second. */
 typedef void replay_progress_fn(uint64_t done, uint64_t total, double per_s, void *arg);

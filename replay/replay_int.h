@@ -2,7 +2,7 @@
 #ifndef MMO_REPLAY_INT_H
 #define MMO_REPLAY_INT_H
 
-#include "replay.h"
+#include "replay/replay.h"
 
 /* Called after each record is folded (w at that seq; lg the outcomes
  * applied with it if it is an intent, else NULL). Non-zero stops. */

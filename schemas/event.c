@@ -4,7 +4,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "event.h"
+#include "schemas/event.h"
 
 /* clang-format off */
 static const struct mmo_type_info types[] = {

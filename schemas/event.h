@@ -15,8 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "event.pb-c.h"
-#include "mmo_err.h"
+#include "schemas/event.pb-c.h"
+#include "schemas/mmo_err.h"
 
 #define MMO_ID_MAX 64                /* max bytes of any id (event, player, region, ...) */
 #define MMO_TEXT_MAX 256             /* max bytes of free text fields (reason, detail) */

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "event_json.h"
+#include "schemas/event_json.h"
 
 /* Length of the well-formed UTF-8 sequence (RFC 3629: no overlongs, no
  * surrogates, nothing past U+10FFFF) at p, or 0. */

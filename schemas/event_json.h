@@ -13,7 +13,7 @@
 
 #include <jansson.h>
 
-#include "event.h"
+#include "schemas/event.h"
 
 /* A new JSON object for ev; the caller owns the reference. NULL only when
  * out of memory. */

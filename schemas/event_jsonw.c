@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "event_json.h"
+#include "schemas/event_json.h"
 
 /*
  * The JSON of an event written straight into a reused buffer: exactly the

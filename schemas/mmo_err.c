@@ -1,5 +1,5 @@
 /* mmo_err.c - names and descriptions of the project's error codes. */
-#include "mmo_err.h"
+#include "schemas/mmo_err.h"
 
 static const struct {
 	const char *name;

@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 
 int64_t mmo_now_us(void)
 {

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 #include "views_int.h"
 
 #define WATCH_TRIES 16 /* optimistic retries before it counts as a failure */

@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 #include "views_int.h"
 
 #define DLQ_MAP_SIZE (1ull << 30)

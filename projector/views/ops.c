@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 #include "views_int.h"
 
 static void say(char *errmsg, size_t errlen, const char *fmt, ...)

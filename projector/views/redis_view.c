@@ -30,8 +30,8 @@
 #include <strings.h>
 #include <sys/time.h>
 
-#include "event_json.h"
-#include "mmo_util.h"
+#include "schemas/event_json.h"
+#include "schemas/mmo_util.h"
 #include "views_int.h"
 
 #define CK_KEY "mmo:checkpoint:redis"

@@ -26,7 +26,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "evlog.h"
+#include "log/evlog.h"
 
 #define VIEWS_BATCH_DEFAULT 512
 #define VIEWS_BATCH_MAX 8192

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "views.h"
+#include "projector/views/views.h"
 
 #define VIEW_ID_REDIS 1
 #define VIEW_ID_MONGO 2

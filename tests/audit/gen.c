@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "evlog.h"
+#include "log/evlog.h"
 #include "gen.h"
 
 static const struct {

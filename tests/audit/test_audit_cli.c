@@ -19,7 +19,7 @@
 #include <cmocka.h>
 
 #include "cli_run.h"
-#include "evlog.h"
+#include "log/evlog.h"
 #include "gen.h"
 #include "testsupport.h"
 

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "evlog.h"
+#include "log/evlog.h"
 #include "gen.h"
 #include "testsupport.h"
 

@@ -19,7 +19,7 @@
 #include <zmq.h>
 
 #include "cli_run.h"
-#include "evlog.h"
+#include "log/evlog.h"
 #include "testsupport.h"
 
 static void expect_usage_error(const char *needle, ...)

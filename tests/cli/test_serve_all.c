@@ -19,7 +19,7 @@
 
 #include <zmq.h>
 
-#include "evlog.h"
+#include "log/evlog.h"
 #include "testsupport.h"
 
 /* GET path from 127.0.0.1:port; body receives the response body. Returns the

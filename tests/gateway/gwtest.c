@@ -22,7 +22,7 @@
 #include <cmocka.h>
 
 #include "gwtest.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 #include "testsupport.h"
 
 static int env_no;

@@ -10,9 +10,9 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "evlog.h"
-#include "gateway.h"
-#include "world.h"
+#include "log/evlog.h"
+#include "gateway/gateway.h"
+#include "projector/world/world.h"
 
 #define GWT_KEY "gateway-test-signing-key-0123456789"
 

@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "gwtest.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 
 static struct gwt *E;
 static char PA[80], PB[80], *TA, *TB, SPAWN_REGION[32];

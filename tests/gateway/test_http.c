@@ -15,9 +15,9 @@
 
 #include <cmocka.h>
 
-#include "event_json.h"
+#include "schemas/event_json.h"
 #include "gwtest.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 
 static struct gwt *E;
 static char P1[80], *T1;

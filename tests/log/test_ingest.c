@@ -15,9 +15,9 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "evlog.h"
+#include "log/evlog.h"
 #include "testsupport.h"
-#include "wire.h"
+#include "log/wire.h"
 
 /* ------------------------------------------------------------ helpers */
 

@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "evlog.h"
+#include "log/evlog.h"
 #include "testsupport.h"
 
 /* ------------------------------------------------------------ helpers */

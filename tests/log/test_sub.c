@@ -18,10 +18,10 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "evlog.h"
-#include "mmo_util.h"
+#include "log/evlog.h"
+#include "schemas/mmo_util.h"
 #include "testsupport.h"
-#include "wire.h"
+#include "log/wire.h"
 
 /* ------------------------------------------------------------ helpers */
 

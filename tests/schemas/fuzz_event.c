@@ -12,8 +12,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "event.h"
-#include "event_json.h"
+#include "schemas/event.h"
+#include "schemas/event_json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

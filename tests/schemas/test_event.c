@@ -17,8 +17,8 @@
 #include <cmocka.h>
 #include <jansson.h>
 
-#include "event.h"
-#include "event_json.h"
+#include "schemas/event.h"
+#include "schemas/event_json.h"
 
 #define NTYPES  17
 #define ENC_BUF 4096 /* any event built here encodes far below this */

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "event_json.h"
+#include "schemas/event_json.h"
 
 /* clang-format off */
 static unsigned long long rs = 88172645463325252ull;

@@ -11,7 +11,7 @@
 #include <jansson.h>
 
 #include "views_fx.h"
-#include "views_int.h"
+#include "projector/views/views_int.h"
 
 static json_t *dlq_json(struct fx *f, const char *limit, const char *cursor)
 {

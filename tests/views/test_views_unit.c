@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "testsupport.h"
-#include "views_int.h"
+#include "projector/views/views_int.h"
 
 static void backoff_is_full_jitter_within_bounds(void **state)
 {

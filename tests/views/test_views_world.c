@@ -9,9 +9,9 @@
  */
 #include <mongoc/mongoc.h>
 
-#include "replay.h"
+#include "replay/replay.h"
 #include "views_fx.h"
-#include "world.h"
+#include "projector/world/world.h"
 
 #define NPL 60
 

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <zmq.h>
 
-#include "evlog.h"
-#include "views.h"
+#include "log/evlog.h"
+#include "projector/views/views.h"
 
 int main(int argc, char **argv)
 {

@@ -22,10 +22,10 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "evlog.h"
-#include "mmo_util.h"
+#include "log/evlog.h"
+#include "schemas/mmo_util.h"
 #include "testsupport.h"
-#include "views.h"
+#include "projector/views/views.h"
 
 #define FX_PLAYERS_MAX 64
 #define FX_REGIONS 6

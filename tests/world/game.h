@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "evlog.h"
+#include "log/evlog.h"
 #include "testsupport.h"
-#include "world.h"
+#include "projector/world/world.h"
 
 #define MS       1000LL
 #define NPLAYERS 2000

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "evlog.h"
-#include "world.h"
+#include "log/evlog.h"
+#include "projector/world/world.h"
 
 struct outcome_census {
 	uint64_t intents;          /* intents in the log */

@@ -17,7 +17,7 @@
 
 #include "game.h"
 #include "log_check.h"
-#include "replay.h"
+#include "replay/replay.h"
 #include "testsupport.h"
 #include "world_test.h"
 

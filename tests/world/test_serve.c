@@ -34,9 +34,9 @@
 #include <cmocka.h>
 
 #include "log_check.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 #include "testsupport.h"
-#include "world.h"
+#include "projector/world/world.h"
 
 #define SEED       20240611ULL /* the game generator's seed */
 #define NPLAYERS   2000

@@ -13,9 +13,9 @@
 #include <sys/stat.h>
 #include <zmq.h>
 
-#include "evlog.h"
-#include "mmo_util.h"
-#include "world.h"
+#include "log/evlog.h"
+#include "schemas/mmo_util.h"
+#include "projector/world/world.h"
 
 int main(int argc, char **argv)
 {

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "world.h"
+#include "projector/world/world.h"
 
 /* A scenario: one world, the next seq, a clock in µs. */
 struct scen {

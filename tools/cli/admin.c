@@ -11,9 +11,9 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "evlog.h"
-#include "mmo_util.h"
+#include "tools/cli/cli_util.h"
+#include "log/evlog.h"
+#include "schemas/mmo_util.h"
 
 int cli_admin_event(const char *data, const char *command, const char *detail)
 {

@@ -18,8 +18,8 @@
 #include <cmocka.h>
 
 #include "log_check.h"
-#include "mmo_util.h"
-#include "replay.h"
+#include "schemas/mmo_util.h"
+#include "replay/replay.h"
 #include "testsupport.h"
 #include "world_test.h"
 

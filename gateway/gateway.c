@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "gw_int.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 
 #define HOUSE_TICK_MS 100
 

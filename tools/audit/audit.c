@@ -15,9 +15,10 @@
 #include <unistd.h>
 
 #include "audit_int.h"
-#include "cli.h"
-#include "event_json.h"
-#include "mmo_util.h"
+#include "tools/audit/audit.h"
+#include "tools/cli/cli_util.h"
+#include "schemas/event_json.h"
+#include "schemas/mmo_util.h"
 
 /* ------------------------------------------------------------ shared helpers */
 

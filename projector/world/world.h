@@ -29,8 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "event.h"
-#include "evlog.h"
+#include "schemas/event.h"
+#include "log/evlog.h"
 
 #define WORLD_FORMAT       1  /* canonical state and snapshot format */
 #define WORLD_SKILL_MAX    8  /* skills in the rules table, at most */

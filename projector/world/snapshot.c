@@ -16,7 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 #include "world_int.h"
 
 #define MAGIC    "MWS1"

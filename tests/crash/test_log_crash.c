@@ -38,8 +38,8 @@
 #include <cmocka.h>
 #include <zmq.h>
 
-#include "evlog.h"
-#include "mmo_util.h"
+#include "log/evlog.h"
+#include "schemas/mmo_util.h"
 #include "testsupport.h"
 
 #define KILL_ROUNDS_DEFAULT 12

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "evlog.h"
+#include "log/evlog.h"
 
 #define AUDIT_PROGRESS_EVERY (64 * 1024)
 

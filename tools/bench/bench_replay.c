@@ -32,11 +32,12 @@
 #include <unistd.h>
 
 #include "bench_util.h"
-#include "cli.h"
-#include "evlog.h"
-#include "mmo_util.h"
-#include "replay.h"
-#include "world.h"
+#include "tools/bench/bench.h"
+#include "tools/cli/cli_util.h"
+#include "log/evlog.h"
+#include "schemas/mmo_util.h"
+#include "replay/replay.h"
+#include "projector/world/world.h"
 
 #define CMD            "bench replay"
 #define RUNS_MAX       99

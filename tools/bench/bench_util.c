@@ -17,8 +17,8 @@
 #include <hiredis/hiredis.h>
 
 #include "bench_util.h"
-#include "cli.h"
-#include "mmo_util.h"
+#include "tools/cli/cli_util.h"
+#include "schemas/mmo_util.h"
 
 void bench_sleep_us(int64_t us)
 {

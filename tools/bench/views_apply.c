@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 #include "views_int.h"
 
 #define BENCH_PLAYERS 1000

@@ -45,9 +45,10 @@
 #include <zmq.h>
 
 #include "bench_util.h"
-#include "cli.h"
-#include "evlog.h"
-#include "mmo_util.h"
+#include "tools/bench/bench.h"
+#include "tools/cli/cli_util.h"
+#include "log/evlog.h"
+#include "schemas/mmo_util.h"
 
 #define CMD               "bench log"
 #define PRODUCERS_MAX     64

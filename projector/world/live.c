@@ -26,7 +26,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 #include "world_int.h"
 
 #define OUTBOX_BYTES  (512 * 1024)

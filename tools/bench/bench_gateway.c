@@ -59,12 +59,13 @@
 #include <zmq.h>
 
 #include "bench_util.h"
-#include "cli.h"
-#include "evlog.h"
-#include "gateway.h"
-#include "mmo_util.h"
-#include "views.h"
-#include "world.h"
+#include "tools/bench/bench.h"
+#include "tools/cli/cli_util.h"
+#include "log/evlog.h"
+#include "gateway/gateway.h"
+#include "schemas/mmo_util.h"
+#include "projector/views/views.h"
+#include "projector/world/world.h"
 
 #define CMD         "bench gateway"
 #define RUNS_MAX    99

@@ -7,9 +7,9 @@
 #include <time.h>
 
 #include "cli.h"
-#include "evlog.h"
-#include "mmo_util.h"
-#include "views.h"
+#include "log/evlog.h"
+#include "schemas/mmo_util.h"
+#include "projector/views/views.h"
 
 #define PAGE_DEFAULT 50
 #define PAGE_MAX 10000

@@ -19,9 +19,10 @@
 #include <hiredis/hiredis.h>
 
 #include "bench_util.h"
-#include "cli.h"
-#include "mmo_util.h"
-#include "views.h"
+#include "tools/bench/bench.h"
+#include "tools/cli/cli_util.h"
+#include "schemas/mmo_util.h"
+#include "projector/views/views.h"
 
 #define RUNS_MAX 15
 

@@ -12,8 +12,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "gateway.h"
-#include "mmo_err.h"
+#include "gateway/gateway.h"
+#include "schemas/mmo_err.h"
 
 static void help(FILE *f)
 {

@@ -25,8 +25,8 @@
 #include <unistd.h>
 
 #include "audit_int.h"
-#include "cli.h"
-#include "mmo_util.h"
+#include "tools/cli/cli_util.h"
+#include "schemas/mmo_util.h"
 
 #define EXPORT_FORMAT "mmo-audit-export/1"
 #define CHUNK_DEFAULT 1000000

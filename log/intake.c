@@ -21,7 +21,7 @@
 #include <zmq.h>
 
 #include "evlog_int.h"
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 #include "wire.h"
 
 #define DRAIN_MAX      4096      /* messages read per pass */

@@ -37,9 +37,10 @@
 #include <unistd.h>
 
 #include "bench_util.h"
-#include "cli.h"
-#include "evlog.h"
-#include "mmo_util.h"
+#include "tools/bench/bench.h"
+#include "tools/cli/cli_util.h"
+#include "log/evlog.h"
+#include "schemas/mmo_util.h"
 
 #define CMD            "bench audit"
 #define RUNS_MAX       99

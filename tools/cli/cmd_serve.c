@@ -12,11 +12,11 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "evlog.h"
-#include "gateway.h"
-#include "mmo_util.h"
-#include "views.h"
-#include "world.h"
+#include "log/evlog.h"
+#include "gateway/gateway.h"
+#include "schemas/mmo_util.h"
+#include "projector/views/views.h"
+#include "projector/world/world.h"
 
 #define ROLES_BUILT "log,world,views,gateway"
 

@@ -2,7 +2,7 @@
 #ifndef MMO_WORLD_INT_H
 #define MMO_WORLD_INT_H
 
-#include "world.h"
+#include "projector/world/world.h"
 
 /* An open-addressing index from id to position in an array (linear
  * probing, FNV-1a: no per-process seed, so the same everywhere; iteration

@@ -12,8 +12,8 @@
 #include <string.h>
 
 #include "audit_int.h"
-#include "cli.h"
-#include "mmo_util.h"
+#include "tools/cli/cli_util.h"
+#include "schemas/mmo_util.h"
 
 #define DAY_US    (86400LL * 1000000LL)
 #define DAYS_MAX  3660 /* days kept in the charts (ten years) */

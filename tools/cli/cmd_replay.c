@@ -9,10 +9,10 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "evlog.h"
-#include "mmo_util.h"
-#include "replay.h"
-#include "world.h"
+#include "log/evlog.h"
+#include "schemas/mmo_util.h"
+#include "replay/replay.h"
+#include "projector/world/world.h"
 
 static void help(FILE *f)
 {

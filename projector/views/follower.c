@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mmo_util.h"
+#include "schemas/mmo_util.h"
 #include "views_int.h"
 
 #define POLL_MS 100
