@@ -4,8 +4,10 @@
  * An intent is answered once its outcome is known: 200 with the accepted
  * result, 422 with the world's rejection reason, or 202 with its seq when
  * the outcome does not come within outcome_timeout_ms (the intent is in the
- * log and will be decided; the client may look it up later). Outcomes come
- * from the bus, so the answer is only given once the outcome is durable.
+ * log and will be decided; the client may look it up later). The intent is
+ * durable before the world sees it, so its outcome is fixed once decided:
+ * a world in this process answers at its decision (before the outcome's
+ * own commit), a remote one through the committed outcome on the bus.
  */
 #include <ctype.h>
 #include <hiredis/hiredis.h>
@@ -15,65 +17,47 @@
 #include <string.h>
 #include <time.h>
 
-#include "schemas/event_json.h"
 #include "gw_int.h"
+#include "schemas/event_json.h"
 #include "schemas/mmo_util.h"
 
 #define REGION_PLAYERS_MAX   1000
 #define EVENTS_LIMIT_DEFAULT 100
 #define EVENTS_LIMIT_MAX     1000
 
-/* ---------------------------------------------------------------- intents */
+/* ---------------------------------------------------------------- intents
+ * One path for REST and WebSocket: gw_intent_move/attack validate, rate
+ * limit, append and wait, and describe the answer (status + body); the
+ * transports only render it. */
 
-/* Per-player rate of a priority class. 0 when allowed, else the 429 sent. */
-static int limit(struct gw_req *r, const struct gw_auth *a, const char *cls, double rate)
+static void answer(struct gw_answer *ans, int status, json_t *body, int retry_s)
 {
-	char key[MMO_ID_MAX + 16];
+	ans->status = status;
+	ans->body = body;
+	ans->retry_s = retry_s;
+}
+
+static void answer_err(struct gw_answer *ans, int status, const char *code, const char *msg,
+                       int retry_s)
+{
+	answer(ans, status, json_pack("{s:{s:s,s:s}}", "error", "code", code, "message", msg),
+	       retry_s);
+}
+
+/* Per-player rate of a priority class: true when allowed, else the 429. */
+static bool limit(gw *g, const struct gw_auth *a, const char *cls, double rate,
+                  struct gw_answer *ans)
+{
+	char key[MMO_ID_MAX + 16], msg[96];
 	int64_t retry = 0;
 
 	snprintf(key, sizeof(key), "%s:%s", cls, a->sub);
-	if (gw_rl_take(r->g->rl_player, key, rate, 2 * rate, 1, mmo_mono_us(), &retry))
-		return 0;
-	atomic_fetch_add(&r->g->m.rate_limited, 1);
-	return gw_reply_retry(r, 429, (int)((retry + 999999) / 1000000), "rate_limited",
-	                      "too many %s actions; slow down", cls);
-}
-
-/* Append the intent and wait for its outcome. Returns 0 with *o filled, or
- * the status already sent (503 log down, 202 timeout). */
-static int run_intent(struct gw_req *r, struct mmo_ev *b, char *eid, uint64_t *seq,
-                      struct gw_outcome *o)
-{
-	gw *g = r->g;
-	int64_t t0 = mmo_mono_us();
-	int rc;
-
-	rc = gw_log_append(g, &b->ev, seq);
-	if (rc) {
-		gw_metrics_error(g, GW_F_INTENT);
-		return gw_reply_retry(r, 503, 1, "unavailable", "the event log is unavailable");
-	}
-	gw_hist_observe(&g->m.stage[GW_S_COMMIT], mmo_mono_us() - t0);
-	rc = gw_outcome_wait(g, *seq, g->o.outcome_timeout_ms, o);
-	if (rc) {
-		atomic_fetch_add(&g->m.outcome_timeouts, 1);
-		return gw_reply_json(r, 202,
-		                     json_pack("{s:s,s:I,s:s}", "event_id", eid, "seq",
-		                               (json_int_t)*seq, "status", "pending"),
-		                     NULL);
-	}
-	gw_hist_observe(&g->m.stage[GW_S_OUTCOME], mmo_mono_us() - t0);
-	if (!strcmp(o->type, "world.reject")) {
-		json_t *e = json_pack("{s:s,s:s}", "code", o->reason[0] ? o->reason : "rejected",
-		                      "message", o->detail);
-
-		return gw_reply_json(r, 422,
-		                     e ? json_pack("{s:o,s:s,s:I,s:s}", "error", e, "event_id", eid,
-		                                   "seq", (json_int_t)*seq, "reason", o->reason)
-		                       : NULL,
-		                     NULL);
-	}
-	return 0;
+	if (gw_rl_take(g->rl_player, key, rate, 2 * rate, 1, mmo_mono_us(), &retry))
+		return true;
+	atomic_fetch_add(&g->m.rate_limited, 1);
+	snprintf(msg, sizeof(msg), "too many %s actions; slow down", cls);
+	answer_err(ans, 429, "rate_limited", msg, (int)((retry + 999999) / 1000000));
+	return false;
 }
 
 static void new_event_id(char eid[MMO_ID_MAX + 1])
@@ -82,48 +66,141 @@ static void new_event_id(char eid[MMO_ID_MAX + 1])
 	gw_random_hex(eid + 3, 12);
 }
 
+/* Append the intent and wait for its outcome. true with *o filled, or
+ * false with the answer (503 log down, 202 pending, 422 refused). */
+static bool run_intent(gw *g, struct mmo_ev *b, const char *eid, uint64_t *seq,
+                       struct gw_outcome *o, struct gw_answer *ans)
+{
+	int64_t t0 = mmo_mono_us();
+	int rc;
+
+	rc = gw_log_append(g, &b->ev, seq);
+	if (rc) {
+		gw_metrics_error(g, GW_F_INTENT);
+		answer_err(ans, 503, "unavailable", "the event log is unavailable", 1);
+		return false;
+	}
+	gw_hist_observe(&g->m.stage[GW_S_COMMIT], mmo_mono_us() - t0);
+	rc = gw_outcome_wait(g, *seq, g->o.outcome_timeout_ms, o);
+	if (rc) {
+		atomic_fetch_add(&g->m.outcome_timeouts, 1);
+		answer(ans, 202,
+		       json_pack("{s:s,s:I,s:s}", "event_id", eid, "seq", (json_int_t)*seq,
+		                 "status", "pending"),
+		       0);
+		return false;
+	}
+	gw_hist_observe(&g->m.stage[GW_S_OUTCOME], mmo_mono_us() - t0);
+	if (!strcmp(o->type, "world.reject")) {
+		answer(ans, 422,
+		       json_pack("{s:{s:s,s:s},s:s,s:I,s:s}", "error", "code",
+		                 o->reason[0] ? o->reason : "rejected", "message", o->detail,
+		                 "event_id", eid, "seq", (json_int_t)*seq, "reason", o->reason),
+		       0);
+		return false;
+	}
+	return true;
+}
+
+/* outcome_event_id always; outcome_seq once the outcome is committed (a
+ * world in this process answers before that). */
+static json_t *with_outcome(json_t *o, const struct gw_outcome *oc)
+{
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "outcome_event_id", json_string(oc->event_id));
+	if (oc->seq)
+		json_object_set_new(o, "outcome_seq", json_integer((json_int_t)oc->seq));
+	return o;
+}
+
+void gw_intent_move(gw *g, const struct gw_auth *a, double x, double y, double z,
+                    struct gw_answer *ans)
+{
+	struct gw_outcome o;
+	struct mmo_ev b;
+	char eid[MMO_ID_MAX + 1];
+	uint64_t seq;
+
+	if (!limit(g, a, "movement", g->o.rate_medium, ans))
+		return;
+	new_event_id(eid);
+	mmo_ev_init(&b, "player.move", eid, a->sub, NULL);
+	mmo_ev_set_pos(&b, x, y, z);
+	if (!run_intent(g, &b, eid, &seq, &o, ans))
+		return;
+	if (strcmp(o.type, "world.update"))
+		return answer_err(ans, 500, "internal", "unexpected outcome", 0);
+	answer(ans, 200,
+	       with_outcome(json_pack("{s:s,s:I,s:{s:f,s:f,s:f},s:s}", "event_id", eid, "seq",
+	                              (json_int_t)seq, "position", "x", o.x, "y", o.y, "z", o.z,
+	                              "region_id", o.region_id),
+	                    &o),
+	       0);
+}
+
+void gw_intent_attack(gw *g, const struct gw_auth *a, const char *def, const char *skill,
+                      struct gw_answer *ans)
+{
+	struct gw_outcome o;
+	struct mmo_ev b;
+	char eid[MMO_ID_MAX + 1];
+	uint64_t seq;
+
+	if (!limit(g, a, "combat", g->o.rate_high, ans))
+		return;
+	new_event_id(eid);
+	mmo_ev_init(&b, "combat.attack", eid, a->sub, NULL);
+	b.body.combat_attack.defender_id = (char *)def;
+	b.body.combat_attack.skill_id = (char *)skill;
+	if (!run_intent(g, &b, eid, &seq, &o, ans))
+		return;
+	if (strcmp(o.type, "combat.result"))
+		return answer_err(ans, 500, "internal", "unexpected outcome", 0);
+	answer(ans, 200,
+	       with_outcome(json_pack("{s:s,s:I,s:s,s:I,s:I,s:s}", "event_id", eid, "seq",
+	                              (json_int_t)seq, "result", o.result, "damage",
+	                              (json_int_t)o.damage, "defender_hp",
+	                              (json_int_t)o.defender_hp, "defender_id", def),
+	                    &o),
+	       0);
+}
+
+/* Send an intent's answer over REST. */
+static int reply_answer(struct gw_req *r, struct gw_answer *ans)
+{
+	char extra[48] = "";
+
+	if (ans->retry_s)
+		snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", ans->retry_s);
+	return gw_reply_json(r, ans->status, ans->body, extra[0] ? extra : NULL);
+}
+
 int gw_h_move(struct gw_req *r)
 {
-	gw *g = r->g;
-	double m = g->o.coord_max;
+	double m = r->g->o.coord_max;
 	const struct gw_field f[] = {
 	    {"x", GW_FT_NUMBER, -m, m, 0, 0},
 	    {"y", GW_FT_NUMBER, -m, m, 0, 0},
 	    {"z", GW_FT_NUMBER, -m, m, 0, 0},
 	};
+	struct gw_answer ans = {0};
 	struct gw_auth a;
-	struct gw_outcome o;
-	struct mmo_ev b;
-	char eid[MMO_ID_MAX + 1];
-	uint64_t seq;
 	json_t *body;
 	int rc;
 
 	if ((rc = gw_require_auth(r, &a)) || (rc = gw_read_json(r, &body)))
 		return rc;
 	rc = gw_check_fields(r, body, f, 3);
-	if (!rc)
-		rc = limit(r, &a, "movement", g->o.rate_medium);
 	if (rc) {
 		json_decref(body);
 		return rc;
 	}
-	new_event_id(eid);
-	mmo_ev_init(&b, "player.move", eid, a.sub, NULL);
-	mmo_ev_set_pos(&b, json_number_value(json_object_get(body, "x")),
+	gw_intent_move(r->g, &a, json_number_value(json_object_get(body, "x")),
 	               json_number_value(json_object_get(body, "y")),
-	               json_number_value(json_object_get(body, "z")));
+	               json_number_value(json_object_get(body, "z")), &ans);
 	json_decref(body);
-	rc = run_intent(r, &b, eid, &seq, &o);
-	if (rc)
-		return rc;
-	if (strcmp(o.type, "world.update"))
-		return gw_reply_err(r, 500, "internal", NULL, "unexpected outcome %s", o.type);
-	return gw_reply_json(r, 200,
-	                     json_pack("{s:s,s:I,s:{s:f,s:f,s:f},s:s,s:I}", "event_id", eid, "seq",
-	                               (json_int_t)seq, "position", "x", o.x, "y", o.y, "z", o.z,
-	                               "region_id", o.region_id, "outcome_seq", (json_int_t)o.seq),
-	                     NULL);
+	return reply_answer(r, &ans);
 }
 
 int gw_h_attack(struct gw_req *r)
@@ -132,43 +209,22 @@ int gw_h_attack(struct gw_req *r)
 	    {"defender_id", GW_FT_ID, 0, 0, 0, 0},
 	    {"skill_id", GW_FT_ID, 0, 0, 0, 0},
 	};
-	gw *g = r->g;
+	struct gw_answer ans = {0};
 	struct gw_auth a;
-	struct gw_outcome o;
-	struct mmo_ev b;
-	char eid[MMO_ID_MAX + 1], def[MMO_ID_MAX + 1], skill[MMO_ID_MAX + 1];
-	uint64_t seq;
 	json_t *body;
 	int rc;
 
 	if ((rc = gw_require_auth(r, &a)) || (rc = gw_read_json(r, &body)))
 		return rc;
 	rc = gw_check_fields(r, body, f, 2);
-	if (!rc)
-		rc = limit(r, &a, "combat", g->o.rate_high);
 	if (rc) {
 		json_decref(body);
 		return rc;
 	}
-	snprintf(def, sizeof(def), "%s", json_string_value(json_object_get(body, "defender_id")));
-	snprintf(skill, sizeof(skill), "%s", json_string_value(json_object_get(body, "skill_id")));
+	gw_intent_attack(r->g, &a, json_string_value(json_object_get(body, "defender_id")),
+	                 json_string_value(json_object_get(body, "skill_id")), &ans);
 	json_decref(body);
-	new_event_id(eid);
-	mmo_ev_init(&b, "combat.attack", eid, a.sub, NULL);
-	b.body.combat_attack.defender_id = def;
-	b.body.combat_attack.skill_id = skill;
-	rc = run_intent(r, &b, eid, &seq, &o);
-	if (rc)
-		return rc;
-	if (strcmp(o.type, "combat.result"))
-		return gw_reply_err(r, 500, "internal", NULL, "unexpected outcome %s", o.type);
-	return gw_reply_json(r, 200,
-	                     json_pack("{s:s,s:I,s:s,s:I,s:I,s:s,s:I}", "event_id", eid, "seq",
-	                               (json_int_t)seq, "result", o.result, "damage",
-	                               (json_int_t)o.damage, "defender_hp",
-	                               (json_int_t)o.defender_hp, "defender_id", def, "outcome_seq",
-	                               (json_int_t)o.seq),
-	                     NULL);
+	return reply_answer(r, &ans);
 }
 
 /* ---------------------------------------------------------------- state */
@@ -482,7 +538,7 @@ int gw_h_events(struct gw_req *r)
 	if ((rc = gw_require_auth(r, &a)))
 		return rc;
 	if (strcmp(a.role, "auditor")) {
-		gw_sec_note(g, "security.forbidden", r->ri->remote_addr, a.sub);
+		gw_sec_note(g, "security.forbidden", gw_peer_addr(r), a.sub);
 		return gw_reply_err(r, 403, "forbidden", NULL, "the auditor role is required");
 	}
 	if ((rc = parse_query(r, vals, set)))

@@ -176,7 +176,7 @@ out:
 static int too_many(struct gw_req *r, int64_t retry_us, const char *user)
 {
 	atomic_fetch_add(&r->g->m.rate_limited, 1);
-	gw_sec_note(r->g, "security.rate_limited", r->ri->remote_addr, user);
+	gw_sec_note(r->g, "security.rate_limited", gw_peer_addr(r), user);
 	return gw_reply_retry(r, 429, (int)((retry_us + 999999) / 1000000), "rate_limited",
 	                      "too many failed logins; retry later");
 }
@@ -205,7 +205,7 @@ int gw_h_login(struct gw_req *r)
 		return rc;
 	/* The bucket key of a name that cannot exist still limits its guesser. */
 	snprintf(ukey, sizeof(ukey), "u:%.*s", GW_USER_MAX, user);
-	snprintf(akey, sizeof(akey), "a:%s", r->ri->remote_addr);
+	snprintf(akey, sizeof(akey), "a:%s", gw_peer_addr(r));
 	if (!gw_rl_take(g->rl_user, ukey, wu / win, wu, 0, now, &retry) ||
 	    !gw_rl_take(g->rl_addr, akey, wa / win, wa, 0, now, &retry)) {
 		char u[GW_USER_MAX + 1];
@@ -227,7 +227,7 @@ int gw_h_login(struct gw_req *r)
 		gw_rl_take(g->rl_user, ukey, wu / win, wu, 1, now, NULL);
 		gw_rl_take(g->rl_addr, akey, wa / win, wa, 1, now, NULL);
 		atomic_fetch_add(&g->m.login_failed, 1);
-		gw_sec_note(g, "security.login_failed", r->ri->remote_addr, u);
+		gw_sec_note(g, "security.login_failed", gw_peer_addr(r), u);
 		return gw_reply_err(r, 401, "invalid_credentials", NULL,
 		                    "wrong username or password");
 	}

@@ -1,4 +1,4 @@
-/* server.c - the gateway's life: options, start, the housekeeping thread,
+/* gateway.c - the gateway's life: options, start, the housekeeping thread,
  * stop. See gateway.h for the contract and docs/gateway.md for the design.
  */
 #include <errno.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gw_int.h"
+#include "rt.h"
 #include "schemas/mmo_util.h"
 
 #define HOUSE_TICK_MS 100
@@ -34,12 +34,13 @@ static void defaults(gw *g, const struct gw_opts *in)
 	o->f = (v)
 	DEF(outcome_timeout_ms, 2000);
 	DEF(log_timeout_ms, 3000);
-	DEF(http_threads, 64);
+	DEF(http_threads, 300);
 	DEF(token_ttl_s, 3600);
 	DEF(aoi_radius, 100.0);
 	DEF(ws_queue_max, 256);
 	DEF(ws_slow_ms, 2000);
-	DEF(ws_max, 10000);
+	DEF(ws_max, 100000);
+	DEF(ws_workers, 32);
 	DEF(session_check_ms, 1000);
 	DEF(security_window_ms, 10000);
 	DEF(login_fail_user, 5);
@@ -60,7 +61,7 @@ static void defaults(gw *g, const struct gw_opts *in)
 static void *house_main(void *arg)
 {
 	gw *g = arg;
-	int64_t last_health = mmo_mono_us(), last_check = last_health, last_purge = last_health;
+	int64_t last_health = mmo_mono_us(), last_purge = last_health;
 	struct timespec dl;
 
 	pthread_mutex_lock(&g->house_mu);
@@ -82,10 +83,6 @@ static void *house_main(void *arg)
 		if (now - last_health >= 1000000) {
 			last_health = now;
 			gw_health_tick(g, now);
-		}
-		if (now - last_check >= (int64_t)g->o.session_check_ms * 1000) {
-			last_check = now;
-			gw_ws_check_sessions(g, mmo_now_us());
 		}
 		if (now - last_purge >= 10000000) {
 			last_purge = now;
@@ -111,7 +108,7 @@ static int start_http(gw *g, char *err, size_t errlen)
 	char threads[16], reqmax[16];
 	const char *opts[] = {
 	    "listening_ports",
-	    g->http,
+	    "127.0.0.1:0", /* the event loop relays to it (front.c) */
 	    "num_threads",
 	    threads,
 	    "request_timeout_ms",
@@ -141,15 +138,14 @@ static int start_http(gw *g, char *err, size_t errlen)
 	snprintf(reqmax, sizeof(reqmax), "%d", 16384);
 	g->mg = mg_start(&cb, g, opts);
 	if (!g->mg) {
-		snprintf(err, errlen, "cannot listen on %s (address in use or invalid)", g->http);
+		snprintf(err, errlen, "cannot start the HTTP server on a loopback port");
 		return MMO_EIO;
 	}
 	mg_set_request_handler(g->mg, "**", gw_http_handler, g);
-	gw_ws_handlers(g);
 	memset(ports, 0, sizeof(ports));
 	if (mg_get_server_ports(g->mg, 4, ports) > 0)
-		g->port = ports[0].port;
-	return MMO_OK;
+		g->mg_port = ports[0].port;
+	return rt_start(g, g->http, g->mg_port, &g->rt, &g->port, err, errlen);
 }
 
 int gw_start(const struct gw_opts *in, gw **out, char *err, size_t errlen)
@@ -175,6 +171,7 @@ int gw_start(const struct gw_opts *in, gw **out, char *err, size_t errlen)
 		return MMO_ENOMEM;
 	defaults(g, in);
 	pthread_mutex_init(&g->reg_mu, NULL);
+	pthread_mutex_init(&g->peer_mu, NULL);
 	pthread_mutex_init(&g->house_mu, NULL);
 	{
 		pthread_condattr_t ca;
@@ -207,17 +204,20 @@ int gw_start(const struct gw_opts *in, gw **out, char *err, size_t errlen)
 		rc = MMO_ENOMEM;
 		goto fail;
 	}
+	g->peers = calloc(65536, sizeof(*g->peers));
+	if (!g->peers || jobs_start(g, g->o.ws_workers, &g->jobs)) {
+		snprintf(err, errlen, "out of memory or threads");
+		rc = MMO_ENOMEM;
+		goto fail;
+	}
 	rc = gw_intents_start(g, &g->intents, err, errlen);
-	if (rc)
-		goto fail;
-	rc = gw_ws_start(g, &g->ws, err, errlen);
-	if (rc)
-		goto fail;
-	rc = gw_intents_run(g->intents, err, errlen);
 	if (rc)
 		goto fail;
 	gw_health_tick(g, mmo_mono_us());
 	rc = start_http(g, err, errlen);
+	if (rc)
+		goto fail;
+	rc = follower_start(g, &g->follow, err, errlen);
 	if (rc)
 		goto fail;
 	if (pthread_create(&g->house, NULL, house_main, g)) {
@@ -245,19 +245,23 @@ void gw_stop(gw *g)
 	if (!g)
 		return;
 	atomic_store(&g->stopping, true);
-	gw_ws_stop(g->ws);
 	if (g->house_started) {
 		pthread_mutex_lock(&g->house_mu);
 		pthread_cond_signal(&g->house_cv);
 		pthread_mutex_unlock(&g->house_mu);
 		pthread_join(g->house, NULL);
 	}
+	follower_stop(g->follow);
 	if (g->mg)
 		mg_stop(g->mg);
+	jobs_stop(g->jobs); /* runs what is queued: it may post to the loop */
+	rt_stop(g->rt);
+	g->rt = NULL;
 	if (g->intents && g->sec)
 		gw_sec_flush(g, mmo_mono_us(), true);
 	gw_intents_stop(g->intents);
-	gw_ws_free(g->ws);
+	free(g->peers);
+	pthread_mutex_destroy(&g->peer_mu);
 	gw_health_free(g->health);
 	gw_sec_free(g->sec);
 	gw_rl_free(g->rl_user);

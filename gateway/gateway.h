@@ -6,10 +6,12 @@
  * cause_seq on the bus) and answers; it fans committed events out to
  * WebSocket clients by region, with an area of interest for movement.
  *
- * Threads: civetweb's workers run the handlers; the gateway adds one bus
- * subscriber for outcomes, one for the WebSocket fan-out, one housekeeping
- * thread, and one writer thread per WebSocket connection. gw_start() and
- * gw_stop() are called from one thread.
+ * Threads: one event loop (libuv) owns the gateway's address and every
+ * WebSocket; other requests are relayed to civetweb, whose workers run the
+ * REST handlers; a worker pool does the loop's blocking work (token checks,
+ * intents over WebSockets); one bus follower feeds outcomes and the fan-out;
+ * one housekeeping thread. gw_start() and gw_stop() are called from one
+ * thread.
  */
 #ifndef MMO_GATEWAY_H
 #define MMO_GATEWAY_H
@@ -39,13 +41,16 @@ struct gw_opts {
 	                         * DATA/jwt.key, or generate it (mode 0600) */
 	int outcome_timeout_ms; /* wait for the world's outcome; 0 = 2000; then 202 */
 	int log_timeout_ms;     /* wait for the log's ack; 0 = 3000; then 503 */
-	int http_threads;       /* civetweb workers (a WebSocket holds one); 0 = 64 */
+	int http_threads;       /* civetweb workers: one per concurrent keep-alive REST
+	                         * connection; 0 = 300 */
+	int ws_workers;         /* worker pool threads (token checks, intents over
+	                         * WebSockets); 0 = 32 */
 	int token_ttl_s;        /* token and session lifetime; 0 = 3600 */
 	double aoi_radius;      /* movement area of interest; 0 = 100 units */
 	int ws_queue_max;       /* messages queued per WebSocket; 0 = 256 */
 	int ws_slow_ms;         /* a queue full this long closes the socket
 	                         * (1008); 0 = 2000 */
-	int ws_max;             /* open WebSockets at most; 0 = 10000 */
+	int ws_max;             /* open WebSockets at most; 0 = 100000 */
 	int session_check_ms;   /* re-check WebSocket sessions; 0 = 1000 */
 	int security_window_ms; /* aggregation window of security events; 0 = 10000 */
 	/* Failed logins allowed per window, per username and per client address. */
@@ -88,6 +93,14 @@ void gw_stop(gw *g);
 
 /* The TCP port the gateway listens on (useful with port 0). */
 int gw_port(const gw *g);
+
+/* The world's decision hook (world_runner_set_decision_hook with arg = the
+ * gateway): an intent's outcome, decided by a world in this process before
+ * it is appended. The intent is durable, so its outcome is fixed: requests
+ * waiting for it are answered now. Called on the world's thread; the events
+ * are borrowed for the call. */
+void gw_world_decided(void *arg, const Mmo__Event *intent, const Mmo__Event *const *outcomes,
+                      size_t n);
 
 /* ---------------------------------------------------------------- accounts
  * Operator administration (`mmo user`), usable while a gateway runs on the

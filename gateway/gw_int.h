@@ -11,9 +11,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "schemas/event.h"
-#include "log/evlog.h"
 #include "gateway/gateway.h"
+#include "log/evlog.h"
+#include "schemas/event.h"
 
 #define GW_BODY_MAX       (16 * 1024) /* request bodies, bytes */
 #define GW_TOKEN_MAX      4096        /* bearer tokens, bytes */
@@ -72,9 +72,11 @@ struct gw_metrics {
 	_Atomic int64_t ws_conns;
 	_Atomic int64_t ws_queued; /* messages in all WebSocket queues */
 	_Atomic int64_t waiters;   /* requests waiting for an outcome */
-	_Atomic uint64_t ws_sent, ws_dropped, ws_closed_slow, ws_closed_revoked, ws_bad_msgs;
+	_Atomic uint64_t ws_sent, ws_dropped, ws_coalesced, ws_closed_slow, ws_closed_revoked,
+	    ws_bad_msgs;
 	_Atomic uint64_t errors[GW_F_COUNT];
 	_Atomic uint64_t login_failed, rate_limited, outcome_timeouts, security_events;
+	_Atomic uint64_t decided_early; /* intents answered at the world's decision */
 };
 
 extern const int64_t gw_hist_bounds_us[GW_HIST_N - 1];
@@ -124,6 +126,9 @@ struct redisReply *gw_redis_cmd(gw *g, const char *fmt, ...);
  * every replies[i] is NULL). */
 int gw_redis_pipe(gw *g, const char *fmt, const char *const *args, size_t n,
                   struct redisReply **replies);
+/* An integer reply's value (0 for any other type); free a reply. */
+long long gw_redis_int(const struct redisReply *r);
+void gw_redis_reply_free(struct redisReply *r);
 /* Is Redis answering? (PING) */
 bool gw_redis_up(gw *g);
 
@@ -207,8 +212,9 @@ void gw_sec_flush(gw *g, int64_t now_us, bool all);
 
 struct gw_outcome {
 	uint64_t cause; /* the intent's seq */
-	uint64_t seq;   /* the outcome event's seq */
-	char type[24];  /* world.update, combat.result or world.reject */
+	uint64_t seq;   /* the outcome event's seq; 0 while decided but not committed */
+	char event_id[MMO_ID_MAX + 1]; /* the outcome event's id ("w:<cause>:0") */
+	char type[24];                 /* world.update, combat.result or world.reject */
 	char region_id[MMO_ID_MAX + 1];
 	double x, y, z;
 	char reason[MMO_ID_MAX + 1];
@@ -220,14 +226,18 @@ struct gw_outcome {
 struct gw_intents;
 /* Set up the client pool (g->intents must be set to *out before use)... */
 int gw_intents_start(gw *g, struct gw_intents **out, char *err, size_t errlen);
-/* ... then start the outcome thread. */
-int gw_intents_run(struct gw_intents *it, char *err, size_t errlen);
 void gw_intents_stop(struct gw_intents *it);
 /* Append one event (priority = its effective one) through a pooled client.
  * MMO_OK with *seq, MMO_EUNAVAIL (timeout, busy, no log), or the event's
  * own error (a bug: the gateway builds valid events). */
 int gw_log_append(gw *g, const Mmo__Event *ev, uint64_t *seq);
 int gw_log_head(gw *g, uint64_t *head);
+/* An outcome is known: decided by the world in this process (seq 0), or
+ * committed (seen on the bus). Wakes the requests waiting for it. */
+void gw_outcome_post(gw *g, const struct gw_outcome *o);
+/* Fill o from an outcome event (cause_seq != 0) at seq (0 = not committed
+ * yet). false if it is not an outcome the gateway answers with. */
+bool gw_outcome_of(const Mmo__Event *ev, uint64_t seq, struct gw_outcome *o);
 /* Wait for the outcome of the intent at cause: MMO_OK or MMO_ETIMEOUT. */
 int gw_outcome_wait(gw *g, uint64_t cause, int timeout_ms, struct gw_outcome *out);
 
@@ -235,76 +245,10 @@ int gw_outcome_wait(gw *g, uint64_t cause, int timeout_ms, struct gw_outcome *ou
 
 #define GW_WS_REGIONS_MAX 16   /* regions one connection may follow */
 #define GW_WS_IN_MAX      4096 /* bytes of one client message */
+#define RT_CHECK_MAX      4096 /* sessions re-checked per session_check_ms */
 
-/* One outbound message, shared by every connection it goes to. */
-struct gw_msg {
-	atomic_int ref;
-	unsigned prio; /* 1 critical .. 4 low: 3 and 4 may be dropped */
-	int64_t ts;    /* the event's commit time (µs), 0 for replies */
-	size_t len;
-	char data[];
-};
-
-struct gw_msg *gw_msg_new(const char *data, size_t len, unsigned prio, int64_t ts);
-void gw_msg_unref(struct gw_msg *m);
-
-/* One WebSocket connection (ws.c). The hub's fields are guarded by the
- * hub's mutex, the queue by the connection's own. */
-struct ws_conn {
-	gw *g;
-	struct mg_connection *conn;
-	atomic_int ref;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct gw_msg **q; /* ring of qcap */
-	size_t qhead, qlen, qcap;
-	int64_t full_since; /* mono µs the queue filled up, 0 = not full */
-	bool closing, close_sent, gone, writer_started;
-	uint16_t close_code;
-	char close_reason[100];
-	pthread_t writer;
-	struct gw_auth auth;
-	int check_failures; /* consecutive session checks without Redis */
-	/* hub */
-	char regions[GW_WS_REGIONS_MAX][MMO_ID_MAX + 1];
-	size_t nregions;
-	bool pos_known, registered;
-	double x, y;
-	int64_t cx, cy;
-};
-
-void gw_wsc_ref(struct ws_conn *c);
-void gw_wsc_unref(struct ws_conn *c);
-/* Queue m for c (the queue takes its own reference); applies the drop
- * policy and may close c as a slow consumer. */
-void gw_wsc_send(struct ws_conn *c, struct gw_msg *m);
-/* Has c's queue been full for ws_slow_ms? Then it is closed (1008). */
-bool gw_wsc_stalled(struct ws_conn *c, int64_t now_mono);
-/* Ask the writer to send a close frame (code, reason) and stop. */
-void gw_wsc_close(struct ws_conn *c, uint16_t code, const char *reason);
-
-/* The hub (hub.c): subscriptions, the area-of-interest grid, the bus
- * subscriber that fans events out, session re-checks. */
-struct gw_ws;
-int gw_ws_start(gw *g, struct gw_ws **out, char *err, size_t errlen);
-/* Before mg_stop: stop the fan-out, close every socket with 1001. */
-void gw_ws_stop(struct gw_ws *ws);
-/* After mg_stop (every connection gone): free. */
-void gw_ws_free(struct gw_ws *ws);
-int gw_hub_register(gw *g, struct ws_conn *c);
-void gw_hub_unregister(gw *g, struct ws_conn *c);
-/* MMO_OK, MMO_EFULL (too many regions), MMO_EUNAVAIL (no log head). */
-int gw_hub_subscribe(gw *g, struct ws_conn *c, const char *region);
-int gw_hub_unsubscribe(gw *g, struct ws_conn *c, const char *region);
-/* A player's position as the world just decided it (outcome thread). */
-void gw_hub_player_pos(gw *g, const char *player_id, double x, double y);
-/* Close the sockets of a session (logout) with 1008 and reason. */
+/* Close the sockets of a session (logout) with 1008 and reason. Any thread. */
 void gw_ws_close_session(gw *g, const char *jti, const char *reason);
-/* Re-check the sessions of open sockets (housekeeping thread). */
-void gw_ws_check_sessions(gw *g, int64_t now_us);
-size_t gw_ws_count(gw *g);
-/* Register the civetweb WebSocket handlers for /ws (ws.c). */
-void gw_ws_handlers(gw *g);
 
 /* ---------------------------------------------------------------- http */
 
@@ -316,6 +260,7 @@ struct gw_req {
 	int status;              /* the status sent, 0 until then */
 	char id[MMO_ID_MAX + 2]; /* the {id} of the path, if any (validated) */
 	bool body_read;
+	char peer[48]; /* the client's address, once looked up (gw_peer_addr) */
 };
 
 /* Send a complete response (the body is len bytes, type ctype; extra is
@@ -331,16 +276,22 @@ int gw_reply_err(struct gw_req *r, int status, const char *code, const char *fie
 int gw_reply_retry(struct gw_req *r, int status, int retry_s, const char *code, const char *fmt,
                    ...) __attribute__((format(printf, 5, 6)));
 
-/* A client's WebSocket message, parsed and checked (no side effects, so it
- * can be fuzzed): 0 with subscribe/region set, or -1 with the error code and
- * message to send back. */
+/* A client's WebSocket message, parsed and checked with the REST schemas
+ * (no side effects, so it can be fuzzed): 0 with the op and its fields, or
+ * -1 with the error code and message to send back (ref set when the
+ * message had a valid one). coord_max bounds move coordinates. */
+enum gw_ws_op { GW_WS_SUBSCRIBE, GW_WS_UNSUBSCRIBE, GW_WS_MOVE, GW_WS_ATTACK };
 struct gw_ws_msg {
-	bool subscribe;
+	enum gw_ws_op op;
 	char region[MMO_ID_MAX + 1];
+	char ref[MMO_ID_MAX + 1];
+	double x, y, z;
+	char defender[MMO_ID_MAX + 1];
+	char skill[MMO_ID_MAX + 1];
 	const char *code;
 	char message[160];
 };
-int gw_ws_parse(const char *data, size_t len, struct gw_ws_msg *m);
+int gw_ws_parse(const char *data, size_t len, double coord_max, struct gw_ws_msg *m);
 
 /* Is the bracket nesting of the JSON text s (n bytes) at most max? */
 bool gw_json_depth_ok(const char *s, size_t n, int max);
@@ -357,12 +308,40 @@ struct gw_field {
 	double min, max;       /* numbers: inclusive range */
 	size_t minlen, maxlen; /* strings: bytes */
 };
+/* Why a body failed its schema. */
+struct gw_bad {
+	const char *code;
+	char field[72];
+	char message[160];
+};
+/* The strict schema check alone: true, or false with *bad filled. */
+bool gw_fields_check(json_t *o, const struct gw_field *f, size_t n, struct gw_bad *bad);
 /* Strict schema: every field present with its type and range, no other
  * key. Returns 0 or the status of the 400 sent (naming the field). */
 int gw_check_fields(struct gw_req *r, json_t *o, const struct gw_field *f, size_t n);
 
 /* Authenticate the request (Bearer). 0 with a filled, or the status sent. */
 int gw_require_auth(struct gw_req *r, struct gw_auth *a);
+
+/* An intent's answer, whatever the transport: the REST status and body
+ * (caller decrefs body), and Retry-After seconds for 429/503. */
+struct gw_answer {
+	int status;
+	json_t *body;
+	int retry_s;
+};
+/* Validate, rate-limit, append and wait for the decision (api.c). */
+void gw_intent_move(gw *g, const struct gw_auth *a, double x, double y, double z,
+                    struct gw_answer *ans);
+void gw_intent_attack(gw *g, const struct gw_auth *a, const char *defender, const char *skill,
+                      struct gw_answer *ans);
+
+/* The client address of a request: civetweb sees the event loop's relay
+ * (front.c), whose local port maps back to the client. */
+const char *gw_peer_addr(struct gw_req *r);
+void gw_peer_note(gw *g, int port, const char *addr);
+void gw_peer_forget(gw *g, int port);
+const char *gw_status_text(int status);
 
 /* The handlers (auth.c, api.c). Each returns the status it sent. */
 int gw_h_register(struct gw_req *r);
@@ -389,7 +368,12 @@ struct gw {
 	size_t keylen;
 	struct gw_redis *redis;
 	struct gw_intents *intents;
-	struct gw_ws *ws;
+	struct rt *rt;           /* the event loop on the gateway's address */
+	struct jobs *jobs;       /* the worker pool */
+	struct follower *follow; /* the bus follower */
+	int mg_port;             /* civetweb's own loopback port */
+	pthread_mutex_t peer_mu;
+	char (*peers)[48]; /* relay port -> client address */
 	struct gw_health *health;
 	struct gw_rl *rl_user, *rl_addr, *rl_player;
 	struct gw_sec *sec;

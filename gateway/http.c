@@ -366,7 +366,22 @@ int gw_read_empty(struct gw_req *r)
 
 /* ---------------------------------------------------------------- schemas */
 
-int gw_check_fields(struct gw_req *r, json_t *o, const struct gw_field *f, size_t n)
+static bool bad_set(struct gw_bad *b, const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static bool bad_set(struct gw_bad *b, const char *code, const char *field, const char *fmt, ...)
+{
+	va_list ap;
+
+	b->code = code;
+	snprintf(b->field, sizeof(b->field), "%s", field);
+	va_start(ap, fmt);
+	vsnprintf(b->message, sizeof(b->message), fmt, ap);
+	va_end(ap);
+	return false;
+}
+
+bool gw_fields_check(json_t *o, const struct gw_field *f, size_t n, struct gw_bad *bad)
 {
 	const char *key;
 	json_t *v;
@@ -378,34 +393,33 @@ int gw_check_fields(struct gw_req *r, json_t *o, const struct gw_field *f, size_
 		for (i = 0; i < n && strcmp(f[i].name, key); i++)
 			;
 		if (i == n)
-			return gw_reply_err(r, 400, "unknown_field", key, "unknown field '%.64s'",
-			                    key);
+			return bad_set(bad, "unknown_field", key, "unknown field '%.64s'", key);
 	}
 	for (size_t i = 0; i < n; i++) {
 		v = json_object_get(o, f[i].name);
 		if (!v)
-			return gw_reply_err(r, 400, "missing_field", f[i].name, "%s is required",
-			                    f[i].name);
+			return bad_set(bad, "missing_field", f[i].name, "%s is required",
+			               f[i].name);
 		switch (f[i].type) {
 		case GW_FT_STRING:
 		case GW_FT_ID: {
 			size_t len;
 
 			if (!json_is_string(v))
-				return gw_reply_err(r, 400, "wrong_type", f[i].name,
-				                    "%s must be a string", f[i].name);
+				return bad_set(bad, "wrong_type", f[i].name, "%s must be a string",
+				               f[i].name);
 			len = json_string_length(v);
 			if (f[i].type == GW_FT_ID) {
 				if (len != strlen(json_string_value(v)) ||
 				    !mmo_id_valid(json_string_value(v)))
-					return gw_reply_err(r, 400, "bad_id", f[i].name,
-					                    "%s must be 1..%d of [A-Za-z0-9_.:-]",
-					                    f[i].name, MMO_ID_MAX);
+					return bad_set(bad, "bad_id", f[i].name,
+					               "%s must be 1..%d of [A-Za-z0-9_.:-]",
+					               f[i].name, MMO_ID_MAX);
 			} else if (len < f[i].minlen || len > f[i].maxlen ||
 			           len != strlen(json_string_value(v))) {
-				return gw_reply_err(r, 400, "invalid_field", f[i].name,
-				                    "%s must be %zu..%zu bytes", f[i].name,
-				                    f[i].minlen, f[i].maxlen);
+				return bad_set(bad, "invalid_field", f[i].name,
+				               "%s must be %zu..%zu bytes", f[i].name, f[i].minlen,
+				               f[i].maxlen);
 			}
 			break;
 		}
@@ -413,21 +427,85 @@ int gw_check_fields(struct gw_req *r, json_t *o, const struct gw_field *f, size_
 			double d;
 
 			if (!json_is_number(v))
-				return gw_reply_err(r, 400, "wrong_type", f[i].name,
-				                    "%s must be a number", f[i].name);
+				return bad_set(bad, "wrong_type", f[i].name, "%s must be a number",
+				               f[i].name);
 			d = json_number_value(v);
 			if (!isfinite(d))
-				return gw_reply_err(r, 400, "non_finite", f[i].name,
-				                    "%s must be a finite number", f[i].name);
+				return bad_set(bad, "non_finite", f[i].name,
+				               "%s must be a finite number", f[i].name);
 			if (d < f[i].min || d > f[i].max)
-				return gw_reply_err(r, 400, "out_of_range", f[i].name,
-				                    "%s must be within [%g, %g]", f[i].name,
-				                    f[i].min, f[i].max);
+				return bad_set(bad, "out_of_range", f[i].name,
+				               "%s must be within [%g, %g]", f[i].name, f[i].min,
+				               f[i].max);
 			break;
 		}
 		}
 	}
-	return 0;
+	return true;
+}
+
+int gw_check_fields(struct gw_req *r, json_t *o, const struct gw_field *f, size_t n)
+{
+	struct gw_bad bad;
+
+	if (gw_fields_check(o, f, n, &bad))
+		return 0;
+	return gw_reply_err(r, 400, bad.code, bad.field, "%s", bad.message);
+}
+
+/* ---------------------------------------------------------------- peers */
+
+void gw_peer_note(gw *g, int port, const char *addr)
+{
+	if (!g->peers || port <= 0 || port > 65535)
+		return;
+	pthread_mutex_lock(&g->peer_mu);
+	snprintf(g->peers[port], sizeof(g->peers[port]), "%s", addr);
+	pthread_mutex_unlock(&g->peer_mu);
+}
+
+void gw_peer_forget(gw *g, int port)
+{
+	if (!g->peers || port <= 0 || port > 65535)
+		return;
+	pthread_mutex_lock(&g->peer_mu);
+	g->peers[port][0] = 0;
+	pthread_mutex_unlock(&g->peer_mu);
+}
+
+const char *gw_peer_addr(struct gw_req *r)
+{
+	int port = r->ri->remote_port;
+
+	if (!r->peer[0]) {
+		snprintf(r->peer, sizeof(r->peer), "%s", r->ri->remote_addr);
+		/* Requests reach civetweb through the event loop's relay on
+		 * loopback: its port names the client. */
+		if (r->g->peers && port > 0 && port <= 65535 &&
+		    !strcmp(r->ri->remote_addr, "127.0.0.1")) {
+			pthread_mutex_lock(&r->g->peer_mu);
+			if (r->g->peers[port][0])
+				snprintf(r->peer, sizeof(r->peer), "%s", r->g->peers[port]);
+			pthread_mutex_unlock(&r->g->peer_mu);
+		}
+	}
+	return r->peer;
+}
+
+const char *gw_status_text(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 408: return "Request Timeout";
+	case 426: return "Upgrade Required";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 503: return "Service Unavailable";
+	default: return "Error";
+	}
 }
 
 /* ---------------------------------------------------------------- auth */
@@ -457,7 +535,7 @@ int gw_require_auth(struct gw_req *r, struct gw_auth *a)
 		return gw_reply_retry(r, 503, 1, "unavailable",
 		                      "sessions cannot be checked now (Redis unavailable)");
 	default:
-		gw_sec_note(r->g, "security.token_refused", r->ri->remote_addr, NULL);
+		gw_sec_note(r->g, "security.token_refused", gw_peer_addr(r), NULL);
 		return gw_reply_err(r, 401, "invalid_token", NULL, "the token is not valid");
 	}
 }
@@ -542,7 +620,7 @@ static bool match(const char *pattern, const char *path, char *id, size_t idcap)
 int gw_http_handler(struct mg_connection *c, void *cbdata)
 {
 	gw *g = cbdata;
-	struct gw_req r = {g, c, mg_get_request_info(c), GW_R_OTHER, 0, {0}, false};
+	struct gw_req r = {g, c, mg_get_request_info(c), GW_R_OTHER, 0, {0}, false, {0}};
 	const char *path = r.ri->local_uri ? r.ri->local_uri : "";
 	const char *method = r.ri->request_method ? r.ri->request_method : "";
 	int64_t t0 = mmo_mono_us();

@@ -1,86 +1,68 @@
-/* hub.c - who gets which event: region subscriptions, the area-of-interest
- * grid, the bus fan-out, and session re-checks of open sockets.
+/* hub.c - who gets which event: region subscriptions and a spatial grid per
+ * region. Loop thread only: no locks.
  *
- * Indexes (all under one mutex):
- *   regions  region id -> connections subscribed to it
- *   players  player id -> its connections (positions, rejections, logout)
- *   grid     cell "cx,cy" -> connections whose player stands in it; a cell
- *            is aoi_radius wide, so everything within the radius of a
- *            point lies in its cell or the 8 around it.
+ *   regions  region id -> its subscribers, and those whose player's
+ *            position is not known yet
+ *   players  player id -> its sockets, and where the player stands
+ *   cells    (region, cx, cy) -> the subscribers of the region whose player
+ *            stands in that cell; a cell is aoi_radius wide, so everything
+ *            within the radius of a point is in its cell or the 8 around it
  *
- * The fan-out thread follows the bus with one subscription per region in
- * use (evlog_sub region mode: ZeroMQ topic filters, per-region gap
- * filling); subscriptions are added and removed by commands the socket
- * threads queue, applied by the fan-out thread (the subscriber is not
- * thread-safe). Each committed event of a region is rendered to JSON once
- * and queued to:
- *   world.update of a player (movement): the subscribers of its region
- *     within aoi_radius (x, y) of the new position, looked up in the grid,
- *     plus the subscribers whose own position is not known yet;
- *   world.reject: only the rejected player's sockets;
+ * A move costs the sockets in 9 cells, not the region's population:
+ *   world.update of a player: the region's subscribers within aoi_radius
+ *     (x, y) of the new position, plus those whose position is unknown;
+ *   world.reject: only the rejected player's sockets (subscribed there);
  *   anything else: every subscriber of the region.
  */
-#include <hiredis/hiredis.h>
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "schemas/event_json.h"
-#include "gw_int.h"
+#include "rt.h"
 #include "schemas/mmo_util.h"
 
-#define POLL_MS         20
-#define CHECK_FAILS_MAX 5
-
-struct vec {
-	struct ws_conn **v;
+struct cvec {
+	struct rt_conn **v;
 	size_t n, cap;
 };
 
-struct entry {
-	char *key;
-	struct vec v;
-	size_t unpos; /* regions: subscribers without a known position */
-	struct entry *next;
+struct hub_region {
+	char id[MMO_ID_MAX + 1];
+	struct cvec subs, unpos;
+	struct hub_region *next;
 };
 
-struct map {
-	struct entry **b;
-	size_t nb, n;
+struct hub_cell {
+	const struct hub_region *r;
+	int64_t cx, cy;
+	struct cvec v;
+	struct hub_cell *next;
 };
 
-struct cmd {
-	bool add;
-	char region[MMO_ID_MAX + 1];
-	uint64_t from;
-	struct cmd *next;
+struct hub_player {
+	char id[MMO_ID_MAX + 1];
+	struct cvec v;
+	bool known;
+	double x, y;
+	int64_t cx, cy;
+	struct hub_player *next;
 };
 
-struct gw_ws {
+struct hub {
 	gw *g;
-	pthread_mutex_t mu;
-	struct vec all;
-	struct map regions, players, grid;
 	double cell;
-
-	pthread_t th;
-	bool started;
-	atomic_bool stop;
-	evlog_sub *sub;
-	size_t nsubs; /* fan-out thread only */
-	pthread_mutex_t cmd_mu;
-	struct cmd *cmds, **cmd_tail;
+	struct hub_region **rb;
+	struct hub_player **pb;
+	struct hub_cell **cb;
+	size_t nrb, npb, ncb;
+	struct cvec all;
 };
 
-/* ---------------------------------------------------------------- containers */
-
-static int vec_add(struct vec *v, struct ws_conn *c)
+static int cv_add(struct cvec *v, struct rt_conn *c)
 {
 	if (v->n == v->cap) {
 		size_t cap = v->cap ? v->cap * 2 : 4;
-		struct ws_conn **p = realloc(v->v, cap * sizeof(*p));
+		struct rt_conn **p = realloc(v->v, cap * sizeof(*p));
 
 		if (!p)
 			return MMO_ENOMEM;
@@ -91,9 +73,9 @@ static int vec_add(struct vec *v, struct ws_conn *c)
 	return MMO_OK;
 }
 
-static void vec_del(struct vec *v, struct ws_conn *c)
+static void cv_del(struct cvec *v, struct rt_conn *c)
 {
-	for (size_t i = 0; i < v->n; i++) {
+	for (size_t i = v->n; i-- > 0;) {
 		if (v->v[i] == c) {
 			v->v[i] = v->v[--v->n];
 			return;
@@ -110,625 +92,381 @@ static uint64_t hash(const char *s)
 	return h;
 }
 
-static int map_init(struct map *m, size_t nb)
+static uint64_t cell_hash(const struct hub_region *r, int64_t cx, int64_t cy)
 {
-	m->b = calloc(nb, sizeof(*m->b));
-	m->nb = nb;
-	m->n = 0;
-	return m->b ? MMO_OK : MMO_ENOMEM;
+	uint64_t h = (uint64_t)(uintptr_t)r * 0x9E3779B97F4A7C15ULL;
+
+	h ^= (uint64_t)cx * 0xC2B2AE3D27D4EB4FULL;
+	h ^= (uint64_t)cy * 0x165667B19E3779F9ULL;
+	return h ^ (h >> 29);
 }
 
-static void map_free(struct map *m)
+static int64_t cell_of(const struct hub *h, double v)
 {
-	for (size_t i = 0; i < m->nb && m->b; i++) {
-		struct entry *e = m->b[i], *n;
+	double c = floor(v / h->cell);
 
-		for (; e; e = n) {
-			n = e->next;
-			free(e->v.v);
-			free(e->key);
-			free(e);
-		}
-	}
-	free(m->b);
-}
-
-static struct entry *map_find(struct map *m, const char *key)
-{
-	struct entry *e = m->b[hash(key) % m->nb];
-
-	for (; e; e = e->next) {
-		if (!strcmp(e->key, key))
-			return e;
-	}
-	return NULL;
-}
-
-static struct entry *map_get(struct map *m, const char *key)
-{
-	struct entry *e = map_find(m, key);
-	size_t i;
-
-	if (e)
-		return e;
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return NULL;
-	e->key = strdup(key);
-	if (!e->key) {
-		free(e);
-		return NULL;
-	}
-	i = hash(key) % m->nb;
-	e->next = m->b[i];
-	m->b[i] = e;
-	m->n++;
-	return e;
-}
-
-/* Forget key's entry if nobody is in it any more. */
-static void map_tidy(struct map *m, const char *key)
-{
-	struct entry **pp = &m->b[hash(key) % m->nb];
-
-	for (; *pp; pp = &(*pp)->next) {
-		struct entry *e = *pp;
-
-		if (strcmp(e->key, key))
-			continue;
-		if (e->v.n == 0 && e->unpos == 0) {
-			*pp = e->next;
-			free(e->v.v);
-			free(e->key);
-			free(e);
-			m->n--;
-		}
-		return;
-	}
-}
-
-static void cell_key(char *buf, size_t cap, int64_t cx, int64_t cy)
-{
-	snprintf(buf, cap, "%lld,%lld", (long long)cx, (long long)cy);
-}
-
-static int64_t cell_of(const struct gw_ws *ws, double v)
-{
-	double c = floor(v / ws->cell);
-
-	if (c > 1e15)
+	if (!(c < 1e15))
 		return (int64_t)1e15;
 	if (c < -1e15)
 		return (int64_t)-1e15;
 	return (int64_t)c;
 }
 
-/* ---------------------------------------------------------------- commands */
-
-static void push_cmd(struct gw_ws *ws, bool add, const char *region, uint64_t from)
+int hub_new(gw *g, struct hub **out)
 {
-	struct cmd *c = calloc(1, sizeof(*c));
+	struct hub *h = calloc(1, sizeof(*h));
 
-	if (!c)
-		return;
-	c->add = add;
-	snprintf(c->region, sizeof(c->region), "%s", region);
-	c->from = from;
-	pthread_mutex_lock(&ws->cmd_mu);
-	*ws->cmd_tail = c;
-	ws->cmd_tail = &c->next;
-	pthread_mutex_unlock(&ws->cmd_mu);
+	if (!h)
+		return MMO_ENOMEM;
+	h->g = g;
+	h->cell = g->o.aoi_radius;
+	h->nrb = 1024;
+	h->npb = 65536;
+	h->ncb = 65536;
+	h->rb = calloc(h->nrb, sizeof(*h->rb));
+	h->pb = calloc(h->npb, sizeof(*h->pb));
+	h->cb = calloc(h->ncb, sizeof(*h->cb));
+	if (!h->rb || !h->pb || !h->cb) {
+		hub_free(h);
+		return MMO_ENOMEM;
+	}
+	*out = h;
+	return MMO_OK;
 }
 
-static void apply_cmds(struct gw_ws *ws)
+void hub_free(struct hub *h)
 {
-	struct cmd *list;
-
-	pthread_mutex_lock(&ws->cmd_mu);
-	list = ws->cmds;
-	ws->cmds = NULL;
-	ws->cmd_tail = &ws->cmds;
-	pthread_mutex_unlock(&ws->cmd_mu);
-	while (list) {
-		struct cmd *c = list;
-
-		list = c->next;
-		if (c->add) {
-			if (evlog_sub_add_region(ws->sub, c->region, c->from) == MMO_OK)
-				ws->nsubs++;
-		} else if (evlog_sub_remove_region(ws->sub, c->region) == MMO_OK) {
-			ws->nsubs--;
-		}
-		free(c);
-	}
-}
-
-/* ---------------------------------------------------------------- positions */
-
-static void grid_del(struct gw_ws *ws, struct ws_conn *c)
-{
-	char key[48];
-	struct entry *e;
-
-	cell_key(key, sizeof(key), c->cx, c->cy);
-	e = map_find(&ws->grid, key);
-	if (e) {
-		vec_del(&e->v, c);
-		map_tidy(&ws->grid, key);
-	}
-}
-
-static void set_pos_locked(struct gw_ws *ws, struct ws_conn *c, double x, double y)
-{
-	int64_t cx = cell_of(ws, x), cy = cell_of(ws, y);
-	char key[48];
-	struct entry *e;
-
-	if (!isfinite(x) || !isfinite(y))
+	if (!h)
 		return;
-	if (c->pos_known && cx == c->cx && cy == c->cy) {
-		c->x = x;
-		c->y = y;
-		return;
-	}
-	cell_key(key, sizeof(key), cx, cy);
-	e = map_get(&ws->grid, key);
-	if (!e || vec_add(&e->v, c))
-		return;
-	if (c->pos_known) {
-		grid_del(ws, c);
-	} else {
-		for (size_t i = 0; i < c->nregions; i++) {
-			struct entry *r = map_find(&ws->regions, c->regions[i]);
-
-			if (r && r->unpos)
-				r->unpos--;
+	for (size_t i = 0; h->rb && i < h->nrb; i++) {
+		for (struct hub_region *r = h->rb[i], *n; r; r = n) {
+			n = r->next;
+			free(r->subs.v);
+			free(r->unpos.v);
+			free(r);
 		}
 	}
-	c->pos_known = true;
-	c->x = x;
-	c->y = y;
+	for (size_t i = 0; h->pb && i < h->npb; i++) {
+		for (struct hub_player *p = h->pb[i], *n; p; p = n) {
+			n = p->next;
+			free(p->v.v);
+			free(p);
+		}
+	}
+	for (size_t i = 0; h->cb && i < h->ncb; i++) {
+		for (struct hub_cell *c = h->cb[i], *n; c; c = n) {
+			n = c->next;
+			free(c->v.v);
+			free(c);
+		}
+	}
+	free(h->rb);
+	free(h->pb);
+	free(h->cb);
+	free(h->all.v);
+	free(h);
+}
+
+/* ---------------------------------------------------------------- lookups */
+
+static struct hub_region *region_find(struct hub *h, const char *id, bool make)
+{
+	struct hub_region **pp = &h->rb[hash(id) % h->nrb], *r;
+
+	for (r = *pp; r; r = r->next) {
+		if (!strcmp(r->id, id))
+			return r;
+	}
+	if (!make || !(r = calloc(1, sizeof(*r))))
+		return NULL;
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	r->next = *pp;
+	*pp = r;
+	return r;
+}
+
+static void region_tidy(struct hub *h, struct hub_region *r)
+{
+	struct hub_region **pp = &h->rb[hash(r->id) % h->nrb];
+
+	if (r->subs.n || r->unpos.n)
+		return;
+	for (; *pp; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			free(r->subs.v);
+			free(r->unpos.v);
+			free(r);
+			return;
+		}
+	}
+}
+
+static struct hub_player *player_find(struct hub *h, const char *id, bool make)
+{
+	struct hub_player **pp = &h->pb[hash(id) % h->npb], *p;
+
+	for (p = *pp; p; p = p->next) {
+		if (!strcmp(p->id, id))
+			return p;
+	}
+	if (!make || !(p = calloc(1, sizeof(*p))))
+		return NULL;
+	snprintf(p->id, sizeof(p->id), "%s", id);
+	p->next = *pp;
+	*pp = p;
+	return p;
+}
+
+static void player_tidy(struct hub *h, struct hub_player *p)
+{
+	struct hub_player **pp = &h->pb[hash(p->id) % h->npb];
+
+	if (p->v.n)
+		return;
+	for (; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			free(p->v.v);
+			free(p);
+			return;
+		}
+	}
+}
+
+static struct hub_cell *cell_find(struct hub *h, const struct hub_region *r, int64_t cx, int64_t cy,
+                                  bool make)
+{
+	struct hub_cell **pp = &h->cb[cell_hash(r, cx, cy) % h->ncb], *c;
+
+	for (c = *pp; c; c = c->next) {
+		if (c->r == r && c->cx == cx && c->cy == cy)
+			return c;
+	}
+	if (!make || !(c = calloc(1, sizeof(*c))))
+		return NULL;
+	c->r = r;
 	c->cx = cx;
 	c->cy = cy;
+	c->next = *pp;
+	*pp = c;
+	return c;
 }
 
-void gw_hub_player_pos(gw *g, const char *player_id, double x, double y)
+static void cell_leave(struct hub *h, struct hub_cell *cell, struct rt_conn *c)
 {
-	struct gw_ws *ws = g->ws;
-	struct entry *e;
+	struct hub_cell **pp;
 
-	if (!ws)
+	cv_del(&cell->v, c);
+	if (cell->v.n)
 		return;
-	pthread_mutex_lock(&ws->mu);
-	e = map_find(&ws->players, player_id);
-	for (size_t i = 0; e && i < e->v.n; i++)
-		set_pos_locked(ws, e->v.v[i], x, y);
-	pthread_mutex_unlock(&ws->mu);
-}
-
-/* ---------------------------------------------------------------- registration */
-
-int gw_hub_register(gw *g, struct ws_conn *c)
-{
-	struct gw_ws *ws = g->ws;
-	struct entry *e;
-	int rc = MMO_ENOMEM;
-
-	pthread_mutex_lock(&ws->mu);
-	if (vec_add(&ws->all, c))
-		goto out;
-	e = map_get(&ws->players, c->auth.sub);
-	if (!e || vec_add(&e->v, c)) {
-		vec_del(&ws->all, c);
-		goto out;
+	for (pp = &h->cb[cell_hash(cell->r, cell->cx, cell->cy) % h->ncb]; *pp; pp = &(*pp)->next) {
+		if (*pp == cell) {
+			*pp = cell->next;
+			free(cell->v.v);
+			free(cell);
+			return;
+		}
 	}
-	c->registered = true;
-	gw_wsc_ref(c);
-	rc = MMO_OK;
-out:
-	pthread_mutex_unlock(&ws->mu);
-	return rc;
 }
 
-static void leave_region_locked(struct gw_ws *ws, struct ws_conn *c, const char *region)
-{
-	struct entry *e = map_find(&ws->regions, region);
+/* ---------------------------------------------------------------- membership */
 
-	if (!e)
+/* Put c in the cell of its player's position in its i-th region. */
+static void place(struct hub *h, struct rt_conn *c, size_t i)
+{
+	struct hub_player *p = c->pl;
+	struct hub_cell *cell;
+
+	if (!p->known)
 		return;
-	vec_del(&e->v, c);
-	if (!c->pos_known && e->unpos)
-		e->unpos--;
-	if (e->v.n == 0) {
-		e->unpos = 0;
-		push_cmd(ws, false, region, 0);
-		map_tidy(&ws->regions, region);
-	}
+	cell = cell_find(h, c->reg[i], p->cx, p->cy, true);
+	if (cell && cv_add(&cell->v, c) == MMO_OK)
+		c->cell[i] = cell;
 }
 
-void gw_hub_unregister(gw *g, struct ws_conn *c)
+int hub_register(struct hub *h, struct rt_conn *c)
 {
-	struct gw_ws *ws = g->ws;
-	struct entry *e;
+	struct hub_player *p = player_find(h, c->auth.sub, true);
 
-	pthread_mutex_lock(&ws->mu);
-	if (!c->registered) {
-		pthread_mutex_unlock(&ws->mu);
+	if (!p || cv_add(&p->v, c)) {
+		if (p)
+			player_tidy(h, p);
+		return MMO_ENOMEM;
+	}
+	if (cv_add(&h->all, c)) {
+		cv_del(&p->v, c);
+		player_tidy(h, p);
+		return MMO_ENOMEM;
+	}
+	c->pl = p;
+	return MMO_OK;
+}
+
+static void leave(struct hub *h, struct rt_conn *c, size_t i)
+{
+	struct hub_region *r = c->reg[i];
+
+	if (c->cell[i])
+		cell_leave(h, c->cell[i], c);
+	cv_del(&r->subs, c);
+	if (!c->pl->known)
+		cv_del(&r->unpos, c);
+	region_tidy(h, r);
+	c->reg[i] = c->reg[c->nreg - 1];
+	c->cell[i] = c->cell[c->nreg - 1];
+	c->nreg--;
+}
+
+void hub_unregister(struct hub *h, struct rt_conn *c)
+{
+	if (!c->pl)
 		return;
-	}
-	for (size_t i = 0; i < c->nregions; i++)
-		leave_region_locked(ws, c, c->regions[i]);
-	c->nregions = 0;
-	if (c->pos_known)
-		grid_del(ws, c);
-	e = map_find(&ws->players, c->auth.sub);
-	if (e) {
-		vec_del(&e->v, c);
-		map_tidy(&ws->players, c->auth.sub);
-	}
-	vec_del(&ws->all, c);
-	c->registered = false;
-	pthread_mutex_unlock(&ws->mu);
-	gw_wsc_unref(c);
+	while (c->nreg)
+		leave(h, c, c->nreg - 1);
+	cv_del(&c->pl->v, c);
+	player_tidy(h, c->pl);
+	c->pl = NULL;
+	cv_del(&h->all, c);
 }
 
-static bool subscribed(const struct ws_conn *c, const char *region)
+int hub_subscribe(struct hub *h, struct rt_conn *c, const char *region)
 {
-	for (size_t i = 0; i < c->nregions; i++) {
-		if (!strcmp(c->regions[i], region))
-			return true;
+	struct hub_region *r;
+
+	for (size_t i = 0; i < c->nreg; i++) {
+		if (!strcmp(c->reg[i]->id, region))
+			return MMO_OK;
 	}
-	return false;
+	if (c->nreg == RT_REGIONS_MAX)
+		return MMO_EFULL;
+	r = region_find(h, region, true);
+	if (!r)
+		return MMO_ENOMEM;
+	if (cv_add(&r->subs, c) || (!c->pl->known && cv_add(&r->unpos, c))) {
+		cv_del(&r->subs, c);
+		region_tidy(h, r);
+		return MMO_ENOMEM;
+	}
+	c->reg[c->nreg] = r;
+	c->cell[c->nreg] = NULL;
+	c->nreg++;
+	place(h, c, c->nreg - 1);
+	return MMO_OK;
 }
 
-int gw_hub_subscribe(gw *g, struct ws_conn *c, const char *region)
+int hub_unsubscribe(struct hub *h, struct rt_conn *c, const char *region)
 {
-	struct gw_ws *ws = g->ws;
-	struct entry *e;
-	uint64_t head = 0;
-	int rc = MMO_OK;
-
-	/* Events after the head are the subscriber's; the region stream is
-	 * filled from the log from there, so none committed after this point
-	 * is missed even if the bus subscription takes a moment. */
-	if (gw_log_head(g, &head))
-		return MMO_EUNAVAIL;
-	pthread_mutex_lock(&ws->mu);
-	if (!c->registered || subscribed(c, region))
-		goto out;
-	if (c->nregions == GW_WS_REGIONS_MAX) {
-		rc = MMO_EFULL;
-		goto out;
+	for (size_t i = 0; i < c->nreg; i++) {
+		if (!strcmp(c->reg[i]->id, region)) {
+			leave(h, c, i);
+			return MMO_OK;
+		}
 	}
-	e = map_get(&ws->regions, region);
-	if (!e || vec_add(&e->v, c)) {
-		rc = MMO_ENOMEM;
-		goto out;
-	}
-	if (e->v.n == 1)
-		push_cmd(ws, true, region, head + 1);
-	if (!c->pos_known)
-		e->unpos++;
-	snprintf(c->regions[c->nregions++], MMO_ID_MAX + 1, "%s", region);
-out:
-	pthread_mutex_unlock(&ws->mu);
-	return rc;
+	return MMO_ENOTFOUND;
 }
 
-int gw_hub_unsubscribe(gw *g, struct ws_conn *c, const char *region)
+void hub_player_pos(struct hub *h, const char *player, double x, double y)
 {
-	struct gw_ws *ws = g->ws;
-	int rc = MMO_ENOTFOUND;
+	struct hub_player *p = player_find(h, player, false);
+	int64_t cx, cy;
+	bool was;
 
-	pthread_mutex_lock(&ws->mu);
-	for (size_t i = 0; i < c->nregions; i++) {
-		if (strcmp(c->regions[i], region))
-			continue;
-		leave_region_locked(ws, c, region);
-		memmove(c->regions[i], c->regions[c->nregions - 1], MMO_ID_MAX + 1);
-		c->nregions--;
-		rc = MMO_OK;
-		break;
+	if (!p || !isfinite(x) || !isfinite(y))
+		return;
+	cx = cell_of(h, x);
+	cy = cell_of(h, y);
+	was = p->known;
+	p->x = x;
+	p->y = y;
+	if (was && cx == p->cx && cy == p->cy)
+		return;
+	p->known = true;
+	p->cx = cx;
+	p->cy = cy;
+	for (size_t k = 0; k < p->v.n; k++) {
+		struct rt_conn *c = p->v.v[k];
+
+		for (size_t i = 0; i < c->nreg; i++) {
+			if (c->cell[i]) {
+				cell_leave(h, c->cell[i], c);
+				c->cell[i] = NULL;
+			}
+			if (!was)
+				cv_del(&c->reg[i]->unpos, c);
+			place(h, c, i);
+		}
 	}
-	pthread_mutex_unlock(&ws->mu);
-	return rc;
 }
 
 /* ---------------------------------------------------------------- fan-out */
 
-static bool is_player_pos(const Mmo__Event *ev, const char **who, const Mmo__Vec3 **pos)
+void hub_deliver(struct hub *h, const struct rt_event_meta *meta, struct gw_msg *m)
 {
-	if (ev->body_case == MMO__EVENT__BODY_WORLD_UPDATE && ev->world_update->position &&
-	    ev->world_update->entity_type && !strcmp(ev->world_update->entity_type, "player")) {
-		*who = ev->world_update->entity_id;
-		*pos = ev->world_update->position;
-		return true;
-	}
-	if (ev->body_case == MMO__EVENT__BODY_WORLD_SPAWN && ev->world_spawn->position &&
-	    ev->world_spawn->entity_type && !strcmp(ev->world_spawn->entity_type, "player")) {
-		*who = ev->world_spawn->entity_id;
-		*pos = ev->world_spawn->position;
-		return true;
-	}
-	return false;
-}
+	struct hub_region *r = region_find(h, meta->region, false);
 
-static void deliver(struct gw_ws *ws, const Mmo__Event *ev, struct gw_msg *m)
-{
-	const char *region = ev->region_id, *who = NULL;
-	const Mmo__Vec3 *pos = NULL;
-	bool moved = is_player_pos(ev, &who, &pos);
-	struct entry *e;
+	if (!r)
+		return;
+	if (meta->reject) {
+		struct hub_player *p = player_find(h, meta->player, false);
 
-	pthread_mutex_lock(&ws->mu);
-	if (moved && who) {
-		struct entry *p = map_find(&ws->players, who);
+		for (size_t k = 0; p && k < p->v.n; k++) {
+			struct rt_conn *c = p->v.v[k];
 
-		for (size_t i = 0; p && i < p->v.n; i++)
-			set_pos_locked(ws, p->v.v[i], pos->x, pos->y);
-	}
-	e = map_find(&ws->regions, region);
-	if (!e)
-		goto out;
-	if (ev->body_case == MMO__EVENT__BODY_WORLD_REJECT) {
-		struct entry *p = map_find(&ws->players, ev->player_id ? ev->player_id : "");
-
-		for (size_t i = 0; p && i < p->v.n; i++) {
-			if (subscribed(p->v.v[i], region))
-				gw_wsc_send(p->v.v[i], m);
-		}
-	} else if (moved && ev->body_case == MMO__EVENT__BODY_WORLD_UPDATE) {
-		double r2 = ws->g->o.aoi_radius * ws->g->o.aoi_radius;
-		int64_t cx = cell_of(ws, pos->x), cy = cell_of(ws, pos->y);
-
-		for (int64_t dx = -1; dx <= 1; dx++) {
-			for (int64_t dy = -1; dy <= 1; dy++) {
-				char key[48];
-				struct entry *cell;
-
-				cell_key(key, sizeof(key), cx + dx, cy + dy);
-				cell = map_find(&ws->grid, key);
-				for (size_t i = 0; cell && i < cell->v.n; i++) {
-					struct ws_conn *c = cell->v.v[i];
-					double ddx = c->x - pos->x, ddy = c->y - pos->y;
-
-					if (ddx * ddx + ddy * ddy <= r2 && subscribed(c, region))
-						gw_wsc_send(c, m);
+			for (size_t i = 0; i < c->nreg; i++) {
+				if (c->reg[i] == r) {
+					rt_send(c, m);
+					break;
 				}
 			}
 		}
-		for (size_t i = 0; e->unpos && i < e->v.n; i++) {
-			if (!e->v.v[i]->pos_known)
-				gw_wsc_send(e->v.v[i], m);
-		}
-	} else {
-		for (size_t i = 0; i < e->v.n; i++)
-			gw_wsc_send(e->v.v[i], m);
+		return;
 	}
-out:
-	pthread_mutex_unlock(&ws->mu);
-}
+	if (meta->aoi) {
+		double rad = h->g->o.aoi_radius, r2 = rad * rad;
+		int64_t cx = cell_of(h, meta->x), cy = cell_of(h, meta->y);
 
-static int on_rec(const struct evlog_rec *rec, void *arg)
-{
-	struct gw_ws *ws = arg;
-	Mmo__Event *ev;
-	json_t *o;
-	char *s;
+		for (int64_t dx = -1; dx <= 1; dx++) {
+			for (int64_t dy = -1; dy <= 1; dy++) {
+				struct hub_cell *cell = cell_find(h, r, cx + dx, cy + dy, false);
 
-	if (evlog_rec_decode(rec, &ev))
-		return 0;
-	if (!ev->region_id || !ev->region_id[0])
-		goto out;
-	o = mmo_event_to_json(ev);
-	if (!o)
-		goto out;
-	json_object_set_new(o, "priority", json_integer(rec->priority));
-	s = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (s) {
-		struct gw_msg *m = gw_msg_new(s, strlen(s), rec->priority, rec->ts);
+				for (size_t i = 0; cell && i < cell->v.n; i++) {
+					struct rt_conn *c = cell->v.v[i];
+					double ddx = c->pl->x - meta->x, ddy = c->pl->y - meta->y;
 
-		free(s);
-		if (m) {
-			deliver(ws, ev, m);
-			gw_msg_unref(m);
-		}
-	}
-out:
-	mmo_event_free(ev);
-	return 0;
-}
-
-static void *fan_main(void *arg)
-{
-	struct gw_ws *ws = arg;
-	int64_t last_warn = 0;
-
-	while (!atomic_load(&ws->stop)) {
-		int err;
-
-		apply_cmds(ws);
-		if (!ws->nsubs) {
-			struct timespec ts = {0, POLL_MS * 1000000L};
-
-			nanosleep(&ts, NULL);
-			continue;
-		}
-		err = evlog_sub_poll(ws->sub, POLL_MS, on_rec, ws, NULL);
-		if (err == MMO_ECLOSED)
-			break;
-		if (err) {
-			gw_metrics_error(ws->g, GW_F_WS);
-			if (mmo_mono_us() - last_warn > 10000000) {
-				mmo_logf(MMO_LOG_WARN, "gateway", "fan-out bus: %s",
-				         mmo_errdesc(err));
-				last_warn = mmo_mono_us();
+					if (ddx * ddx + ddy * ddy <= r2)
+						rt_send(c, m);
+				}
 			}
-			struct timespec ts = {0, 100000000};
-			nanosleep(&ts, NULL);
 		}
-	}
-	return NULL;
-}
-
-/* ---------------------------------------------------------------- sessions */
-
-void gw_ws_close_session(gw *g, const char *jti, const char *reason)
-{
-	struct gw_ws *ws = g->ws;
-
-	if (!ws)
+		for (size_t i = 0; i < r->unpos.n; i++)
+			rt_send(r->unpos.v[i], m);
 		return;
-	pthread_mutex_lock(&ws->mu);
-	for (size_t i = 0; i < ws->all.n; i++) {
-		struct ws_conn *c = ws->all.v[i];
-
-		if (!strcmp(c->auth.jti, jti)) {
-			atomic_fetch_add(&g->m.ws_closed_revoked, 1);
-			gw_wsc_close(c, 1008, reason);
-		}
 	}
-	pthread_mutex_unlock(&ws->mu);
+	for (size_t i = 0; i < r->subs.n; i++)
+		rt_send(r->subs.v[i], m);
 }
 
-void gw_ws_check_sessions(gw *g, int64_t now_us)
+void hub_each(struct hub *h, const char *jti, void (*fn)(struct rt_conn *c, void *arg), void *arg)
 {
-	struct gw_ws *ws = g->ws;
-	struct ws_conn **cs = NULL;
-	const char **jtis = NULL;
-	struct redisReply **reps = NULL;
-	int64_t now_s = now_us / 1000000;
-	size_t n;
-	bool ok;
+	/* fn may close the socket, which leaves the hub: walk a copy. */
+	size_t n = h->all.n;
+	struct rt_conn **v = n ? malloc(n * sizeof(*v)) : NULL;
 
-	pthread_mutex_lock(&ws->mu);
-	n = ws->all.n;
-	if (n) {
-		cs = malloc(n * sizeof(*cs));
-		jtis = malloc(n * sizeof(*jtis));
-		reps = calloc(n, sizeof(*reps));
-	}
-	if (!cs || !jtis || !reps) {
-		pthread_mutex_unlock(&ws->mu);
-		goto out;
-	}
+	if (!v)
+		return;
+	memcpy(v, h->all.v, n * sizeof(*v));
+	for (size_t i = 0; i < n; i++)
+		rt_conn_ref(v[i]);
 	for (size_t i = 0; i < n; i++) {
-		cs[i] = ws->all.v[i];
-		jtis[i] = cs[i]->auth.jti; /* immutable after the upgrade */
-		gw_wsc_ref(cs[i]);
+		if (!jti || !strcmp(v[i]->auth.jti, jti))
+			fn(v[i], arg);
+		rt_conn_unref(v[i]);
 	}
-	pthread_mutex_unlock(&ws->mu);
-	ok = gw_redis_pipe(g, "EXISTS mmo:session:%s", jtis, n, reps) == MMO_OK;
-	for (size_t i = 0; i < n; i++) {
-		struct ws_conn *c = cs[i];
-
-		if (gw_wsc_stalled(c, mmo_mono_us())) {
-			/* closed as a slow consumer */
-		} else if (c->auth.exp <= now_s) {
-			gw_wsc_close(c, 1008, "token expired");
-		} else if (ok) {
-			c->check_failures = 0;
-			if (reps[i] && reps[i]->type == REDIS_REPLY_INTEGER &&
-			    reps[i]->integer == 0) {
-				atomic_fetch_add(&g->m.ws_closed_revoked, 1);
-				gw_wsc_close(c, 1008, "session revoked");
-			}
-		} else if (++c->check_failures >= CHECK_FAILS_MAX) {
-			/* Fail closed: a session that cannot be checked is not trusted
-			 * for long. */
-			gw_wsc_close(c, 1011, "session check unavailable");
-		}
-		freeReplyObject(reps[i]);
-		gw_wsc_unref(c);
-	}
-out:
-	free(cs);
-	free(jtis);
-	free(reps);
+	free(v);
 }
 
-size_t gw_ws_count(gw *g)
+size_t hub_count(const struct hub *h)
 {
-	return (size_t)atomic_load(&g->m.ws_conns);
-}
-
-/* ---------------------------------------------------------------- lifecycle */
-
-int gw_ws_start(gw *g, struct gw_ws **out, char *err, size_t errlen)
-{
-	struct gw_ws *ws = calloc(1, sizeof(*ws));
-	struct evlog_sub_opts so = {0};
-	static const char *const none[1] = {NULL};
-	int rc;
-
-	if (!ws)
-		return MMO_ENOMEM;
-	ws->g = g;
-	ws->cell = g->o.aoi_radius;
-	pthread_mutex_init(&ws->mu, NULL);
-	pthread_mutex_init(&ws->cmd_mu, NULL);
-	ws->cmd_tail = &ws->cmds;
-	if (map_init(&ws->regions, 1024) || map_init(&ws->players, 4096) ||
-	    map_init(&ws->grid, 4096)) {
-		rc = MMO_ENOMEM;
-		goto fail;
-	}
-	so.zctx = g->o.zctx;
-	so.bus = g->bus;
-	so.log = g->o.log;
-	so.ingest = g->ingest;
-	so.regions = none; /* region mode, no region yet */
-	so.nregions = 0;
-	so.from_seq = 1;
-	rc = evlog_sub_open(&so, &ws->sub);
-	if (rc) {
-		snprintf(err, errlen, "cannot follow the bus at %s: %s", g->bus, mmo_errdesc(rc));
-		goto fail;
-	}
-	if (pthread_create(&ws->th, NULL, fan_main, ws)) {
-		snprintf(err, errlen, "cannot start the fan-out thread");
-		rc = MMO_EIO;
-		goto fail;
-	}
-	ws->started = true;
-	*out = ws;
-	return MMO_OK;
-fail:
-	gw_ws_free(ws);
-	return rc;
-}
-
-void gw_ws_stop(struct gw_ws *ws)
-{
-	if (!ws)
-		return;
-	atomic_store(&ws->stop, true);
-	if (ws->started) {
-		pthread_join(ws->th, NULL);
-		ws->started = false;
-	}
-	pthread_mutex_lock(&ws->mu);
-	for (size_t i = 0; i < ws->all.n; i++)
-		gw_wsc_close(ws->all.v[i], 1001, "server stopping");
-	pthread_mutex_unlock(&ws->mu);
-}
-
-void gw_ws_free(struct gw_ws *ws)
-{
-	if (!ws)
-		return;
-	if (ws->started) {
-		atomic_store(&ws->stop, true);
-		pthread_join(ws->th, NULL);
-	}
-	apply_cmds(ws);
-	evlog_sub_close(ws->sub);
-	map_free(&ws->regions);
-	map_free(&ws->players);
-	map_free(&ws->grid);
-	free(ws->all.v);
-	pthread_mutex_destroy(&ws->mu);
-	pthread_mutex_destroy(&ws->cmd_mu);
-	free(ws);
+	return h->all.n;
 }

@@ -6,12 +6,13 @@
  * the pool is empty) and gives it back; a client that timed out is closed
  * (its late reply is then never mistaken for another's).
  *
- * Outcomes: one thread follows the whole bus (evlog_sub: in seq order, gaps
- * filled from the log) and, for each outcome event (world.update,
- * combat.result, world.reject with cause_seq != 0), stores it in a ring
- * indexed by cause_seq and wakes the requests waiting for that cause. The
- * ring also answers a request that registers after its outcome already
- * passed (the world can be faster than the log's ack reaching us).
+ * Outcomes: an intent's outcome is known as soon as the world decides it
+ * (gw_world_decided, called by a world in this process before it appends
+ * the outcome: the intent is durable, so the decision is fixed) or, from a
+ * world elsewhere, when the committed outcome comes on the bus (follow.c).
+ * Either is stored in a ring indexed by cause_seq and wakes the requests
+ * waiting for that cause; the ring also answers a request that registers
+ * after its outcome passed (the world can beat the log's ack to us).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,10 +39,6 @@ struct gw_intents {
 	pthread_mutex_t mu;
 	struct gw_outcome ring[RING];
 	struct waiter *buckets[BUCKETS];
-	pthread_t th;
-	bool started;
-	atomic_bool stop;
-	evlog_sub *sub;
 	pthread_condattr_t cattr;
 
 	pthread_mutex_t pool_mu;
@@ -139,106 +136,78 @@ static void copy_str(char *dst, size_t cap, const char *src)
 	snprintf(dst, cap, "%s", src ? src : "");
 }
 
-static int on_rec(const struct evlog_rec *rec, void *arg)
+bool gw_outcome_of(const Mmo__Event *ev, uint64_t seq, struct gw_outcome *o)
 {
-	struct gw_intents *it = arg;
-	struct gw_outcome o = {0};
-	Mmo__Event *ev;
-
-	if (evlog_rec_decode(rec, &ev))
-		return 0;
-	if (!ev->cause_seq)
-		goto out;
-	/* Where players stand, for the WebSocket area of interest: this
-	 * thread sees every region, the fan-out only those in use. */
-	if (ev->body_case == MMO__EVENT__BODY_WORLD_SPAWN && ev->world_spawn->position &&
-	    ev->world_spawn->entity_id && ev->world_spawn->entity_type &&
-	    !strcmp(ev->world_spawn->entity_type, "player"))
-		gw_hub_player_pos(it->g, ev->world_spawn->entity_id, ev->world_spawn->position->x,
-		                  ev->world_spawn->position->y);
-	if (ev->body_case == MMO__EVENT__BODY_WORLD_UPDATE && ev->world_update->position &&
-	    ev->world_update->entity_id && ev->world_update->entity_type &&
-	    !strcmp(ev->world_update->entity_type, "player"))
-		gw_hub_player_pos(it->g, ev->world_update->entity_id, ev->world_update->position->x,
-		                  ev->world_update->position->y);
-	o.cause = ev->cause_seq;
-	o.seq = rec->seq;
-	copy_str(o.type, sizeof(o.type), ev->type);
-	copy_str(o.region_id, sizeof(o.region_id), ev->region_id);
+	memset(o, 0, sizeof(*o));
+	o->cause = ev->cause_seq;
+	o->seq = seq;
+	copy_str(o->event_id, sizeof(o->event_id), ev->event_id);
+	copy_str(o->type, sizeof(o->type), ev->type);
+	copy_str(o->region_id, sizeof(o->region_id), ev->region_id);
 	switch (ev->body_case) {
 	case MMO__EVENT__BODY_WORLD_UPDATE:
 		if (!ev->world_update->position)
-			goto out;
-		o.x = ev->world_update->position->x;
-		o.y = ev->world_update->position->y;
-		o.z = ev->world_update->position->z;
-		break;
+			return false;
+		o->x = ev->world_update->position->x;
+		o->y = ev->world_update->position->y;
+		o->z = ev->world_update->position->z;
+		return true;
 	case MMO__EVENT__BODY_COMBAT_RESULT:
-		copy_str(o.result, sizeof(o.result), ev->combat_result->result);
-		o.damage = ev->combat_result->damage;
-		o.defender_hp = ev->combat_result->defender_hp;
-		break;
+		copy_str(o->result, sizeof(o->result), ev->combat_result->result);
+		o->damage = ev->combat_result->damage;
+		o->defender_hp = ev->combat_result->defender_hp;
+		return true;
 	case MMO__EVENT__BODY_WORLD_REJECT:
-		copy_str(o.reason, sizeof(o.reason), ev->world_reject->reason);
-		copy_str(o.detail, sizeof(o.detail), ev->world_reject->detail);
-		break;
-	default: goto out;
+		copy_str(o->reason, sizeof(o->reason), ev->world_reject->reason);
+		copy_str(o->detail, sizeof(o->detail), ev->world_reject->detail);
+		return true;
+	default: return false;
 	}
+}
+
+/* Only an intent's first outcome answers it ("w:<cause>:0"). */
+static bool first_outcome(const struct gw_outcome *o)
+{
+	size_t n = strlen(o->event_id);
+
+	return n >= 2 && !strcmp(o->event_id + n - 2, ":0");
+}
+
+void gw_outcome_post(gw *g, const struct gw_outcome *o)
+{
+	struct gw_intents *it = g->intents;
+	struct gw_outcome *slot;
+
+	if (!it || !first_outcome(o))
+		return;
 	pthread_mutex_lock(&it->mu);
-	it->ring[o.cause % RING] = o;
-	for (struct waiter *w = it->buckets[o.cause % BUCKETS]; w; w = w->next) {
-		if (w->cause == o.cause && !w->done) {
-			*w->out = o;
+	slot = &it->ring[o->cause % RING];
+	if (slot->cause == o->cause && !o->seq) {
+		pthread_mutex_unlock(&it->mu);
+		return; /* decided again (a world restarted): the same decision */
+	}
+	*slot = *o;
+	for (struct waiter *w = it->buckets[o->cause % BUCKETS]; w; w = w->next) {
+		if (w->cause == o->cause && !w->done) {
+			*w->out = *o;
 			w->done = true;
 			pthread_cond_signal(&w->cv);
 		}
 	}
 	pthread_mutex_unlock(&it->mu);
-out:
-	mmo_event_free(ev);
-	return 0;
 }
 
-/* Open the bus subscriber from the log's head on (only what follows
- * matters: outcomes of intents sent from now on). */
-static int open_sub(struct gw_intents *it)
+void gw_world_decided(void *arg, const Mmo__Event *intent, const Mmo__Event *const *outcomes,
+                      size_t n)
 {
-	gw *g = it->g;
-	struct evlog_sub_opts so = {0};
-	uint64_t head = 0;
-	int rc = gw_log_head(g, &head);
+	gw *g = arg;
+	struct gw_outcome o;
 
-	if (rc)
-		return rc;
-	so.zctx = g->o.zctx;
-	so.bus = g->bus;
-	so.log = g->o.log;
-	so.ingest = g->ingest;
-	so.from_seq = head + 1;
-	return evlog_sub_open(&so, &it->sub);
-}
-
-static void *outcome_main(void *arg)
-{
-	struct gw_intents *it = arg;
-	int64_t last_warn = 0;
-
-	while (!atomic_load(&it->stop)) {
-		int err = it->sub ? evlog_sub_poll(it->sub, 100, on_rec, it, NULL) : open_sub(it);
-
-		if (err == MMO_ECLOSED)
-			break;
-		if (err) {
-			gw_metrics_error(it->g, GW_F_LOG);
-			if (mmo_mono_us() - last_warn > 10000000) {
-				mmo_logf(MMO_LOG_WARN, "gateway", "bus: %s", mmo_errdesc(err));
-				last_warn = mmo_mono_us();
-			}
-			struct timespec ts = {0, 100000000};
-			nanosleep(&ts, NULL);
-		}
+	(void)intent;
+	if (n && gw_outcome_of(outcomes[0], 0, &o)) {
+		atomic_fetch_add(&g->m.decided_early, 1);
+		gw_outcome_post(g, &o);
 	}
-	return NULL;
 }
 
 int gw_outcome_wait(gw *g, uint64_t cause, int timeout_ms, struct gw_outcome *out)
@@ -300,29 +269,10 @@ int gw_intents_start(gw *g, struct gw_intents **out, char *err, size_t errlen)
 	return MMO_OK;
 }
 
-int gw_intents_run(struct gw_intents *it, char *err, size_t errlen)
-{
-	int rc = open_sub(it);
-
-	if (rc)
-		mmo_logf(MMO_LOG_WARN, "gateway", "log at %s not reachable yet (%s): retrying",
-		         it->g->ingest, mmo_errdesc(rc));
-	if (pthread_create(&it->th, NULL, outcome_main, it)) {
-		snprintf(err, errlen, "cannot start the outcome thread");
-		return MMO_EIO;
-	}
-	it->started = true;
-	return MMO_OK;
-}
-
 void gw_intents_stop(struct gw_intents *it)
 {
 	if (!it)
 		return;
-	atomic_store(&it->stop, true);
-	if (it->started)
-		pthread_join(it->th, NULL);
-	evlog_sub_close(it->sub);
 	for (size_t i = 0; i < it->nidle; i++)
 		evlog_client_close(it->idle[i]);
 	pthread_condattr_destroy(&it->cattr);

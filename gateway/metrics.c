@@ -233,6 +233,17 @@ int gw_metrics_render(gw *g, char **out, size_t *len)
 	        (unsigned long long)ld(&m->ws_closed_revoked),
 	        (unsigned long long)ld(&m->ws_bad_msgs));
 	bprintf(&b,
+	        "# HELP mmo_gw_ws_messages_coalesced_total Positions replaced by a newer one of "
+	        "the same player for a socket that fell behind.\n"
+	        "# TYPE mmo_gw_ws_messages_coalesced_total counter\n"
+	        "mmo_gw_ws_messages_coalesced_total %llu\n"
+	        "# HELP mmo_gw_intents_decided_early_total Intents answered at the world's "
+	        "decision, before the outcome's commit.\n"
+	        "# TYPE mmo_gw_intents_decided_early_total counter\n"
+	        "mmo_gw_intents_decided_early_total %llu\n",
+	        (unsigned long long)ld(&m->ws_coalesced),
+	        (unsigned long long)ld(&m->decided_early));
+	bprintf(&b,
 	        "# HELP mmo_gw_queue_depth Items waiting, by queue.\n"
 	        "# TYPE mmo_gw_queue_depth gauge\n"
 	        "mmo_gw_queue_depth{queue=\"ws_outbound\"} %lld\n"

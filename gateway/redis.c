@@ -274,3 +274,14 @@ int gw_redis_pipe(gw *g, const char *fmt, const char *const *args, size_t n,
 	}
 	return MMO_OK;
 }
+
+long long gw_redis_int(const struct redisReply *r)
+{
+	return r && r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+}
+
+void gw_redis_reply_free(struct redisReply *r)
+{
+	if (r)
+		freeReplyObject(r);
+}

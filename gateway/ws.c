@@ -1,499 +1,522 @@
-/* ws.c - WebSocket connections: authentication at the upgrade, the client
- * protocol, and each connection's bounded outbound queue and writer.
+/* ws.c - the WebSocket protocol on the event loop: the upgrade (the token
+ * is checked on the worker pool), client frames, and client messages.
  *
- * civetweb gives every WebSocket a worker thread that reads (on_data);
- * writes come from a second thread per connection (writer_main), so a
- * client that stops reading blocks only its own writer. Everything sent to
- * a client goes through its queue (at most ws_queue_max messages). When the
- * queue is full, the oldest low-priority message (movement, statistics:
- * priority 3 and 4) is dropped to make room; when none can be dropped, or
- * the queue has stayed full (not drained to half) for ws_slow_ms, the
- * client is closed with 1008 "slow consumer". A burst a reader absorbs
- * costs it a few low-priority messages, never the connection. Both count
- * in the metrics.
+ * Client messages are JSON text frames of at most GW_WS_IN_MAX bytes:
+ *   {"op":"subscribe","region_id"}, {"op":"unsubscribe","region_id"}
+ *   {"op":"move","x","y","z","ref"}, {"op":"attack","defender_id","skill_id","ref"}
+ * A move or attack is the REST intent (same validation, rate limits,
+ * idempotency and security events, run on the worker pool) and is answered
+ * {"type":"ack","ref",...the REST body} or {"type":"error","ref","code",
+ * "message",...} with the REST error code. Any other bad message gets
+ * {"type":"error","code","message"} and the socket stays open.
  *
- * Client messages are JSON objects: {"op":"subscribe","region_id":"..."}
- * and {"op":"unsubscribe","region_id":"..."}. Anything else gets
- * {"type":"error","code","message"} and the connection stays open.
+ * Frames: an unmasked frame, reserved bits, an unknown opcode or a bad
+ * control frame closes with 1002; a frame over 1 MiB closes with 1009; a
+ * data frame over GW_WS_IN_MAX is skipped unread with a "too_large" error;
+ * binary and fragmented messages get "bad_message". Pings are answered.
  */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gw_int.h"
+#include "rt.h"
 #include "schemas/mmo_util.h"
 
-#define WRITER_STACK (256 * 1024)
-#define REST_RESERVE 4  /* civetweb workers kept for REST */
-#define MSGS_PER_S   20 /* client messages per second (burst 2x) */
+#define MSGS_PER_S     20 /* client messages per second (burst 2x) */
+#define FRAME_HARD_MAX (1u << 20)
 
-/* ---------------------------------------------------------------- messages */
+/* ---------------------------------------------------------------- the upgrade */
 
-struct gw_msg *gw_msg_new(const char *data, size_t len, unsigned prio, int64_t ts)
+/* The value of header name in head (case-insensitive), copied to out. */
+static bool header(const char *head, const char *name, char *out, size_t cap)
 {
-	struct gw_msg *m = malloc(sizeof(*m) + len + 1);
+	size_t nl = strlen(name);
+	const char *p = strstr(head, "\r\n");
 
-	if (!m)
-		return NULL;
-	atomic_init(&m->ref, 1);
-	m->prio = prio;
-	m->ts = ts;
-	m->len = len;
-	memcpy(m->data, data, len);
-	m->data[len] = 0;
-	return m;
-}
+	while (p && p[2] != '\r') {
+		const char *line = p + 2, *end = strstr(line, "\r\n");
+		size_t vl;
 
-void gw_msg_unref(struct gw_msg *m)
-{
-	if (m && atomic_fetch_sub(&m->ref, 1) == 1)
-		free(m);
-}
+		if (!end)
+			return false;
+		if ((size_t)(end - line) > nl && !strncasecmp(line, name, nl) && line[nl] == ':') {
+			const char *v = line + nl + 1;
 
-/* ---------------------------------------------------------------- connections */
-
-void gw_wsc_ref(struct ws_conn *c)
-{
-	atomic_fetch_add(&c->ref, 1);
-}
-
-static void drain_locked(struct ws_conn *c)
-{
-	while (c->qlen) {
-		gw_msg_unref(c->q[c->qhead]);
-		c->qhead = (c->qhead + 1) % c->qcap;
-		c->qlen--;
-		atomic_fetch_sub(&c->g->m.ws_queued, 1);
+			while (*v == ' ' || *v == '\t')
+				v++;
+			vl = (size_t)(end - v);
+			while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+				vl--;
+			if (vl >= cap)
+				return false;
+			memcpy(out, v, vl);
+			out[vl] = 0;
+			return true;
+		}
+		p = end;
 	}
+	return false;
 }
 
-void gw_wsc_unref(struct ws_conn *c)
+static bool has_token(const char *list, const char *tok)
 {
-	if (!c || atomic_fetch_sub(&c->ref, 1) != 1)
-		return;
-	drain_locked(c);
-	free(c->q);
-	pthread_mutex_destroy(&c->mu);
-	pthread_cond_destroy(&c->cv);
-	free(c);
-}
+	size_t tl = strlen(tok);
 
-static void close_locked(struct ws_conn *c, uint16_t code, const char *reason)
-{
-	if (c->closing)
-		return;
-	c->closing = true;
-	c->close_code = code;
-	snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
-	drain_locked(c);
-	pthread_cond_signal(&c->cv);
-}
-
-static void slow(struct ws_conn *c, const char *reason)
-{
-	if (!c->closing)
-		atomic_fetch_add(&c->g->m.ws_closed_slow, 1);
-	close_locked(c, 1008, reason);
-}
-
-bool gw_wsc_stalled(struct ws_conn *c, int64_t now_mono)
-{
-	bool stalled;
-
-	pthread_mutex_lock(&c->mu);
-	stalled = c->full_since && now_mono - c->full_since > (int64_t)c->g->o.ws_slow_ms * 1000;
-	if (stalled)
-		slow(c, "slow consumer: outbound queue full for too long");
-	pthread_mutex_unlock(&c->mu);
-	return stalled;
-}
-
-void gw_wsc_close(struct ws_conn *c, uint16_t code, const char *reason)
-{
-	pthread_mutex_lock(&c->mu);
-	close_locked(c, code, reason);
-	pthread_mutex_unlock(&c->mu);
-}
-
-void gw_wsc_send(struct ws_conn *c, struct gw_msg *m)
-{
-	gw *g = c->g;
-
-	pthread_mutex_lock(&c->mu);
-	if (c->closing || c->gone)
-		goto out;
-	if (c->qlen == c->qcap) {
-		bool drop_new = false;
-		size_t i;
-
-		for (i = 0; i < c->qlen; i++) {
-			if (c->q[(c->qhead + i) % c->qcap]->prio >= MMO_PRIO_MEDIUM)
-				break;
-		}
-		if (i < c->qlen) {
-			/* Drop the oldest droppable message: close the gap. */
-			gw_msg_unref(c->q[(c->qhead + i) % c->qcap]);
-			for (; i + 1 < c->qlen; i++)
-				c->q[(c->qhead + i) % c->qcap] = c->q[(c->qhead + i + 1) % c->qcap];
-			c->qlen--;
-			atomic_fetch_sub(&g->m.ws_queued, 1);
-		} else if (m->prio >= MMO_PRIO_MEDIUM) {
-			drop_new = true;
-		} else {
-			slow(c, "slow consumer: outbound queue full");
-			goto out;
-		}
-		atomic_fetch_add(&g->m.ws_dropped, 1);
-		if (!c->full_since) {
-			c->full_since = mmo_mono_us();
-		} else if (mmo_mono_us() - c->full_since > (int64_t)g->o.ws_slow_ms * 1000) {
-			slow(c, "slow consumer: outbound queue full for too long");
-			goto out;
-		}
-		if (drop_new)
-			goto out;
+	for (const char *p = list; *p;) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		if (!strncasecmp(p, tok, tl) && (p[tl] == 0 || p[tl] == ',' || p[tl] == ' '))
+			return true;
+		while (*p && *p != ',')
+			p++;
 	}
-	atomic_fetch_add(&m->ref, 1);
-	c->q[(c->qhead + c->qlen) % c->qcap] = m;
-	c->qlen++;
-	atomic_fetch_add(&g->m.ws_queued, 1);
-	pthread_cond_signal(&c->cv);
-out:
-	pthread_mutex_unlock(&c->mu);
+	return false;
 }
 
-static void *writer_main(void *arg)
+static void answer_err(struct rt_conn *c, int status, const char *code, const char *msg)
 {
-	struct ws_conn *c = arg;
-	gw *g = c->g;
+	char body[400];
 
-	pthread_mutex_lock(&c->mu);
-	for (;;) {
-		struct gw_msg *m;
-		int rc;
-
-		while (!c->qlen && !c->closing)
-			pthread_cond_wait(&c->cv, &c->mu);
-		if (c->gone)
-			break;
-		if (c->closing) {
-			char frame[2 + sizeof(c->close_reason)];
-			size_t rl = strlen(c->close_reason);
-
-			if (rl > 120)
-				rl = 120;
-			frame[0] = (char)(c->close_code >> 8);
-			frame[1] = (char)(c->close_code & 0xff);
-			memcpy(frame + 2, c->close_reason, rl);
-			c->close_sent = true;
-			pthread_mutex_unlock(&c->mu);
-			mg_websocket_write(c->conn, MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE, frame,
-			                   rl + 2);
-			pthread_mutex_lock(&c->mu);
-			break;
-		}
-		m = c->q[c->qhead];
-		c->qhead = (c->qhead + 1) % c->qcap;
-		c->qlen--;
-		atomic_fetch_sub(&g->m.ws_queued, 1);
-		pthread_mutex_unlock(&c->mu);
-		rc = mg_websocket_write(c->conn, MG_WEBSOCKET_OPCODE_TEXT, m->data, m->len);
-		if (rc > 0) {
-			atomic_fetch_add(&g->m.ws_sent, 1);
-			if (m->ts)
-				gw_hist_observe(&g->m.stage[GW_S_DELIVERY], mmo_now_us() - m->ts);
-		}
-		gw_msg_unref(m);
-		pthread_mutex_lock(&c->mu);
-		if (rc <= 0) {
-			gw_metrics_error(g, GW_F_WS);
-			c->close_sent = true; /* the socket is dead: nothing more to say */
-			close_locked(c, 1006, "write failed");
-			break;
-		}
-		if (c->qlen <= c->qcap / 2)
-			c->full_since = 0; /* caught up */
-	}
-	pthread_mutex_unlock(&c->mu);
-	return NULL;
+	snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, msg);
+	gw_metrics_request(c->rt_g, GW_R_WS, status, 0);
+	rt_http_answer(c, status, status == 503 ? "Retry-After: 1\r\n" : NULL, body);
 }
 
-/* A reply to the client itself (never dropped). */
-static void reply(struct ws_conn *c, json_t *o)
+struct auth_job {
+	struct rt_conn *c; /* holds a reference */
+	struct rt *rt;
+	gw *g;
+	char tok[GW_TOKEN_MAX + 1];
+};
+
+static void auth_job(void *arg)
 {
-	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	struct gw_msg *m = s ? gw_msg_new(s, strlen(s), MMO_PRIO_CRITICAL, 0) : NULL;
-
-	json_decref(o);
-	free(s);
-	if (m) {
-		gw_wsc_send(c, m);
-		gw_msg_unref(m);
-	}
-}
-
-static void error_msg(struct ws_conn *c, const char *code, const char *msg)
-{
-	atomic_fetch_add(&c->g->m.ws_bad_msgs, 1);
-	reply(c, json_pack("{s:s,s:s,s:s}", "type", "error", "code", code, "message", msg));
-}
-
-/* ---------------------------------------------------------------- civetweb callbacks */
-
-static int reject(gw *g, const struct mg_connection *conn, int status, const char *code,
-                  const char *msg, int64_t t0)
-{
-	struct gw_req r = {
-	    g, (struct mg_connection *)conn, mg_get_request_info(conn), GW_R_WS, 0, {0}, false};
-
-	if (status == 503)
-		gw_reply_retry(&r, 503, 1, code, "%s", msg);
-	else
-		gw_reply_err(&r, status, code, NULL, "%s", msg);
-	gw_metrics_request(g, GW_R_WS, status, mmo_mono_us() - t0);
-	return 1;
-}
-
-static int on_connect(const struct mg_connection *conn, void *cb)
-{
-	gw *g = cb;
-	const struct mg_request_info *ri = mg_get_request_info(conn);
-	const char *h = mg_get_header(conn, "Authorization");
-	char tok[GW_TOKEN_MAX + 1] = "";
-	int64_t t0 = mmo_mono_us();
-	struct ws_conn *c;
+	struct auth_job *j = arg;
+	struct rt_item *it = rt_item_new(RT_I_AUTHED);
 	struct gw_auth a;
-	int rc, limit = g->o.ws_max;
+	int rc = gw_auth_token(j->g, j->tok, &a);
 
-	if (atomic_load(&g->stopping))
-		return reject(g, conn, 503, "unavailable", "the gateway is stopping", t0);
-	if (limit > g->o.http_threads - REST_RESERVE)
-		limit = g->o.http_threads - REST_RESERVE;
-	if ((int)atomic_load(&g->m.ws_conns) >= limit)
-		return reject(g, conn, 503, "unavailable", "too many WebSocket connections", t0);
-	if (h) {
-		while (*h == ' ')
-			h++;
-		if (strncasecmp(h, "Bearer ", 7))
-			return reject(g, conn, 401, "unauthorized",
-			              "the Authorization scheme must be Bearer", t0);
-		for (h += 7; *h == ' '; h++)
-			;
-		snprintf(tok, sizeof(tok), "%s", h);
-	} else if (ri->query_string) {
-		if (mg_get_var2(ri->query_string, strlen(ri->query_string), "token", tok,
-		                sizeof(tok), 0) < 0)
-			tok[0] = 0;
-	}
-	if (!tok[0])
-		return reject(g, conn, 401, "unauthorized", "a Bearer token or ?token= is required",
-		              t0);
-	rc = gw_auth_token(g, tok, &a);
-	switch (rc) {
-	case MMO_OK: break;
-	case MMO_ETIMEOUT: return reject(g, conn, 401, "token_expired", "the token expired", t0);
-	case MMO_ENOTFOUND:
-		return reject(g, conn, 401, "session_revoked", "the session has ended", t0);
-	case MMO_EUNAVAIL:
-		return reject(g, conn, 503, "unavailable",
-		              "sessions cannot be checked now (Redis unavailable)", t0);
-	default:
-		gw_sec_note(g, "security.token_refused", ri->remote_addr, NULL);
-		return reject(g, conn, 401, "invalid_token", "the token is not valid", t0);
-	}
-	c = calloc(1, sizeof(*c));
-	if (c)
-		c->q = calloc((size_t)g->o.ws_queue_max, sizeof(*c->q));
-	if (!c || !c->q) {
-		free(c);
-		return reject(g, conn, 503, "unavailable", "out of memory", t0);
-	}
-	c->g = g;
-	c->qcap = (size_t)g->o.ws_queue_max;
-	c->auth = a;
-	atomic_init(&c->ref, 1);
-	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cv, NULL);
-	mg_set_user_connection_data(conn, c);
-	return 0;
-}
-
-/* The player's last known position, for the area of interest. */
-static void initial_position(gw *g, struct ws_conn *c)
-{
-	redisReply *rep = gw_redis_cmd(g, "HMGET mmo:player:%s x y", c->auth.sub);
-
-	if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
-	    rep->element[0]->type == REDIS_REPLY_STRING &&
-	    rep->element[1]->type == REDIS_REPLY_STRING) {
-		char *e1, *e2;
-		double x = strtod(rep->element[0]->str, &e1), y = strtod(rep->element[1]->str, &e2);
-
-		if (!*e1 && !*e2)
-			gw_hub_player_pos(g, c->auth.sub, x, y);
-	}
-	freeReplyObject(rep);
-}
-
-static void on_ready(struct mg_connection *conn, void *cb)
-{
-	gw *g = cb;
-	struct ws_conn *c = mg_get_user_connection_data(conn);
-	pthread_attr_t attr;
-
-	if (!c)
+	if (!it) {
+		rt_conn_unref(j->c);
+		free(j);
 		return;
-	c->conn = conn;
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, WRITER_STACK);
-	if (pthread_create(&c->writer, &attr, writer_main, c) == 0) {
-		c->writer_started = true;
-		gw_wsc_ref(c);
-	} else {
-		gw_wsc_close(c, 1011, "out of threads");
 	}
-	pthread_attr_destroy(&attr);
+	it->conn = j->c;
+	switch (rc) {
+	case MMO_OK:
+		j->c->auth = a; /* read by the loop only after the post below */
+		it->status = 0;
+		{
+			redisReply *rep = gw_redis_cmd(j->g, "HMGET mmo:player:%s x y", a.sub);
+
+			if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+			    rep->element[0]->type == REDIS_REPLY_STRING &&
+			    rep->element[1]->type == REDIS_REPLY_STRING) {
+				char *e1, *e2;
+
+				it->x = strtod(rep->element[0]->str, &e1);
+				it->y = strtod(rep->element[1]->str, &e2);
+				it->pos_known = !*e1 && !*e2;
+			}
+			freeReplyObject(rep);
+		}
+		break;
+	case MMO_ETIMEOUT:
+		it->status = 401;
+		it->code = "token_expired";
+		it->message = "the token expired";
+		break;
+	case MMO_ENOTFOUND:
+		it->status = 401;
+		it->code = "session_revoked";
+		it->message = "the session has ended";
+		break;
+	case MMO_EUNAVAIL:
+		it->status = 503;
+		it->code = "unavailable";
+		it->message = "sessions cannot be checked now (Redis unavailable)";
+		break;
+	default:
+		gw_sec_note(j->g, "security.token_refused", j->c->peer, NULL);
+		it->status = 401;
+		it->code = "invalid_token";
+		it->message = "the token is not valid";
+	}
+	rt_post(j->rt, it);
+	free(j);
+}
+
+void ws_upgrade(struct rt_conn *c, const char *head, size_t hlen)
+{
+	gw *g = c->rt_g;
+	char upgrade[64], conn[128], version[16], auth[GW_TOKEN_MAX + 16];
+	struct auth_job *j;
+	const char *q, *sp;
+
+	(void)hlen;
+	rt_read_stop(c);
+	if (atomic_load(&g->stopping))
+		return answer_err(c, 503, "unavailable", "the gateway is stopping");
+	if (!header(head, "Upgrade", upgrade, sizeof(upgrade)) ||
+	    strcasecmp(upgrade, "websocket") || !header(head, "Connection", conn, sizeof(conn)) ||
+	    !has_token(conn, "upgrade") ||
+	    !header(head, "Sec-WebSocket-Key", c->ws_key, sizeof(c->ws_key)) ||
+	    strlen(c->ws_key) != 24)
+		return answer_err(c, 400, "websocket_required",
+		                  "/ws takes a WebSocket upgrade (GET with Upgrade: websocket)");
+	if (!header(head, "Sec-WebSocket-Version", version, sizeof(version)) ||
+	    strcmp(version, "13"))
+		return answer_err(c, 426, "upgrade_required", "Sec-WebSocket-Version must be 13");
+	if ((int)atomic_load(&g->m.ws_conns) >= g->o.ws_max)
+		return answer_err(c, 503, "unavailable", "too many WebSocket connections");
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return answer_err(c, 503, "unavailable", "out of memory");
+	if (header(head, "Authorization", auth, sizeof(auth))) {
+		if (strncasecmp(auth, "Bearer ", 7)) {
+			free(j);
+			return answer_err(c, 401, "unauthorized",
+			                  "the Authorization scheme must be Bearer");
+		}
+		sp = auth + 7;
+		while (*sp == ' ')
+			sp++;
+		if (strlen(sp) >= sizeof(j->tok)) {
+			free(j);
+			return answer_err(c, 401, "invalid_token", "the token is not valid");
+		}
+		memcpy(j->tok, sp, strlen(sp) + 1);
+	} else if ((q = strchr(head, '?')) && (sp = strchr(q, ' ')) && sp < strstr(head, "\r\n")) {
+		if (mg_get_var2(q + 1, (size_t)(sp - q - 1), "token", j->tok, sizeof(j->tok), 0) <
+		    0)
+			j->tok[0] = 0;
+	}
+	if (!j->tok[0]) {
+		free(j);
+		return answer_err(c, 401, "unauthorized", "a Bearer token or ?token= is required");
+	}
+	j->c = c;
+	j->rt = rt_of(c);
+	j->g = g;
+	c->state = RT_AUTH;
+	rt_conn_ref(c);
+	if (jobs_run(g->jobs, auth_job, j)) {
+		rt_conn_unref(c);
+		free(j);
+		c->state = RT_HEAD;
+		return answer_err(c, 503, "unavailable", "the gateway is overloaded");
+	}
+}
+
+void ws_authed(struct rt_conn *c, struct rt_item *it)
+{
+	gw *g = c->rt_g;
+	char accept[29], resp[256];
+	int n;
+
+	if (it->status) {
+		c->state = RT_HEAD;
+		return answer_err(c, it->status, it->code, it->message);
+	}
+	c->q = calloc((size_t)g->o.ws_queue_max, sizeof(*c->q));
+	if (!c->q) {
+		c->state = RT_HEAD;
+		return answer_err(c, 503, "unavailable", "out of memory");
+	}
+	c->qcap = (size_t)g->o.ws_queue_max;
+	wsf_accept_key(c->ws_key, strlen(c->ws_key), accept);
+	n = snprintf(resp, sizeof(resp),
+	             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+	             "Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+	             accept);
+	if (rt_write_raw(c, resp, (size_t)n)) {
+		c->state = RT_CLOSING;
+		rt_close(c, 1006, "");
+		return;
+	}
+	free(c->head);
+	c->head = NULL;
+	c->hlen = 0;
+	c->state = RT_WS;
 	atomic_fetch_add(&g->m.ws_conns, 1);
 	gw_metrics_request(g, GW_R_WS, 101, 0);
-	if (gw_hub_register(g, c))
-		gw_wsc_close(c, 1011, "out of memory");
-	else
-		initial_position(g, c);
+	if (hub_register(rt_hub(c), c)) {
+		rt_close(c, 1011, "out of memory");
+		return;
+	}
+	if (it->pos_known)
+		hub_player_pos(rt_hub(c), c->auth.sub, it->x, it->y);
+	rt_read_start(c);
 }
 
-int gw_ws_parse(const char *data, size_t len, struct gw_ws_msg *m)
-{
-	json_t *o = NULL, *v;
-	const char *key, *op, *region;
-	int rc = -1;
+/* ---------------------------------------------------------------- client messages */
 
-	memset(m, 0, sizeof(*m));
-	if (gw_json_depth_ok(data, len, GW_JSON_DEPTH_MAX))
-		o = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
-	if (!json_is_object(o)) {
-		m->code = "bad_message";
-		snprintf(m->message, sizeof(m->message), "a message must be a JSON object");
-		goto out;
-	}
-	json_object_foreach(o, key, v)
-	{
-		if (strcmp(key, "op") && strcmp(key, "region_id")) {
-			m->code = "unknown_field";
-			snprintf(m->message, sizeof(m->message), "unknown field '%.64s'", key);
-			goto out;
-		}
-	}
-	op = json_string_value(json_object_get(o, "op"));
-	region = json_string_value(json_object_get(o, "region_id"));
-	if (!op || (strcmp(op, "subscribe") && strcmp(op, "unsubscribe"))) {
-		m->code = "bad_op";
-		snprintf(m->message, sizeof(m->message), "op must be \"subscribe\" or \"unsubscribe\"");
-		goto out;
-	}
-	if (!region || !mmo_id_valid(region) ||
-	    strlen(region) != json_string_length(json_object_get(o, "region_id"))) {
-		m->code = "bad_id";
-		snprintf(m->message, sizeof(m->message), "region_id must be 1..64 of [A-Za-z0-9_.:-]");
-		goto out;
-	}
-	m->subscribe = !strcmp(op, "subscribe");
-	snprintf(m->region, sizeof(m->region), "%s", region);
-	rc = 0;
-out:
-	json_decref(o);
-	return rc;
+static void error_msg(struct rt_conn *c, const char *ref, const char *code, const char *msg)
+{
+	json_t *o = json_pack("{s:s,s:s,s:s}", "type", "error", "code", code, "message", msg);
+
+	atomic_fetch_add(&c->rt_g->m.ws_bad_msgs, 1);
+	if (o && ref)
+		json_object_set_new(o, "ref", json_string(ref));
+	rt_reply_json(c, o);
 }
 
-static void handle(struct ws_conn *c, const char *data, size_t len)
-{
-	gw *g = c->g;
+struct intent_job {
+	struct rt_conn *c; /* holds a reference */
+	struct rt *rt;
+	gw *g;
 	struct gw_ws_msg m;
-	const char *region = m.region;
+};
+
+/* The REST answer of an intent, as a WebSocket message. */
+static json_t *as_ws(const char *ref, struct gw_answer *a)
+{
+	json_t *o;
+
+	if (a->status == 200) {
+		o = a->body ? a->body : json_object();
+		a->body = NULL;
+		json_object_set_new(o, "type", json_string("ack"));
+	} else {
+		json_t *e = json_object_get(a->body, "error");
+
+		o = json_pack("{s:s,s:s,s:s,s:i}", "type", "error", "code",
+		              json_string_value(json_object_get(e, "code")) ?: "internal",
+		              "message", json_string_value(json_object_get(e, "message")) ?: "",
+		              "status", a->status);
+		if (o && a->body) {
+			const char *k;
+			json_t *v;
+
+			json_object_foreach(a->body, k, v)
+			{
+				if (strcmp(k, "error"))
+					json_object_set(o, k, v);
+			}
+		}
+		if (o && a->retry_s)
+			json_object_set_new(o, "retry_after_s", json_integer(a->retry_s));
+	}
+	if (o)
+		json_object_set_new(o, "ref", json_string(ref));
+	return o;
+}
+
+static void intent_job(void *arg)
+{
+	struct intent_job *j = arg;
+	struct gw_answer a = {0};
+	struct rt_item *it;
+	json_t *o;
+	char *s;
+
+	if (j->m.op == GW_WS_MOVE)
+		gw_intent_move(j->g, &j->c->auth, j->m.x, j->m.y, j->m.z, &a);
+	else
+		gw_intent_attack(j->g, &j->c->auth, j->m.defender, j->m.skill, &a);
+	o = as_ws(j->m.ref, &a);
+	json_decref(a.body);
+	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	it = rt_item_new(RT_I_REPLY);
+	if (it && s) {
+		it->msg = gw_msg_text(s, strlen(s), MMO_PRIO_CRITICAL, 0);
+		it->conn = j->c;
+		j->c = NULL;
+		rt_post(j->rt, it);
+	} else {
+		rt_item_free(it);
+	}
+	free(s);
+	if (j->c)
+		rt_conn_unref(j->c);
+	free(j);
+}
+
+static void handle(struct rt_conn *c, const char *data, size_t len)
+{
+	gw *g = c->rt_g;
+	struct gw_ws_msg m;
 	char rkey[MMO_ID_MAX + 8];
 	int rc;
 
-	if (gw_ws_parse(data, len, &m)) {
-		error_msg(c, m.code, m.message);
+	if (gw_ws_parse(data, len, g->o.coord_max, &m)) {
+		error_msg(c, m.ref[0] ? m.ref : NULL, m.code, m.message);
 		return;
 	}
 	snprintf(rkey, sizeof(rkey), "wsmsg:%s", c->auth.jti);
 	if (!gw_rl_take(g->rl_player, rkey, MSGS_PER_S, 2 * MSGS_PER_S, 1, mmo_mono_us(), NULL)) {
-		error_msg(c, "rate_limited", "too many messages; slow down");
+		error_msg(c, m.ref[0] ? m.ref : NULL, "rate_limited",
+		          "too many messages; slow down");
 		return;
 	}
-	if (m.subscribe) {
-		rc = gw_hub_subscribe(g, c, region);
+	switch (m.op) {
+	case GW_WS_SUBSCRIBE:
+		rc = hub_subscribe(rt_hub(c), c, m.region);
 		if (rc == MMO_EFULL)
-			error_msg(c, "too_many_regions", "at most 16 regions per connection");
+			error_msg(c, NULL, "too_many_regions", "at most 16 regions per connection");
 		else if (rc)
-			error_msg(c, "unavailable", "the event log is unavailable");
+			error_msg(c, NULL, "unavailable", "out of memory");
 		else
-			reply(c, json_pack("{s:s,s:s}", "type", "subscribed", "region_id", region));
-	} else {
-		rc = gw_hub_unsubscribe(g, c, region);
+			rt_reply_json(
+			    c, json_pack("{s:s,s:s}", "type", "subscribed", "region_id", m.region));
+		break;
+	case GW_WS_UNSUBSCRIBE:
+		rc = hub_unsubscribe(rt_hub(c), c, m.region);
 		if (rc)
-			error_msg(c, "not_subscribed", "not subscribed to that region");
+			error_msg(c, NULL, "not_subscribed", "not subscribed to that region");
 		else
-			reply(c,
-			      json_pack("{s:s,s:s}", "type", "unsubscribed", "region_id", region));
+			rt_reply_json(c, json_pack("{s:s,s:s}", "type", "unsubscribed", "region_id",
+			                           m.region));
+		break;
+	case GW_WS_MOVE:
+	case GW_WS_ATTACK: {
+		struct intent_job *j = calloc(1, sizeof(*j));
+
+		if (!j) {
+			error_msg(c, m.ref, "unavailable", "out of memory");
+			break;
+		}
+		j->c = c;
+		j->rt = rt_of(c);
+		j->g = g;
+		j->m = m;
+		rt_conn_ref(c);
+		if (jobs_run(g->jobs, intent_job, j)) {
+			rt_conn_unref(c);
+			free(j);
+			error_msg(c, m.ref, "unavailable", "the gateway is overloaded; retry");
+		}
+		break;
+	}
 	}
 }
 
-static int on_data(struct mg_connection *conn, int flags, char *data, size_t len, void *cb)
+/* ---------------------------------------------------------------- frames */
+
+/* One complete frame at p (header + payload, f parsed). */
+static void frame(struct rt_conn *c, const struct wsf_frame *f, uint8_t *payload)
 {
-	struct ws_conn *c = mg_get_user_connection_data(conn);
-	int op = flags & 0x0f;
-	bool done;
+	wsf_unmask(payload, (size_t)f->len, f->mask, 0);
+	switch (f->op) {
+	case WSF_CLOSE: {
+		uint16_t code = f->len >= 2 ? (uint16_t)(payload[0] << 8 | payload[1]) : 1000;
 
-	(void)cb;
-	if (!c)
-		return 0;
-	pthread_mutex_lock(&c->mu);
-	done = c->close_sent || (c->closing && !c->writer_started);
-	pthread_mutex_unlock(&c->mu);
-	if (op == MG_WEBSOCKET_OPCODE_CONNECTION_CLOSE || done)
-		return 0;
-	if (op == MG_WEBSOCKET_OPCODE_PING || op == MG_WEBSOCKET_OPCODE_PONG)
-		return 1;
-	if (!(flags & 0x80) || op == MG_WEBSOCKET_OPCODE_CONTINUATION)
-		error_msg(c, "bad_message", "fragmented messages are not supported");
-	else if (op != MG_WEBSOCKET_OPCODE_TEXT)
-		error_msg(c, "bad_message", "only text messages are supported");
-	else if (len > GW_WS_IN_MAX)
-		error_msg(c, "too_large", "a message is at most 4096 bytes");
-	else
-		handle(c, data, len);
-	return 1;
-}
-
-static void on_close(const struct mg_connection *conn, void *cb)
-{
-	gw *g = cb;
-	struct ws_conn *c = mg_get_user_connection_data(conn);
-	bool ready;
-
-	if (!c)
+		rt_close(c, code == 1005 || code == 1006 || code < 1000 ? 1000 : code, "");
 		return;
-	mg_set_user_connection_data(conn, NULL);
-	ready = c->conn != NULL;
-	gw_hub_unregister(g, c);
-	pthread_mutex_lock(&c->mu);
-	c->gone = true;
-	c->closing = true;
-	drain_locked(c);
-	pthread_cond_signal(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-	if (c->writer_started) {
-		pthread_join(c->writer, NULL);
-		gw_wsc_unref(c);
 	}
-	if (ready)
-		atomic_fetch_sub(&g->m.ws_conns, 1);
-	gw_wsc_unref(c);
+	case WSF_PING: {
+		uint8_t hdr[WSF_HDR_MAX];
+		size_t hl = wsf_header(hdr, WSF_PONG, f->len);
+		struct gw_msg *m = gw_msg_text("", 0, MMO_PRIO_CRITICAL, 0);
+		struct gw_msg *pong = m ? realloc(m, sizeof(*m) + hl + f->len) : NULL;
+
+		if (!pong) {
+			free(m);
+			return;
+		}
+		memcpy(pong->data, hdr, hl);
+		memcpy(pong->data + hl, payload, (size_t)f->len);
+		pong->len = hl + (size_t)f->len;
+		rt_send(c, pong);
+		gw_msg_unref(pong);
+		return;
+	}
+	case WSF_PONG: return;
+	case WSF_BINARY:
+		error_msg(c, NULL, "bad_message", "only text messages are supported");
+		return;
+	case WSF_CONT:
+	case WSF_TEXT:
+		if (!f->fin || f->op == WSF_CONT) {
+			error_msg(c, NULL, "bad_message", "fragmented messages are not supported");
+			return;
+		}
+		handle(c, (const char *)payload, (size_t)f->len);
+		return;
+	}
 }
 
-void gw_ws_handlers(gw *g)
+void ws_input(struct rt_conn *c, const uint8_t *p, size_t n)
 {
-	mg_set_websocket_handler(g->mg, "/ws$", on_connect, on_ready, on_data, on_close, g);
+	while (n && c->state == RT_WS && !c->close_queued) {
+		struct wsf_frame f;
+		const uint8_t *buf = p;
+		size_t avail = n, used;
+		enum wsf_status st;
+
+		if (c->skip) {
+			size_t k = c->skip < n ? (size_t)c->skip : n;
+
+			c->skip -= k;
+			p += k;
+			n -= k;
+			continue;
+		}
+		if (c->inlen) {
+			/* Complete the pending frame from the new bytes. */
+			size_t room = GW_WS_IN_MAX + WSF_HDR_MAX - c->inlen,
+			       k = n < room ? n : room;
+
+			memcpy(c->in + c->inlen, p, k);
+			buf = c->in;
+			avail = c->inlen + k;
+		}
+		st = wsf_parse(buf, avail, &f);
+		if (st == WSF_PROTOCOL) {
+			rt_close(c, 1002, "protocol error");
+			return;
+		}
+		if (st == WSF_OK && f.len > FRAME_HARD_MAX) {
+			rt_close(c, 1009, "message too big");
+			return;
+		}
+		if (st == WSF_OK && f.len > GW_WS_IN_MAX) {
+			/* Skip it unread: the header's bytes, then len bytes. */
+			used = f.hdr_len - (c->inlen < f.hdr_len ? c->inlen : f.hdr_len);
+			if (c->inlen > f.hdr_len) {
+				/* part of the payload was buffered too */
+				uint64_t have = c->inlen - f.hdr_len;
+
+				c->skip = f.len - have;
+			} else {
+				c->skip = f.len;
+			}
+			c->inlen = 0;
+			p += used;
+			n -= used;
+			error_msg(c, NULL, "too_large", "a message is at most 4096 bytes");
+			continue;
+		}
+		if (st == WSF_NEED_MORE || avail < f.hdr_len + f.len) {
+			/* Keep what there is for the next read. */
+			if (!c->in) {
+				c->in = malloc(GW_WS_IN_MAX + WSF_HDR_MAX);
+				if (!c->in) {
+					rt_close(c, 1011, "out of memory");
+					return;
+				}
+			}
+			if (buf == p)
+				memcpy(c->in, p, n);
+			c->inlen = avail;
+			return;
+		}
+		{
+			size_t total = f.hdr_len + (size_t)f.len, from_new;
+			uint8_t tmp[GW_WS_IN_MAX + WSF_HDR_MAX];
+
+			memcpy(tmp, buf, total);
+			from_new = total - c->inlen;
+			c->inlen = 0;
+			p += from_new;
+			n -= from_new;
+			frame(c, &f, tmp + f.hdr_len);
+		}
+	}
+	if (c->in && !c->inlen) {
+		free(c->in);
+		c->in = NULL;
+	}
 }

@@ -20,6 +20,7 @@
  * outcome is either found in the log or appended: none is lost or doubled.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,10 @@ struct world_runner {
 	size_t nin;
 	uint8_t *obuf;
 	size_t olen;
+
+	world_decision_fn *on_decision; /* guarded by mu */
+	void *decision_arg;
+	long fault_exit_after; /* MMO_FAULT_WORLD_EXIT_AFTER_DECIDE (tests) */
 };
 
 static void sleep_ms(int ms)
@@ -180,6 +185,19 @@ static void decide(world_runner *r, const Mmo__Event *ev)
 		return;
 	}
 	r->st.intents++;
+	if (r->on_decision && out.n) {
+		const Mmo__Event *evs[WORLD_OUTCOME_MAX];
+
+		for (size_t i = 0; i < out.n; i++)
+			evs[i] = &out.ev[i].b.ev;
+		r->on_decision(r->decision_arg, ev, evs, out.n);
+		if (r->fault_exit_after > 0 && --r->fault_exit_after == 0) {
+			/* Tests: die in the window between a decision handed out and
+			 * its outcome's commit, as kill -9 would. */
+			sleep_ms(300);
+			raise(SIGKILL);
+		}
+	}
 	for (size_t i = 0; i < out.n; i++) {
 		size_t len;
 
@@ -395,6 +413,11 @@ int world_runner_start(const struct world_runner_opts *o, world_runner **out, ch
 	pthread_mutex_init(&r->mu, NULL);
 	r->log = o->log;
 	r->zctx = o->zctx;
+	{
+		const char *f = getenv("MMO_FAULT_WORLD_EXIT_AFTER_DECIDE");
+
+		r->fault_exit_after = f ? atol(f) : 0;
+	}
 	r->every = o->snapshot_every ? o->snapshot_every : DEFAULT_EVERY;
 	snprintf(dir, sizeof(dir), "%s/world", o->data_dir);
 	if (copy(r->ingest, sizeof(r->ingest), o->ingest) || copy(r->bus, sizeof(r->bus), o->bus) ||
@@ -454,6 +477,14 @@ fail:
 	pthread_mutex_destroy(&r->mu);
 	free(r);
 	return err;
+}
+
+void world_runner_set_decision_hook(world_runner *r, world_decision_fn *fn, void *arg)
+{
+	pthread_mutex_lock(&r->mu);
+	r->on_decision = fn;
+	r->decision_arg = arg;
+	pthread_mutex_unlock(&r->mu);
 }
 
 void world_runner_stop(world_runner *r)

@@ -29,8 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "schemas/event.h"
 #include "log/evlog.h"
+#include "schemas/event.h"
 
 #define WORLD_FORMAT       1  /* canonical state and snapshot format */
 #define WORLD_SKILL_MAX    8  /* skills in the rules table, at most */
@@ -292,6 +292,15 @@ int world_runner_start(const struct world_runner_opts *o, world_runner **out, ch
 
 /* Stop: flush the outcomes decided so far, write a last snapshot, join. */
 void world_runner_stop(world_runner *r);
+
+/* Called on the runner's thread with each intent it decides, before the
+ * outcomes are appended (the intent is durable, so they are fixed: a world
+ * that crashes before their commit decides the same again). The events are
+ * borrowed for the call; fn must not block. */
+typedef void world_decision_fn(void *arg, const Mmo__Event *intent,
+                               const Mmo__Event *const *outcomes, size_t n);
+/* Set (or clear, fn NULL) the decision hook. Any thread. */
+void world_runner_set_decision_hook(world_runner *r, world_decision_fn *fn, void *arg);
 
 struct world_runner_status {
 	uint64_t seq;                 /* last seq folded */

@@ -7,6 +7,7 @@
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined ... (link mmo_gateway's
  *   objects, mmo_log, mmo_schemas and their libraries)
  */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,10 +21,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct gw_ws_msg m;
 	json_t *o = NULL;
 
-	if (gw_ws_parse((const char *)data, size, &m) == 0) {
-		/* A message it accepts names a valid region and nothing else. */
-		if (!mmo_id_valid(m.region))
-			abort();
+	if (gw_ws_parse((const char *)data, size, 1e6, &m) == 0) {
+		/* A message it accepts holds what its op needs, valid. */
+		switch (m.op) {
+		case GW_WS_SUBSCRIBE:
+		case GW_WS_UNSUBSCRIBE:
+			if (!mmo_id_valid(m.region))
+				abort();
+			break;
+		case GW_WS_MOVE:
+			if (!mmo_id_valid(m.ref) || !isfinite(m.x) || !isfinite(m.y) ||
+			    !isfinite(m.z) || fabs(m.x) > 1e6 || fabs(m.y) > 1e6 || fabs(m.z) > 1e6)
+				abort();
+			break;
+		case GW_WS_ATTACK:
+			if (!mmo_id_valid(m.ref) || !mmo_id_valid(m.defender) ||
+			    !mmo_id_valid(m.skill))
+				abort();
+			break;
+		}
 	} else if (!m.code || !m.message[0]) {
 		abort(); /* every refusal says why */
 	}

@@ -12,11 +12,11 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "log/evlog.h"
 #include "gateway/gateway.h"
-#include "schemas/mmo_util.h"
+#include "log/evlog.h"
 #include "projector/views/views.h"
 #include "projector/world/world.h"
+#include "schemas/mmo_util.h"
 
 #define ROLES_BUILT "log,world,views,gateway"
 
@@ -119,16 +119,17 @@ static size_t roles_metrics(void *arg, char *buf, size_t cap)
 		int w;
 
 		world_runner_status(r->world, false, &ws);
-		w = snprintf(buf + n, cap - n,
-		             "# TYPE mmo_world_seq gauge\nmmo_world_seq %llu\n"
-		             "# TYPE mmo_world_intents_total counter\nmmo_world_intents_total %llu\n"
-		             "# TYPE mmo_world_outcomes_sent_total counter\n"
-		             "mmo_world_outcomes_sent_total %llu\n"
-		             "# TYPE mmo_world_snapshots_total counter\nmmo_world_snapshots_total %llu\n"
-		             "# TYPE mmo_world_errors_total counter\nmmo_world_errors_total %llu\n",
-		             (unsigned long long)ws.seq, (unsigned long long)ws.intents,
-		             (unsigned long long)ws.appended, (unsigned long long)ws.snapshots,
-		             (unsigned long long)ws.errors);
+		w = snprintf(
+		    buf + n, cap - n,
+		    "# TYPE mmo_world_seq gauge\nmmo_world_seq %llu\n"
+		    "# TYPE mmo_world_intents_total counter\nmmo_world_intents_total %llu\n"
+		    "# TYPE mmo_world_outcomes_sent_total counter\n"
+		    "mmo_world_outcomes_sent_total %llu\n"
+		    "# TYPE mmo_world_snapshots_total counter\nmmo_world_snapshots_total %llu\n"
+		    "# TYPE mmo_world_errors_total counter\nmmo_world_errors_total %llu\n",
+		    (unsigned long long)ws.seq, (unsigned long long)ws.intents,
+		    (unsigned long long)ws.appended, (unsigned long long)ws.snapshots,
+		    (unsigned long long)ws.errors);
 		if (w > 0)
 			n = n + (size_t)w < cap ? n + (size_t)w : cap - 1;
 	}
@@ -402,6 +403,9 @@ int cmd_serve(int argc, char **argv)
 			mmo_logf(MMO_LOG_ERROR, "serve", "gateway failed to start: %s", msg);
 			goto out;
 		}
+		/* Intents are answered at the world's decision, not its commit. */
+		if (wrun)
+			world_runner_set_decision_hook(wrun, gw_world_decided, gwy);
 	}
 	uint64_t head = 0;
 	if (log)
@@ -419,6 +423,8 @@ int cmd_serve(int argc, char **argv)
 	         sig == SIGINT ? "SIGINT" : "SIGTERM");
 	/* The gateway first (no new intents), then the readers, then the world
 	 * (it flushes its last outcomes into the running log), then the log. */
+	if (wrun)
+		world_runner_set_decision_hook(wrun, NULL, NULL);
 	gw_stop(gwy);
 	gwy = NULL;
 	views_runner_stop(vrun);

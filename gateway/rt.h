@@ -1,0 +1,217 @@
+/* rt.h - the gateway's real-time tier (internal): the event loop that owns
+ * the gateway's address, its connections, the WebSocket protocol, the hub
+ * (subscriptions and the area-of-interest grid), the bus follower and the
+ * worker pool. docs/gateway.md describes the threads.
+ *
+ * Ownership: everything about a connection (its socket, queues, hub
+ * membership) belongs to the loop thread. Other threads talk to the loop
+ * only by posting to its inbox (rt_post) and never touch a connection's
+ * fields except the immutable ones (id, auth after the upgrade).
+ */
+#ifndef MMO_GW_RT_H
+#define MMO_GW_RT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "gw_int.h"
+#include "wsframe.h"
+
+/* ---------------------------------------------------------------- messages */
+
+/* One outbound WebSocket frame (header + payload), built once and shared
+ * by every socket it goes to. */
+struct gw_msg {
+	atomic_int ref;
+	uint8_t prio;  /* 1 critical .. 4 low: 3 and 4 may be dropped or coalesced */
+	int64_t ts;    /* the event's commit time (µs), 0 for replies */
+	uint64_t ckey; /* coalescing key (the moving player), 0 = never coalesced */
+	size_t len;    /* frame bytes */
+	uint8_t data[];
+};
+
+/* A text frame of payload (n bytes). NULL when out of memory. */
+struct gw_msg *gw_msg_text(const char *payload, size_t n, unsigned prio, int64_t ts);
+/* A close frame with code and reason (at most 120 bytes of it). */
+struct gw_msg *gw_msg_close(uint16_t code, const char *reason);
+void gw_msg_unref(struct gw_msg *m);
+
+/* ---------------------------------------------------------------- connections */
+
+#define RT_REGIONS_MAX GW_WS_REGIONS_MAX
+
+enum rt_state {
+	RT_HEAD,    /* reading the request head */
+	RT_AUTH,    /* upgrade asked, the worker pool checks the token */
+	RT_WS,      /* an open WebSocket */
+	RT_RELAY,   /* any other request: piped to civetweb */
+	RT_CLOSING, /* flushing the last bytes, then closed */
+};
+
+struct hub_region;
+struct hub_cell;
+struct hub_player;
+
+struct rt_conn {
+	uv_tcp_t tcp; /* tcp.data = this */
+	struct rt *rt;
+	gw *rt_g;
+	atomic_int ref; /* the loop's, plus one per job in the worker pool */
+	uint64_t id;
+	enum rt_state state;
+	bool handle_closed; /* uv_close was called */
+	bool lingering;     /* write side shut, input discarded until close */
+	char peer[64];      /* the client's address */
+
+	/* request head (RT_HEAD) */
+	char *head;
+	size_t hlen;
+	uv_timer_t timer; /* head timeout; later the slow-consumer check */
+
+	/* relay (RT_RELAY) */
+	struct rt_relay *relay;
+
+	/* WebSocket (RT_WS) */
+	char ws_key[32]; /* Sec-WebSocket-Key */
+	struct gw_auth auth;
+	uint8_t *in; /* bytes of an incomplete client frame */
+	size_t inlen;
+	uint64_t skip;     /* payload bytes of a too-large frame still to discard */
+	struct gw_msg **q; /* outbound ring of qcap */
+	size_t qhead, qlen, qcap;
+	size_t off;         /* bytes of q[qhead] already written */
+	bool writing;       /* a uv_write of q[qhead] is in flight */
+	bool close_queued;  /* a close frame is queued: nothing more after it */
+	int64_t full_since; /* mono µs the queue filled, 0 = not full */
+	int check_failures; /* consecutive session checks without Redis */
+
+	/* hub (hub.c) */
+	struct hub_player *pl;
+	struct hub_region *reg[RT_REGIONS_MAX];
+	struct hub_cell *cell[RT_REGIONS_MAX];
+	size_t nreg;
+};
+
+/* ---------------------------------------------------------------- the loop */
+
+struct rt;
+
+/* Start the loop thread listening on addr (ADDR:PORT, port 0 = any),
+ * relaying every request that is not a WebSocket upgrade of /ws to
+ * 127.0.0.1:upstream_port (civetweb). *port receives the bound port. */
+int rt_start(gw *g, const char *addr, int upstream_port, struct rt **out, int *port, char *err,
+             size_t errlen);
+/* Close every WebSocket with 1001, stop listening, join the thread. */
+void rt_stop(struct rt *rt);
+
+/* What other threads post to the loop. */
+enum rt_item_kind {
+	RT_I_EVENT,   /* a committed event to fan out (msg, meta) */
+	RT_I_AUTHED,  /* an upgrade's token check finished */
+	RT_I_REPLY,   /* a reply (msg) for one connection */
+	RT_I_REVOKE,  /* close the sockets of session jti (logout) */
+	RT_I_CHECKED, /* session check results */
+};
+
+struct rt_event_meta {
+	char region[MMO_ID_MAX + 1];
+	char player[MMO_ID_MAX + 1]; /* world.reject: its player; movement: who moved */
+	bool reject;                 /* world.reject: only that player's sockets */
+	bool moved;                  /* a player's position: x, y */
+	bool aoi;                    /* world.update: only sockets within the radius */
+	double x, y;
+};
+
+struct rt_item {
+	enum rt_item_kind kind;
+	struct rt_item *next;
+	struct gw_msg *msg;   /* owned by the item */
+	struct rt_conn *conn; /* holds a reference */
+	struct rt_event_meta meta;
+	int status;       /* RT_I_AUTHED: 0 ok, else the HTTP status to answer */
+	const char *code; /* RT_I_AUTHED error code */
+	const char *message;
+	bool pos_known;
+	double x, y;
+	char jti[MMO_ID_MAX + 1];
+	size_t n; /* RT_I_CHECKED */
+	struct rt_conn **conns;
+	int8_t *verdict; /* per conn: 0 live, 1 revoked, -1 unknown (Redis down) */
+};
+
+/* Post an item to the loop (takes ownership of it). Any thread. */
+void rt_post(struct rt *rt, struct rt_item *it);
+struct rt_item *rt_item_new(enum rt_item_kind kind);
+void rt_item_free(struct rt_item *it);
+
+void rt_conn_ref(struct rt_conn *c);
+void rt_conn_unref(struct rt_conn *c);
+
+/* Loop thread: queue m for c (the queue takes its own reference), with the
+ * drop and coalescing policy; may close c as a slow consumer (1008). */
+void rt_send(struct rt_conn *c, struct gw_msg *m);
+/* Loop thread: queue a close frame and close c once it is written. */
+void rt_close(struct rt_conn *c, uint16_t code, const char *reason);
+/* Loop thread: a JSON reply to c (never dropped). */
+void rt_reply_json(struct rt_conn *c, json_t *o);
+
+/* Loop thread: answer an HTTP request head with status and a JSON body,
+ * then close (extra: more header lines, each ending in \r\n, or NULL). */
+void rt_http_answer(struct rt_conn *c, int status, const char *extra, const char *body);
+/* Loop thread: write the bytes now (a handshake answer); MMO_EIO if the
+ * socket did not take them whole. */
+int rt_write_raw(struct rt_conn *c, const char *p, size_t n);
+void rt_read_start(struct rt_conn *c);
+void rt_read_stop(struct rt_conn *c);
+struct hub *rt_hub(struct rt_conn *c);
+struct rt *rt_of(struct rt_conn *c);
+
+/* ---------------------------------------------------------------- WebSocket protocol (ws.c) */
+
+/* A request head asked for /ws: check the upgrade and hand the token to the
+ * worker pool (loop thread). */
+void ws_upgrade(struct rt_conn *c, const char *head, size_t hlen);
+/* The token check finished (loop thread). */
+void ws_authed(struct rt_conn *c, struct rt_item *it);
+/* Bytes read from an open WebSocket (loop thread). */
+void ws_input(struct rt_conn *c, const uint8_t *p, size_t n);
+
+/* ---------------------------------------------------------------- hub (hub.c, loop thread) */
+
+struct hub;
+int hub_new(gw *g, struct hub **out);
+void hub_free(struct hub *h);
+int hub_register(struct hub *h, struct rt_conn *c);
+void hub_unregister(struct hub *h, struct rt_conn *c);
+/* MMO_OK, MMO_EFULL (too many regions), MMO_ENOTFOUND (unsubscribe). */
+int hub_subscribe(struct hub *h, struct rt_conn *c, const char *region);
+int hub_unsubscribe(struct hub *h, struct rt_conn *c, const char *region);
+void hub_player_pos(struct hub *h, const char *player, double x, double y);
+/* Fan an event out to the sockets it concerns. */
+void hub_deliver(struct hub *h, const struct rt_event_meta *meta, struct gw_msg *m);
+/* Call fn for every open WebSocket of session jti (NULL: every one). */
+void hub_each(struct hub *h, const char *jti, void (*fn)(struct rt_conn *c, void *arg), void *arg);
+size_t hub_count(const struct hub *h);
+
+/* ---------------------------------------------------------------- worker pool (jobs.c) */
+
+/* Blocking work the loop must not do: token checks at the upgrade (JWT and
+ * the Redis session), intents sent over a WebSocket (append, wait for the
+ * decision), session re-checks. */
+struct jobs;
+int jobs_start(gw *g, int nthreads, struct jobs **out);
+void jobs_stop(struct jobs *j);
+/* Queue fn(arg) on a worker. MMO_OK or MMO_EFULL (queue bound reached). */
+int jobs_run(struct jobs *j, void (*fn)(void *arg), void *arg);
+
+/* ---------------------------------------------------------------- bus follower (follow.c) */
+
+struct follower;
+/* One bus subscriber for the gateway: outcomes to the waiters (intent.c),
+ * every event with a region rendered once and posted to the loop. */
+int follower_start(gw *g, struct follower **out, char *err, size_t errlen);
+void follower_stop(struct follower *f);
+
+#endif
