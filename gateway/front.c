@@ -1,7 +1,7 @@
 /* front.c - the event loop that owns the gateway's address (libuv).
  *
  * One thread serves every connection. It reads each request head (at most
- * HEAD_MAX bytes within HEAD_TIMEOUT_MS, else 431/408 and close, so a peer
+ * HEAD_MAX bytes within head_timeout_ms, else 431/408 and close, so a peer
  * that never finishes its headers holds no worker); an upgrade of /ws
  * becomes a WebSocket served here (ws.c); anything else is relayed byte for
  * byte to civetweb, which listens on a loopback port of its own and serves
@@ -22,7 +22,6 @@
 #include "schemas/mmo_util.h"
 
 #define HEAD_MAX        8192
-#define HEAD_TIMEOUT_MS 10000
 #define READ_BUF        65536
 #define WRITE_BATCH     32
 #define RELAY_HIGH      (1 << 20) /* bytes queued to one side before reading stops */
@@ -938,7 +937,7 @@ static void on_accept(uv_stream_t *ls, int status)
 		else if (ss.ss_family == AF_INET6)
 			uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof(c->peer));
 	}
-	uv_timer_start(&c->timer, on_head_timeout, HEAD_TIMEOUT_MS, 0);
+	uv_timer_start(&c->timer, on_head_timeout, (uint64_t)rt->g->o.head_timeout_ms, 0);
 	rt_read_start(c);
 }
 

@@ -42,6 +42,7 @@ static void defaults(gw *g, const struct gw_opts *in)
 	DEF(ws_max, 100000);
 	DEF(ws_workers, 32);
 	DEF(session_check_ms, 1000);
+	DEF(head_timeout_ms, 10000);
 	DEF(security_window_ms, 10000);
 	DEF(login_fail_user, 5);
 	DEF(login_fail_addr, 20);

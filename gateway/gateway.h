@@ -51,7 +51,10 @@ struct gw_opts {
 	int ws_slow_ms;         /* a queue full this long closes the socket
 	                         * (1008); 0 = 2000 */
 	int ws_max;             /* open WebSockets at most; 0 = 100000 */
-	int session_check_ms;   /* re-check WebSocket sessions; 0 = 1000 */
+	int session_check_ms;   /* re-check WebSocket sessions (up to 4096 per
+	                         * period, round robin); 0 = 1000 */
+	int head_timeout_ms;    /* a request head must arrive within this, else
+	                         * 408 and close; 0 = 10000 */
 	int security_window_ms; /* aggregation window of security events; 0 = 10000 */
 	/* Failed logins allowed per window, per username and per client address. */
 	int login_fail_user;     /* 0 = 5 */

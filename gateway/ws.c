@@ -252,6 +252,13 @@ void ws_authed(struct rt_conn *c, struct rt_item *it)
 
 /* ---------------------------------------------------------------- client messages */
 
+static json_t *with_ref(json_t *o, const char *ref)
+{
+	if (o && ref)
+		json_object_set_new(o, "ref", json_string(ref));
+	return o;
+}
+
 static void error_msg(struct rt_conn *c, const char *ref, const char *code, const char *msg)
 {
 	json_t *o = json_pack("{s:s,s:s,s:s}", "type", "error", "code", code, "message", msg);
@@ -339,36 +346,39 @@ static void handle(struct rt_conn *c, const char *data, size_t len)
 	gw *g = c->rt_g;
 	struct gw_ws_msg m;
 	char rkey[MMO_ID_MAX + 8];
+	const char *ref;
 	int rc;
 
 	if (gw_ws_parse(data, len, g->o.coord_max, &m)) {
 		error_msg(c, m.ref[0] ? m.ref : NULL, m.code, m.message);
 		return;
 	}
+	ref = m.ref[0] ? m.ref : NULL;
 	snprintf(rkey, sizeof(rkey), "wsmsg:%s", c->auth.jti);
 	if (!gw_rl_take(g->rl_player, rkey, MSGS_PER_S, 2 * MSGS_PER_S, 1, mmo_mono_us(), NULL)) {
-		error_msg(c, m.ref[0] ? m.ref : NULL, "rate_limited",
-		          "too many messages; slow down");
+		error_msg(c, ref, "rate_limited", "too many messages; slow down");
 		return;
 	}
 	switch (m.op) {
 	case GW_WS_SUBSCRIBE:
 		rc = hub_subscribe(rt_hub(c), c, m.region);
 		if (rc == MMO_EFULL)
-			error_msg(c, NULL, "too_many_regions", "at most 16 regions per connection");
+			error_msg(c, ref, "too_many_regions", "at most 16 regions per connection");
 		else if (rc)
-			error_msg(c, NULL, "unavailable", "out of memory");
+			error_msg(c, ref, "unavailable", "out of memory");
 		else
-			rt_reply_json(
-			    c, json_pack("{s:s,s:s}", "type", "subscribed", "region_id", m.region));
+			rt_reply_json(c, with_ref(json_pack("{s:s,s:s}", "type", "subscribed",
+			                                    "region_id", m.region),
+			                          ref));
 		break;
 	case GW_WS_UNSUBSCRIBE:
 		rc = hub_unsubscribe(rt_hub(c), c, m.region);
 		if (rc)
-			error_msg(c, NULL, "not_subscribed", "not subscribed to that region");
+			error_msg(c, ref, "not_subscribed", "not subscribed to that region");
 		else
-			rt_reply_json(c, json_pack("{s:s,s:s}", "type", "unsubscribed", "region_id",
-			                           m.region));
+			rt_reply_json(c, with_ref(json_pack("{s:s,s:s}", "type", "unsubscribed",
+			                                    "region_id", m.region),
+			                          ref));
 		break;
 	case GW_WS_MOVE:
 	case GW_WS_ATTACK: {

@@ -69,6 +69,17 @@ static void start_gw(struct gwt *e, void (*tweak)(struct gw_opts *))
 		fail_msg("gw_start: %s", msg);
 	e->port = gw_port(e->g);
 	assert_true(e->port > 0);
+	/* As `mmo serve` wires them: answers at the world's decision. */
+	if (e->world)
+		world_runner_set_decision_hook(e->world, gw_world_decided, e->g);
+}
+
+static void stop_gw(struct gwt *e)
+{
+	if (e->world)
+		world_runner_set_decision_hook(e->world, NULL, NULL);
+	gw_stop(e->g);
+	e->g = NULL;
 }
 
 struct gwt *gwt_start(void (*tweak)(struct gw_opts *))
@@ -114,8 +125,7 @@ struct gwt *gwt_start(void (*tweak)(struct gw_opts *))
 
 void gwt_restart_gw(struct gwt *e, void (*tweak)(struct gw_opts *))
 {
-	gw_stop(e->g);
-	e->g = NULL;
+	stop_gw(e);
 	start_gw(e, tweak);
 }
 
@@ -123,7 +133,7 @@ void gwt_stop(struct gwt *e)
 {
 	if (!e)
 		return;
-	gw_stop(e->g);
+	stop_gw(e);
 	world_runner_stop(e->world);
 	evlog_server_stop(e->srv);
 	zmq_ctx_term(e->zctx);
@@ -204,6 +214,11 @@ static int dial(struct gwt *e, int rcvbuf)
 		return -1;
 	}
 	return fd;
+}
+
+int gwt_connect(struct gwt *e)
+{
+	return dial(e, 0);
 }
 
 static bool send_all(int fd, const char *p, size_t n)

@@ -91,6 +91,9 @@ int wsc_recv(struct wsc *w, int timeout_ms, char **data, size_t *len);
  * close frame returns NULL and sets *close_code if given. */
 json_t *wsc_json(struct wsc *w, int timeout_ms, int *close_code);
 
+/* A plain TCP connection to the gateway (caller closes), or -1. */
+int gwt_connect(struct gwt *e);
+
 /* Append events straight to the log (as another producer would). */
 void gwt_append(struct gwt *e, struct mmo_ev *b);
 

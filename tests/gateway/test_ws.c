@@ -180,11 +180,11 @@ static void test_subscribers_get_their_region_and_not_others(void **state)
 	snprintf(body, sizeof(body), "{\"x\":%g,\"y\":%g,\"z\":0}", wr->spawn.x + 0.5, wr->spawn.y);
 	if (gwt_post(E, "/api/players/move", TA, body, &r) != 200)
 		fail_msg("move: %d %.*s", r.status, (int)r.body_len, r.body);
-	json_int_t seq = json_integer_value(json_object_get(r.json, "outcome_seq"));
+	json_int_t seq = json_integer_value(json_object_get(r.json, "seq"));
 	resp_free(&r);
 	j = wait_type(a, "world.update", 3000);
 	assert_non_null(j);
-	assert_int_equal(json_integer_value(json_object_get(j, "seq")), seq);
+	assert_int_equal(json_integer_value(json_object_get(j, "cause_seq")), seq);
 	assert_string_equal(json_string_value(json_object_get(j, "region_id")), SPAWN_REGION);
 	assert_string_equal(json_string_value(json_object_get(j, "player_id")), PA);
 	assert_true(json_number_value(json_object_get(json_object_get(j, "position"), "x")) ==
