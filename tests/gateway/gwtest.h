@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "log/evlog.h"
 #include "gateway/gateway.h"
+#include "log/evlog.h"
 #include "projector/world/world.h"
 
 #define GWT_KEY "gateway-test-signing-key-0123456789"

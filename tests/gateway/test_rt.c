@@ -177,13 +177,15 @@ static void test_refused_and_malformed_actions_get_the_rest_codes(void **state)
 	j = send_op(w, "{\"op\":\"move\",\"x\":\"1\",\"y\":0,\"z\":0,\"ref\":\"str\"}", "str");
 	assert_string_equal(str(j, "code"), "wrong_type");
 	json_decref(j);
-	j = send_op(w, "{\"op\":\"attack\",\"defender_id\":\"p_nobody\",\"skill_id\":\"punch\","
-	               "\"ref\":\"a1\"}",
+	j = send_op(w,
+	            "{\"op\":\"attack\",\"defender_id\":\"p_nobody\",\"skill_id\":\"punch\","
+	            "\"ref\":\"a1\"}",
 	            "a1");
 	assert_string_equal(str(j, "code"), "unknown_target");
 	json_decref(j);
-	j = send_op(w, "{\"op\":\"attack\",\"defender_id\":\"bad id\",\"skill_id\":\"punch\","
-	               "\"ref\":\"a2\"}",
+	j = send_op(w,
+	            "{\"op\":\"attack\",\"defender_id\":\"bad id\",\"skill_id\":\"punch\","
+	            "\"ref\":\"a2\"}",
 	            "a2");
 	assert_string_equal(str(j, "code"), "bad_id");
 	json_decref(j);
@@ -331,8 +333,9 @@ static void test_peers_that_never_finish_hold_nothing(void **state)
 	for (int i = HALF; i < HALF + UPG; i++) {
 		fd[i] = gwt_connect(E);
 		assert_true(fd[i] >= 0);
-		snprintf(buf, sizeof(buf),
-		         "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
+		snprintf(
+		    buf, sizeof(buf),
+		    "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
 		assert_true(send(fd[i], buf, strlen(buf), MSG_NOSIGNAL) > 0);
 	}
 	/* The player is answered meanwhile, promptly. */

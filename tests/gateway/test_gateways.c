@@ -1,0 +1,300 @@
+/* test_gateways.c - the gateway as its own process, through the real
+ * `mmo serve`:
+ *   - two gateway processes (`--roles gateway`) on one log + world in a
+ *     third: a move through gateway A reaches a WebSocket on gateway B;
+ *   - kill -9 in the window between the world's decision (the client
+ *     already has its answer) and the outcome's commit: after a restart
+ *     the log holds exactly the answer the client got, once.
+ * Every process gets free ports and a time bound. */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "gwtest.h"
+#include "schemas/mmo_util.h"
+#include "testsupport.h"
+
+static char DIR_[4096], LOGF[4200], REDIS_URL[64], SPAWN_REGION[32];
+static pid_t redis_pid;
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static int setup(void **state)
+{
+	const struct world_rules *wr = world_rules();
+	int port;
+
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);
+	assert_int_equal(ts_tmpdir(DIR_, sizeof(DIR_)), 0);
+	redis_pid = ts_redis_start(DIR_, &port, NULL);
+	assert_true(redis_pid > 0);
+	snprintf(REDIS_URL, sizeof(REDIS_URL), "redis://127.0.0.1:%d", port);
+	world_region_of(&wr->spawn, SPAWN_REGION, sizeof(SPAWN_REGION));
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	ts_stop(redis_pid, SIGKILL, 2000);
+	ts_rmrf(DIR_);
+	return 0;
+}
+
+/* Start `mmo serve` with args (NULL-terminated) and wait for its ready line. */
+static pid_t serve(const char *data, const char *logname, const char *const *args)
+{
+	char *argv[32];
+	size_t n = 0;
+	pid_t pid;
+
+	argv[n++] = (char *)ts_mmo_bin();
+	argv[n++] = "serve";
+	argv[n++] = "--data";
+	argv[n++] = (char *)data;
+	argv[n++] = "--redis";
+	argv[n++] = REDIS_URL;
+	for (; *args && n < 30; args++)
+		argv[n++] = (char *)*args;
+	argv[n] = NULL;
+	snprintf(LOGF, sizeof(LOGF), "%s/%s", DIR_, logname);
+	pid = ts_spawn(argv, LOGF);
+	assert_true(pid > 0);
+	if (!ts_wait_log(LOGF, "serve: ready", 15000))
+		fail_msg("%s did not get ready (see %s)", logname, LOGF);
+	return pid;
+}
+
+static struct wsc *open_ws(struct gwt *e, const char *tok)
+{
+	char h[4200];
+	struct wsc *w = NULL;
+	struct resp r;
+
+	snprintf(h, sizeof(h), "Authorization: Bearer %s\r\n", tok);
+	if (wsc_open(e, NULL, h, 0, &w, &r) != 101)
+		fail_msg("upgrade: %d %.*s", r.status, (int)r.body_len, r.body ? r.body : "");
+	return w;
+}
+
+static json_t *wait_for(struct wsc *w, const char *key, const char *value, int timeout_ms)
+{
+	int64_t end = mmo_mono_us() + (int64_t)timeout_ms * 1000;
+
+	while (mmo_mono_us() < end) {
+		json_t *j = wsc_json(w, (int)((end - mmo_mono_us()) / 1000) + 1, NULL);
+
+		if (!j)
+			return NULL;
+		if (!strcmp(json_string_value(json_object_get(j, key)) ?: "", value))
+			return j;
+		json_decref(j);
+	}
+	return NULL;
+}
+
+/* The outcomes the log holds for the intent at seq; *x (may be NULL) the
+ * first one's x. */
+static size_t outcomes_of(const char *data, uint64_t seq, double *x)
+{
+	evlog *log = NULL;
+	char dir[4400], msg[256];
+	struct evlog_opts lo = {0};
+	struct world_logged l = {0};
+	size_t n;
+
+	snprintf(dir, sizeof(dir), "%s/log", data);
+	lo.dir = dir;
+	lo.readonly = true;
+	if (evlog_open(&lo, &log, msg, sizeof(msg)))
+		fail_msg("open: %s", msg);
+	assert_int_equal(world_logged_get(log, seq, &l), MMO_OK);
+	n = l.n;
+	if (n && x && l.ev[0]->body_case == MMO__EVENT__BODY_WORLD_UPDATE)
+		*x = l.ev[0]->world_update->position->x;
+	world_logged_free(&l);
+	evlog_close(log);
+	return n;
+}
+
+/* 1 if the first outcome of seq has event id eid. */
+static int outcomes_of_id(const char *data, uint64_t seq, const char *eid)
+{
+	evlog *log = NULL;
+	char dir[4400], msg[256];
+	struct evlog_opts lo = {0};
+	struct world_logged l = {0};
+	int same;
+
+	snprintf(dir, sizeof(dir), "%s/log", data);
+	lo.dir = dir;
+	lo.readonly = true;
+	if (evlog_open(&lo, &log, msg, sizeof(msg)))
+		fail_msg("open: %s", msg);
+	assert_int_equal(world_logged_get(log, seq, &l), MMO_OK);
+	same = l.n && !strcmp(l.ev[0]->event_id, eid);
+	world_logged_free(&l);
+	evlog_close(log);
+	return same;
+}
+
+static void test_a_move_through_gateway_a_reaches_a_socket_on_gateway_b(void **state)
+{
+	const struct world_rules *wr = world_rules();
+	char data[4300], ingest[64], bus[64], ha[32], hb[32], pa[80], pb[80], body[160], sub[160];
+	struct gwt a = {0}, b = {0};
+	char *ta, *tb;
+	struct wsc *w;
+	struct resp r;
+	json_t *j;
+	pid_t core, ga, gb;
+
+	(void)state;
+	snprintf(data, sizeof(data), "%s/h", DIR_);
+	snprintf(ingest, sizeof(ingest), "tcp://127.0.0.1:%d", ts_free_port());
+	snprintf(bus, sizeof(bus), "tcp://127.0.0.1:%d", ts_free_port());
+	a.port = ts_free_port();
+	b.port = ts_free_port();
+	snprintf(ha, sizeof(ha), "127.0.0.1:%d", a.port);
+	snprintf(hb, sizeof(hb), "127.0.0.1:%d", b.port);
+	{
+		const char *args[] = {
+		    "--roles", "log,world,views", "--ingest", ingest, "--bus", bus, NULL};
+		core = serve(data, "core.log", args);
+	}
+	{
+		const char *args[] = {"--roles", "gateway", "--ingest", ingest, "--bus",
+		                      bus,       "--http",  ha,         NULL};
+		ga = serve(data, "gw_a.log", args);
+	}
+	{
+		const char *args[] = {"--roles", "gateway", "--ingest", ingest, "--bus",
+		                      bus,       "--http",  hb,         NULL};
+		gb = serve(data, "gw_b.log", args);
+	}
+	/* One account through each; sessions live in the shared Redis. */
+	gwt_user(&a, "alpha", "alpha pass", pa, &ta);
+	gwt_user(&b, "bravo", "bravo pass", pb, &tb);
+	w = open_ws(&b, tb);
+	snprintf(sub, sizeof(sub), "{\"op\":\"subscribe\",\"region_id\":\"%s\",\"ref\":\"s\"}",
+	         SPAWN_REGION);
+	assert_int_equal(wsc_send(w, 1, sub, strlen(sub), true), 0);
+	j = wait_for(w, "type", "subscribed", 5000);
+	assert_non_null(j);
+	json_decref(j);
+	sleep_ms(300); /* moves are speed-bound since the login */
+	snprintf(body, sizeof(body), "{\"x\":%g,\"y\":%g,\"z\":%g}", wr->spawn.x + 0.5, wr->spawn.y,
+	         wr->spawn.z);
+	if (gwt_post(&a, "/api/players/move", ta, body, &r) != 200)
+		fail_msg("move via A: %d %.*s", r.status, (int)r.body_len, r.body);
+	/* A world in another process: answered from the committed outcome. */
+	assert_true(json_integer_value(json_object_get(r.json, "outcome_seq")) > 0);
+	{
+		json_int_t seq = json_integer_value(json_object_get(r.json, "seq"));
+
+		resp_free(&r);
+		j = wait_for(w, "player_id", pa, 5000);
+		assert_non_null(j);
+		assert_string_equal(json_string_value(json_object_get(j, "type")), "world.update");
+		assert_int_equal(json_integer_value(json_object_get(j, "cause_seq")), seq);
+		json_decref(j);
+	}
+	wsc_close(w);
+	free(ta);
+	free(tb);
+	assert_int_equal(ts_stop(gb, SIGTERM, 10000), 0);
+	assert_int_equal(ts_stop(ga, SIGTERM, 10000), 0);
+	assert_int_equal(ts_stop(core, SIGTERM, 10000), 0);
+}
+
+static void test_kill_between_decision_and_commit_keeps_the_answer(void **state)
+{
+	const struct world_rules *wr = world_rules();
+	char data[4300], http[32], body[160], eid[80],
+	    env[] = "MMO_FAULT_WORLD_EXIT_AFTER_DECIDE=1";
+	const char *args[] = {"--http", http, NULL};
+	struct gwt e = {0};
+	double x = wr->spawn.x + 0.75;
+	struct resp r;
+	char pid_[80], *tok;
+	uint64_t seq;
+	pid_t p;
+
+	(void)state;
+	snprintf(data, sizeof(data), "%s/k", DIR_);
+	e.port = ts_free_port();
+	snprintf(http, sizeof(http), "127.0.0.1:%d", e.port);
+	p = serve(data, "k1.log", args);
+	gwt_user(&e, "kilo", "kilo pass", pid_, &tok);
+	assert_int_equal(ts_stop(p, SIGTERM, 10000), 0);
+	/* The next decision is the last thing this world does: it hands the
+	 * answer out, then dies before its outcome is appended. */
+	putenv(env);
+	p = serve(data, "k2.log", args);
+	unsetenv("MMO_FAULT_WORLD_EXIT_AFTER_DECIDE");
+	sleep_ms(300);
+	snprintf(body, sizeof(body), "{\"x\":%.17g,\"y\":%.17g,\"z\":%.17g}", x, wr->spawn.y,
+	         wr->spawn.z);
+	if (gwt_post(&e, "/api/players/move", tok, body, &r) != 200)
+		fail_msg("move: %d %.*s", r.status, (int)r.body_len, r.body);
+	seq = (uint64_t)json_integer_value(json_object_get(r.json, "seq"));
+	snprintf(eid, sizeof(eid), "%s",
+	         json_string_value(json_object_get(r.json, "outcome_event_id")));
+	assert_null(json_object_get(r.json, "outcome_seq")); /* not committed when answered */
+	resp_free(&r);
+	/* The process killed itself (SIGKILL, as kill -9) before the outcome
+	 * was appended: the log has the intent and no outcome for it. */
+	{
+		int st = -1;
+
+		for (int i = 0; i < 200; i++) {
+			if (waitpid(p, &st, WNOHANG) == p)
+				break;
+			sleep_ms(25);
+		}
+		assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	}
+	assert_int_equal(outcomes_of(data, seq, NULL), 0);
+	/* Restart: the world decides the intent again, the same way, once. */
+	p = serve(data, "k3.log", args);
+	{
+		double got = 0;
+		size_t n = 0;
+
+		for (int i = 0; i < 200 && !(n = outcomes_of(data, seq, NULL)); i++)
+			sleep_ms(50);
+		assert_int_equal(n, 1);
+		sleep_ms(300);
+		assert_int_equal(outcomes_of(data, seq, &got), 1);
+		assert_true(got == x);
+		assert_int_equal(outcomes_of_id(data, seq, eid), 1);
+	}
+	free(tok);
+	assert_int_equal(ts_stop(p, SIGTERM, 10000), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_a_move_through_gateway_a_reaches_a_socket_on_gateway_b),
+	    cmocka_unit_test(test_kill_between_decision_and_commit_keeps_the_answer),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
