@@ -15,7 +15,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "gw_int.h"
+#include <jansson.h>
+#include <sodium.h>
+
+#include "accounts.h"
+#include "gateway/gateway.h"
+#include "schemas/mmo_err.h"
 #include "schemas/mmo_util.h"
 
 struct gw_accts {

@@ -12,12 +12,13 @@
 #include <ctype.h>
 #include <hiredis/hiredis.h>
 #include <math.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "gw_int.h"
+#include "gw.h"
 #include "schemas/event_json.h"
 #include "schemas/mmo_util.h"
 
@@ -76,7 +77,7 @@ static bool run_intent(gw *g, struct mmo_ev *b, const char *eid, uint64_t *seq,
 
 	rc = gw_log_append(g, &b->ev, seq);
 	if (rc) {
-		gw_metrics_error(g, GW_F_INTENT);
+		gw_metrics_error(&g->m, GW_F_INTENT);
 		answer_err(ans, 503, "unavailable", "the event log is unavailable", 1);
 		return false;
 	}
@@ -307,7 +308,7 @@ int gw_h_player(struct gw_req *r)
 	if (rc)
 		return gw_reply_err(r, 500, "internal", NULL, "accounts: %s", mmo_errdesc(rc));
 	sodium_memzero(acc.hash, sizeof(acc.hash));
-	h = gw_redis_cmd(r->g, "HGETALL mmo:player:%s", r->id);
+	h = gw_redis_cmd(r->g->redis, "HGETALL mmo:player:%s", r->id);
 	if (!h)
 		return gw_reply_retry(r, 503, 1, "unavailable", "state unavailable (Redis)");
 	o = player_json(&acc, r->id, h);
@@ -331,7 +332,7 @@ int gw_h_region(struct gw_req *r)
 
 	if ((rc = gw_require_auth(r, &a)))
 		return rc;
-	set = gw_redis_cmd(r->g, "SMEMBERS mmo:region:%s:players", r->id);
+	set = gw_redis_cmd(r->g->redis, "SMEMBERS mmo:region:%s:players", r->id);
 	if (!set)
 		return gw_reply_retry(r, 503, 1, "unavailable", "state unavailable (Redis)");
 	arr = json_array();
@@ -351,7 +352,7 @@ int gw_h_region(struct gw_req *r)
 		qsort(ids, n, sizeof(*ids), cmp_str);
 		if (n > REGION_PLAYERS_MAX)
 			n = REGION_PLAYERS_MAX;
-		if (gw_redis_pipe(r->g, "HGETALL mmo:player:%s", ids, n, hs)) {
+		if (gw_redis_pipe(r->g->redis, "HGETALL mmo:player:%s", ids, n, hs)) {
 			rc = gw_reply_retry(r, 503, 1, "unavailable", "state unavailable (Redis)");
 			goto out;
 		}

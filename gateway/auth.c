@@ -12,12 +12,13 @@
  * ones (against a dummy hash), so timing does not reveal which exist.
  */
 #include <hiredis/hiredis.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "gw_int.h"
+#include "gw.h"
 #include "schemas/mmo_util.h"
 
 static const struct gw_field cred_fields[] = {
@@ -30,10 +31,10 @@ int gw_auth_token(gw *g, const char *tok, struct gw_auth *a)
 	redisReply *rep;
 	int rc;
 
-	rc = gw_token_verify(g, tok, (int64_t)time(NULL), a);
+	rc = gw_token_verify(&g->key, tok, (int64_t)time(NULL), a);
 	if (rc)
 		return rc;
-	rep = gw_redis_cmd(g, "GET mmo:session:%s", a->jti);
+	rep = gw_redis_cmd(g->redis, "GET mmo:session:%s", a->jti);
 	if (!rep)
 		return MMO_EUNAVAIL;
 	if (rep->type == REDIS_REPLY_NIL)
@@ -148,7 +149,7 @@ int gw_h_register(struct gw_req *r)
 	}
 	rc = log_register(g, &acc, &seq);
 	if (rc) {
-		gw_metrics_error(g, GW_F_AUTH);
+		gw_metrics_error(&g->m, GW_F_AUTH);
 		rc = gw_reply_retry(r, 503, 1, "unavailable", "the event log is unavailable");
 		goto out;
 	}
@@ -158,7 +159,7 @@ int gw_h_register(struct gw_req *r)
 		rc = gw_reply_err(r, 409, "conflict", "username", "username '%s' is taken",
 		                  acc.username);
 	} else if (rc) {
-		gw_metrics_error(g, GW_F_AUTH);
+		gw_metrics_error(&g->m, GW_F_AUTH);
 		mmo_logf(MMO_LOG_ERROR, "gateway", "cannot store account %s: %s", acc.username,
 		         mmo_errdesc(rc));
 		rc = gw_reply_err(r, 500, "internal", NULL, "cannot store the account");
@@ -246,12 +247,13 @@ int gw_h_login(struct gw_req *r)
 			sodium_memzero(cur.hash, sizeof(cur.hash));
 		}
 	}
-	if (gw_token_issue(g, acc.player_id, acc.role, now_s, o->token_ttl_s, jti, &tok))
+	if (gw_token_issue(&g->key, acc.player_id, acc.role, now_s, o->token_ttl_s, jti, &tok))
 		return gw_reply_err(r, 500, "internal", NULL, "cannot issue a token");
-	rep = gw_redis_cmd(g, "SET mmo:session:%s %s EX %d", jti, acc.player_id, o->token_ttl_s);
+	rep = gw_redis_cmd(g->redis, "SET mmo:session:%s %s EX %d", jti, acc.player_id,
+	                   o->token_ttl_s);
 	if (!rep) {
 		free(tok);
-		gw_metrics_error(g, GW_F_AUTH);
+		gw_metrics_error(&g->m, GW_F_AUTH);
 		return gw_reply_retry(r, 503, 1, "unavailable",
 		                      "sessions cannot be stored now (Redis unavailable)");
 	}
@@ -262,7 +264,7 @@ int gw_h_login(struct gw_req *r)
 	b.body.player_login.username = acc.username;
 	rc = gw_log_append(g, &b.ev, &seq);
 	if (rc) {
-		freeReplyObject(gw_redis_cmd(g, "DEL mmo:session:%s", jti));
+		freeReplyObject(gw_redis_cmd(g->redis, "DEL mmo:session:%s", jti));
 		free(tok);
 		goto log_down;
 	}
@@ -273,7 +275,7 @@ int gw_h_login(struct gw_req *r)
 	free(tok);
 	return rc;
 log_down:
-	gw_metrics_error(g, GW_F_AUTH);
+	gw_metrics_error(&g->m, GW_F_AUTH);
 	return gw_reply_retry(r, 503, 1, "unavailable", "the event log is unavailable");
 }
 
@@ -293,7 +295,7 @@ int gw_h_logout(struct gw_req *r)
 	rc = gw_read_empty(r);
 	if (rc)
 		return rc;
-	rep = gw_redis_cmd(g, "DEL mmo:session:%s", a.jti);
+	rep = gw_redis_cmd(g->redis, "DEL mmo:session:%s", a.jti);
 	if (!rep)
 		return gw_reply_retry(r, 503, 1, "unavailable",
 		                      "the session cannot be revoked now (Redis unavailable)");
@@ -305,7 +307,7 @@ int gw_h_logout(struct gw_req *r)
 	b.body.player_logout.reason = "logout";
 	if (gw_log_append(g, &b.ev, &seq)) {
 		/* The token is dead already; the world hears of it at next login. */
-		gw_metrics_error(g, GW_F_AUTH);
+		gw_metrics_error(&g->m, GW_F_AUTH);
 		mmo_logf(MMO_LOG_WARN, "gateway", "logout of %s not logged: log unavailable",
 		         a.sub);
 	}

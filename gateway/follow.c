@@ -135,7 +135,7 @@ static void *follow_main(void *arg)
 		if (err == MMO_ECLOSED)
 			break;
 		if (err) {
-			gw_metrics_error(f->g, GW_F_LOG);
+			gw_metrics_error(&f->g->m, GW_F_LOG);
 			if (mmo_mono_us() - last_warn > 10000000) {
 				mmo_logf(MMO_LOG_WARN, "gateway", "bus: %s", mmo_errdesc(err));
 				last_warn = mmo_mono_us();

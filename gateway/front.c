@@ -8,10 +8,8 @@
  * REST. civetweb sees the relay's address; gw_peer_addr() maps the relay's
  * port back to the client's address.
  *
- * Writes are non-blocking: a socket's queue is written with uv_try_write
- * (up to WRITE_BATCH frames per pass, one writev), and only what the kernel
- * does not take becomes a uv_write whose completion resumes the queue. Other
- * threads reach the loop through its inbox (rt_post + uv_async).
+ * Writes are non-blocking (wsout.c); the relay is relay.c. Other threads
+ * reach the loop through its inbox (rt_post + uv_async).
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -21,116 +19,8 @@
 #include "rt.h"
 #include "schemas/mmo_util.h"
 
-#define HEAD_MAX        8192
-#define READ_BUF        65536
-#define WRITE_BATCH     32
-#define RELAY_HIGH      (1 << 20) /* bytes queued to one side before reading stops */
-#define SLOW_TICK_MS    250
-
-struct rt {
-	gw *g;
-	uv_loop_t loop;
-	uv_tcp_t listener;
-	uv_async_t wake;
-	uv_timer_t tick;
-	uv_thread_t th;
-	bool started;
-	struct sockaddr_storage upstream;
-	uint8_t rbuf[READ_BUF]; /* every read lands here (one thread) */
-	bool stopping;
-	uv_timer_t stop_timer;
-	int64_t stop_deadline;
-	size_t nconns; /* open client connections */
-	uint64_t next_id;
-	int64_t last_check;
-	size_t check_cursor;
-
-	pthread_mutex_t mu; /* the inbox */
-	struct rt_item *head, **tail;
-	bool stop;
-	struct hub *hub;
-};
-
-struct rt_relay {
-	uv_tcp_t up; /* to civetweb; up.data = the rt_conn */
-	uv_connect_t creq;
-	bool up_open, up_closed;
-	bool client_paused, up_paused;
-	size_t to_up, to_client; /* bytes queued in uv_writes */
-	int port;                /* the relay's local port, for gw_peer_addr */
-};
-
-struct wreq {
-	uv_write_t req;
-	struct rt_conn *c;
-	struct gw_msg *m; /* WebSocket frames */
-	char *copy;       /* relay bytes */
-	size_t n;
-	bool to_up;
-};
-
-static void conn_close(struct rt_conn *c);
-static void flush(struct rt_conn *c);
-void rt_read_start(struct rt_conn *c);
-static void on_up_closed(uv_handle_t *h);
-static void relay_port_forget(struct rt_conn *c);
-
-/* ---------------------------------------------------------------- messages */
-
-static struct gw_msg *msg_new(size_t len)
-{
-	struct gw_msg *m = malloc(sizeof(*m) + len);
-
-	if (!m)
-		return NULL;
-	atomic_init(&m->ref, 1);
-	m->prio = MMO_PRIO_CRITICAL;
-	m->ts = 0;
-	m->ckey = 0;
-	m->len = len;
-	return m;
-}
-
-struct gw_msg *gw_msg_text(const char *payload, size_t n, unsigned prio, int64_t ts)
-{
-	uint8_t hdr[WSF_HDR_MAX];
-	size_t hl = wsf_header(hdr, WSF_TEXT, n);
-	struct gw_msg *m = msg_new(hl + n);
-
-	if (!m)
-		return NULL;
-	memcpy(m->data, hdr, hl);
-	memcpy(m->data + hl, payload, n);
-	m->prio = (uint8_t)prio;
-	m->ts = ts;
-	return m;
-}
-
-struct gw_msg *gw_msg_close(uint16_t code, const char *reason)
-{
-	size_t rl = reason ? strlen(reason) : 0;
-	uint8_t hdr[WSF_HDR_MAX];
-	struct gw_msg *m;
-	size_t hl;
-
-	if (rl > 120)
-		rl = 120;
-	hl = wsf_header(hdr, WSF_CLOSE, rl + 2);
-	m = msg_new(hl + rl + 2);
-	if (!m)
-		return NULL;
-	memcpy(m->data, hdr, hl);
-	m->data[hl] = (uint8_t)(code >> 8);
-	m->data[hl + 1] = (uint8_t)code;
-	memcpy(m->data + hl + 2, reason, rl);
-	return m;
-}
-
-void gw_msg_unref(struct gw_msg *m)
-{
-	if (m && atomic_fetch_sub(&m->ref, 1) == 1)
-		free(m);
-}
+#define HEAD_MAX     8192
+#define SLOW_TICK_MS 250
 
 /* ---------------------------------------------------------------- inbox */
 
@@ -208,14 +98,14 @@ static void on_handle_closed(uv_handle_t *h)
 	rt_conn_unref(c);
 }
 
-static void on_up_closed(uv_handle_t *h)
+void rt_on_up_closed(uv_handle_t *h)
 {
 	struct rt_conn *c = h->data;
 
 	rt_conn_unref(c);
 }
 
-static void relay_port_forget(struct rt_conn *c)
+void rt_relay_forget(struct rt_conn *c)
 {
 	if (c->relay && c->relay->port)
 		gw_peer_forget(c->rt->g, c->relay->port);
@@ -223,7 +113,7 @@ static void relay_port_forget(struct rt_conn *c)
 
 /* Close the connection (idempotent): the hub forgets it, its handles are
  * closed, the memory goes with the last reference. */
-static void conn_close(struct rt_conn *c)
+void rt_conn_close(struct rt_conn *c)
 {
 	gw *g = c->rt->g;
 
@@ -237,11 +127,11 @@ static void conn_close(struct rt_conn *c)
 	c->state = RT_CLOSING;
 	uv_close((uv_handle_t *)&c->timer, NULL);
 	if (c->relay) {
-		relay_port_forget(c);
+		rt_relay_forget(c);
 		if (c->relay->up_open && !c->relay->up_closed) {
 			c->relay->up_closed = true;
 			rt_conn_ref(c);
-			uv_close((uv_handle_t *)&c->relay->up, on_up_closed);
+			uv_close((uv_handle_t *)&c->relay->up, rt_on_up_closed);
 		}
 	}
 	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -258,7 +148,7 @@ static void conn_close(struct rt_conn *c)
 
 static void on_linger_timeout(uv_timer_t *t)
 {
-	conn_close(t->data);
+	rt_conn_close(t->data);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -267,11 +157,11 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 	free(req);
 	if (status < 0)
-		conn_close(c);
+		rt_conn_close(c);
 	rt_conn_unref(c);
 }
 
-static void linger_close(struct rt_conn *c)
+void rt_linger_close(struct rt_conn *c)
 {
 	uv_shutdown_t *req;
 
@@ -279,15 +169,15 @@ static void linger_close(struct rt_conn *c)
 		return;
 	c->lingering = true;
 	if (c->relay && c->relay->up_open && !c->relay->up_closed) {
-		relay_port_forget(c);
+		rt_relay_forget(c);
 		c->relay->up_closed = true;
 		rt_conn_ref(c);
-		uv_close((uv_handle_t *)&c->relay->up, on_up_closed);
+		uv_close((uv_handle_t *)&c->relay->up, rt_on_up_closed);
 	}
 	c->state = RT_CLOSING;
 	req = malloc(sizeof(*req));
 	if (!req) {
-		conn_close(c);
+		rt_conn_close(c);
 		return;
 	}
 	req->data = c;
@@ -295,7 +185,7 @@ static void linger_close(struct rt_conn *c)
 	if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown)) {
 		free(req);
 		rt_conn_unref(c);
-		conn_close(c);
+		rt_conn_close(c);
 		return;
 	}
 	uv_timer_stop(&c->timer);
@@ -303,476 +193,9 @@ static void linger_close(struct rt_conn *c)
 	rt_read_start(c);
 }
 
-/* ---------------------------------------------------------------- writing */
-
-static void on_ws_written(uv_write_t *req, int status)
-{
-	struct wreq *w = (struct wreq *)req;
-	struct rt_conn *c = w->c;
-
-	gw_msg_unref(w->m);
-	free(w);
-	c->writing = false;
-	if (status < 0) {
-		gw_metrics_error(c->rt->g, GW_F_WS);
-		conn_close(c);
-	} else if (!c->handle_closed) {
-		flush(c);
-	}
-	rt_conn_unref(c);
-}
-
-/* The head message is written: count it, pop it. */
-static void pop_sent(struct rt_conn *c)
-{
-	gw *g = c->rt->g;
-	struct gw_msg *m = c->q[c->qhead];
-
-	if (m->ts) {
-		atomic_fetch_add(&g->m.ws_sent, 1);
-		gw_hist_observe(&g->m.stage[GW_S_DELIVERY], mmo_now_us() - m->ts);
-	}
-	gw_msg_unref(m);
-	c->qhead = (c->qhead + 1) % c->qcap;
-	c->qlen--;
-	c->off = 0;
-	atomic_fetch_sub(&g->m.ws_queued, 1);
-	if (c->qlen <= c->qcap / 2)
-		c->full_since = 0;
-}
-
-static void flush(struct rt_conn *c)
-{
-	while (c->qlen && !c->writing && !c->handle_closed) {
-		uv_buf_t b[WRITE_BATCH];
-		unsigned nb = 0;
-		int n;
-
-		for (size_t i = 0; i < c->qlen && nb < WRITE_BATCH; i++) {
-			struct gw_msg *m = c->q[(c->qhead + i) % c->qcap];
-			size_t off = i == 0 ? c->off : 0;
-
-			b[nb++] = uv_buf_init((char *)m->data + off, (unsigned)(m->len - off));
-		}
-		n = uv_try_write((uv_stream_t *)&c->tcp, b, nb);
-		if (n == UV_EAGAIN)
-			n = 0;
-		if (n < 0) {
-			conn_close(c);
-			return;
-		}
-		/* Pop what went out whole. */
-		while (c->qlen && n > 0) {
-			struct gw_msg *m = c->q[c->qhead];
-			size_t left = m->len - c->off;
-
-			if ((size_t)n < left) {
-				c->off += (size_t)n;
-				n = 0;
-				break;
-			}
-			n -= (int)left;
-			if (m->data[0] == (0x80 | WSF_CLOSE)) {
-				pop_sent(c);
-				conn_close(c); /* our close frame is out: done */
-				return;
-			}
-			pop_sent(c);
-		}
-		if (!c->qlen)
-			return;
-		/* The kernel took less than everything: hand the rest of the head
-		 * message to libuv and resume from its completion. */
-		{
-			struct gw_msg *m = c->q[c->qhead];
-			struct wreq *w = calloc(1, sizeof(*w));
-			uv_buf_t rest;
-
-			if (!w) {
-				conn_close(c);
-				return;
-			}
-			w->c = c;
-			w->m = m;
-			atomic_fetch_add(&m->ref, 1);
-			rest = uv_buf_init((char *)m->data + c->off, (unsigned)(m->len - c->off));
-			if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &rest, 1, on_ws_written) <
-			    0) {
-				gw_msg_unref(m);
-				free(w);
-				conn_close(c);
-				return;
-			}
-			rt_conn_ref(c);
-			c->writing = true;
-			/* When it completes, the head is whole: account for it now. */
-			c->off = m->len;
-			pop_sent(c);
-		}
-	}
-}
-
-/* Drop the oldest droppable queued message (not the one being written).
- * Returns false if none can be dropped. */
-static bool drop_one(struct rt_conn *c)
-{
-	size_t i = c->off || c->writing ? 1 : 0;
-
-	for (; i < c->qlen; i++) {
-		if (c->q[(c->qhead + i) % c->qcap]->prio >= MMO_PRIO_MEDIUM)
-			break;
-	}
-	if (i >= c->qlen)
-		return false;
-	gw_msg_unref(c->q[(c->qhead + i) % c->qcap]);
-	for (; i + 1 < c->qlen; i++)
-		c->q[(c->qhead + i) % c->qcap] = c->q[(c->qhead + i + 1) % c->qcap];
-	c->qlen--;
-	atomic_fetch_sub(&c->rt->g->m.ws_queued, 1);
-	atomic_fetch_add(&c->rt->g->m.ws_dropped, 1);
-	return true;
-}
-
-/* A socket that is behind gets at most one position per player queued:
- * replace an unsent one of the same player. */
-static bool coalesce(struct rt_conn *c, struct gw_msg *m)
-{
-	size_t i = c->off || c->writing ? 1 : 0;
-
-	if (!m->ckey || c->qlen < c->qcap / 8)
-		return false;
-	for (; i < c->qlen; i++) {
-		struct gw_msg **slot = &c->q[(c->qhead + i) % c->qcap];
-
-		if ((*slot)->ckey == m->ckey) {
-			gw_msg_unref(*slot);
-			atomic_fetch_add(&m->ref, 1);
-			*slot = m;
-			atomic_fetch_add(&c->rt->g->m.ws_coalesced, 1);
-			return true;
-		}
-	}
-	return false;
-}
-
-static void slow(struct rt_conn *c, const char *reason)
-{
-	atomic_fetch_add(&c->rt->g->m.ws_closed_slow, 1);
-	rt_close(c, 1008, reason);
-}
-
-void rt_send(struct rt_conn *c, struct gw_msg *m)
-{
-	gw *g = c->rt->g;
-
-	if (c->state != RT_WS || c->close_queued || c->handle_closed)
-		return;
-	if (coalesce(c, m))
-		return;
-	if (c->qlen == c->qcap) {
-		bool ok = drop_one(c);
-
-		if (!c->full_since)
-			c->full_since = mmo_mono_us();
-		else if (mmo_mono_us() - c->full_since > (int64_t)g->o.ws_slow_ms * 1000) {
-			slow(c, "slow consumer: outbound queue full for too long");
-			return;
-		}
-		if (!ok) {
-			if (m->prio >= MMO_PRIO_MEDIUM) {
-				atomic_fetch_add(&g->m.ws_dropped, 1);
-				return;
-			}
-			slow(c, "slow consumer: outbound queue full");
-			return;
-		}
-	}
-	atomic_fetch_add(&m->ref, 1);
-	c->q[(c->qhead + c->qlen) % c->qcap] = m;
-	c->qlen++;
-	atomic_fetch_add(&g->m.ws_queued, 1);
-	flush(c);
-}
-
-void rt_close(struct rt_conn *c, uint16_t code, const char *reason)
-{
-	struct gw_msg *m;
-
-	if (c->handle_closed || c->close_queued)
-		return;
-	if (c->state != RT_WS) {
-		conn_close(c);
-		return;
-	}
-	/* Whatever is queued and unsent is dropped: the close goes next. */
-	while (c->qlen > (c->off || c->writing ? 1u : 0u)) {
-		size_t last = (c->qhead + c->qlen - 1) % c->qcap;
-
-		gw_msg_unref(c->q[last]);
-		c->qlen--;
-		atomic_fetch_sub(&c->rt->g->m.ws_queued, 1);
-	}
-	m = gw_msg_close(code, reason);
-	if (!m) {
-		conn_close(c);
-		return;
-	}
-	c->q[(c->qhead + c->qlen) % c->qcap] = m; /* the queue's reference */
-	c->qlen++;
-	atomic_fetch_add(&c->rt->g->m.ws_queued, 1);
-	c->close_queued = true;
-	uv_read_stop((uv_stream_t *)&c->tcp);
-	flush(c);
-}
-
-void rt_reply_json(struct rt_conn *c, json_t *o)
-{
-	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	struct gw_msg *m = s ? gw_msg_text(s, strlen(s), MMO_PRIO_CRITICAL, 0) : NULL;
-
-	json_decref(o);
-	free(s);
-	if (m) {
-		rt_send(c, m);
-		gw_msg_unref(m);
-	}
-}
-
-/* Write raw bytes (an HTTP answer before any WebSocket) and close after. */
-static void on_raw_written(uv_write_t *req, int status)
-{
-	struct wreq *w = (struct wreq *)req;
-	struct rt_conn *c = w->c;
-
-	free(w->copy);
-	free(w);
-	if (status < 0)
-		conn_close(c);
-	else
-		linger_close(c);
-	rt_conn_unref(c);
-}
-
-void rt_http_answer(struct rt_conn *c, int status, const char *extra, const char *body)
-{
-	struct wreq *w = calloc(1, sizeof(*w));
-	size_t cap = 512 + strlen(body) + (extra ? strlen(extra) : 0);
-	uv_buf_t b;
-	int n;
-
-	uv_read_stop((uv_stream_t *)&c->tcp);
-	c->state = RT_CLOSING;
-	if (w)
-		w->copy = malloc(cap);
-	if (!w || !w->copy) {
-		free(w);
-		conn_close(c);
-		return;
-	}
-	n = snprintf(w->copy, cap,
-	             "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: "
-	             "%zu\r\nConnection: close\r\n%s\r\n%s",
-	             status, gw_status_text(status), strlen(body), extra ? extra : "", body);
-	w->c = c;
-	b = uv_buf_init(w->copy, (unsigned)n);
-	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_raw_written) < 0) {
-		free(w->copy);
-		free(w);
-		conn_close(c);
-		return;
-	}
-	rt_conn_ref(c);
-}
-
-/* Write raw bytes and keep the connection (the 101 of an upgrade). */
-int rt_write_raw(struct rt_conn *c, const char *p, size_t n)
-{
-	uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-	int w = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-
-	/* A fresh socket's buffer always takes a handshake answer whole. */
-	return w == (int)n ? MMO_OK : MMO_EIO;
-}
-
-/* ---------------------------------------------------------------- relay */
-
-static void relay_write(struct rt_conn *c, bool to_up, const char *p, size_t n);
-
-static void alloc_shared(uv_handle_t *h, size_t suggested, uv_buf_t *b);
-static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
-static void on_up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
-
-static void on_relay_written(uv_write_t *req, int status)
-{
-	struct wreq *w = (struct wreq *)req;
-	struct rt_conn *c = w->c;
-	struct rt_relay *r = c->relay;
-	bool to_up = w->to_up;
-
-	if (to_up)
-		r->to_up -= w->n;
-	else
-		r->to_client -= w->n;
-	free(w->copy);
-	free(w);
-	if (status < 0) {
-		/* civetweb closed before taking everything (an early answer to
-		 * an oversized body): the client still gets that answer. */
-		if (to_up)
-			linger_close(c);
-		else
-			conn_close(c);
-	} else if (!c->handle_closed && !c->lingering) {
-		/* Resume the side that was paused for this one. */
-		if (to_up && r->client_paused && r->to_up < RELAY_HIGH / 2) {
-			r->client_paused = false;
-			uv_read_start((uv_stream_t *)&c->tcp, alloc_shared, on_client_read);
-		} else if (!to_up && r->up_paused && r->to_client < RELAY_HIGH / 2) {
-			r->up_paused = false;
-			uv_read_start((uv_stream_t *)&r->up, alloc_shared, on_up_read);
-		}
-	}
-	rt_conn_unref(c);
-}
-
-static void relay_write(struct rt_conn *c, bool to_up, const char *p, size_t n)
-{
-	struct rt_relay *r = c->relay;
-	uv_stream_t *dst = to_up ? (uv_stream_t *)&r->up : (uv_stream_t *)&c->tcp;
-	uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-	struct wreq *w;
-	int done = 0;
-
-	if (c->lingering)
-		return; /* the upstream is gone: what the client sends is dropped */
-	if ((to_up ? r->to_up : r->to_client) == 0) {
-		done = uv_try_write(dst, &b, 1);
-		if (done == UV_EAGAIN)
-			done = 0;
-		if (done < 0) {
-			if (to_up)
-				linger_close(c);
-			else
-				conn_close(c);
-			return;
-		}
-		if ((size_t)done == n)
-			return;
-	}
-	w = calloc(1, sizeof(*w));
-	if (w)
-		w->copy = malloc(n - (size_t)done);
-	if (!w || !w->copy) {
-		free(w);
-		conn_close(c);
-		return;
-	}
-	memcpy(w->copy, p + done, n - (size_t)done);
-	w->n = n - (size_t)done;
-	w->c = c;
-	w->to_up = to_up;
-	b = uv_buf_init(w->copy, (unsigned)w->n);
-	if (uv_write(&w->req, dst, &b, 1, on_relay_written) < 0) {
-		free(w->copy);
-		free(w);
-		conn_close(c);
-		return;
-	}
-	rt_conn_ref(c);
-	if (to_up) {
-		r->to_up += w->n;
-		if (r->to_up > RELAY_HIGH && !r->client_paused) {
-			r->client_paused = true;
-			uv_read_stop((uv_stream_t *)&c->tcp);
-		}
-	} else {
-		r->to_client += w->n;
-		if (r->to_client > RELAY_HIGH && !r->up_paused) {
-			r->up_paused = true;
-			uv_read_stop((uv_stream_t *)&r->up);
-		}
-	}
-}
-
-static void on_up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
-{
-	struct rt_conn *c = s->data;
-
-	if (n < 0) {
-		/* civetweb closed: the client gets what it sent first. */
-		linger_close(c);
-		return;
-	}
-	if (n > 0 && !c->handle_closed)
-		relay_write(c, false, b->base, (size_t)n);
-}
-
-static void on_up_connected(uv_connect_t *req, int status)
-{
-	struct rt_conn *c = req->data;
-	struct rt_relay *r = c->relay;
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
-
-	if (c->handle_closed) {
-		rt_conn_unref(c);
-		return;
-	}
-	if (status < 0) {
-		gw_metrics_error(c->rt->g, GW_F_HTTP);
-		rt_http_answer(c, 503, "Retry-After: 1\r\n",
-		               "{\"error\":{\"code\":\"unavailable\",\"message\":\"the HTTP "
-		               "server is not answering\"}}");
-		rt_conn_unref(c);
-		return;
-	}
-	if (uv_tcp_getsockname(&r->up, (struct sockaddr *)&ss, &len) == 0 &&
-	    ss.ss_family == AF_INET) {
-		r->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-		gw_peer_note(c->rt->g, r->port, c->peer);
-	}
-	uv_tcp_nodelay(&r->up, 1);
-	relay_write(c, true, c->head, c->hlen);
-	free(c->head);
-	c->head = NULL;
-	c->hlen = 0;
-	if (!c->handle_closed) {
-		uv_read_start((uv_stream_t *)&r->up, alloc_shared, on_up_read);
-		uv_read_start((uv_stream_t *)&c->tcp, alloc_shared, on_client_read);
-	}
-	rt_conn_unref(c);
-}
-
-static void relay_open(struct rt_conn *c)
-{
-	struct rt_relay *r = calloc(1, sizeof(*r));
-
-	uv_timer_stop(&c->timer);
-	uv_read_stop((uv_stream_t *)&c->tcp);
-	if (!r) {
-		conn_close(c);
-		return;
-	}
-	c->relay = r;
-	c->state = RT_RELAY;
-	if (uv_tcp_init(&c->rt->loop, &r->up)) {
-		conn_close(c);
-		return;
-	}
-	r->up_open = true;
-	r->up.data = c;
-	r->creq.data = c;
-	rt_conn_ref(c);
-	if (uv_tcp_connect(&r->creq, &r->up, (struct sockaddr *)&c->rt->upstream,
-	                   on_up_connected)) {
-		rt_conn_unref(c);
-		conn_close(c);
-	}
-}
-
 /* ---------------------------------------------------------------- reading */
 
-static void alloc_shared(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+void rt_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
 	struct rt_conn *c = h->data;
 	struct rt *rt = c->rt;
@@ -799,7 +222,7 @@ static void head_input(struct rt_conn *c, const char *p, size_t n)
 	 * (a body): the relay forwards it all. */
 	nh = realloc(c->head, c->hlen + n + 1);
 	if (!nh) {
-		conn_close(c);
+		rt_conn_close(c);
 		return;
 	}
 	c->head = nh;
@@ -819,7 +242,7 @@ static void head_input(struct rt_conn *c, const char *p, size_t n)
 		ws_upgrade(c, c->head, c->hlen);
 		return;
 	}
-	relay_open(c);
+	rt_relay_open(c);
 }
 
 static void on_up_shutdown(uv_shutdown_t *req, int status)
@@ -831,7 +254,7 @@ static void on_up_shutdown(uv_shutdown_t *req, int status)
 	rt_conn_unref(c);
 }
 
-static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+void rt_on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
 	struct rt_conn *c = s->data;
 
@@ -850,14 +273,14 @@ static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 		}
 	}
 	if (n < 0) {
-		conn_close(c);
+		rt_conn_close(c);
 		return;
 	}
 	if (n == 0 || c->handle_closed || c->lingering)
 		return;
 	switch (c->state) {
 	case RT_HEAD: head_input(c, b->base, (size_t)n); break;
-	case RT_RELAY: relay_write(c, true, b->base, (size_t)n); break;
+	case RT_RELAY: rt_relay_write(c, true, b->base, (size_t)n); break;
 	case RT_WS: ws_input(c, (const uint8_t *)b->base, (size_t)n); break;
 	default: break; /* RT_AUTH: nothing is read until the answer */
 	}
@@ -865,7 +288,7 @@ static void on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 
 void rt_read_start(struct rt_conn *c)
 {
-	uv_read_start((uv_stream_t *)&c->tcp, alloc_shared, on_client_read);
+	uv_read_start((uv_stream_t *)&c->tcp, rt_alloc, rt_on_client_read);
 }
 
 void rt_read_stop(struct rt_conn *c)
@@ -927,7 +350,7 @@ static void on_accept(uv_stream_t *ls, int status)
 	uv_tcp_init(&rt->loop, &c->tcp);
 	uv_timer_init(&rt->loop, &c->timer);
 	if (uv_accept(ls, (uv_stream_t *)&c->tcp)) {
-		conn_close(c);
+		rt_conn_close(c);
 		return;
 	}
 	uv_tcp_nodelay(&c->tcp, 1);
@@ -1008,7 +431,7 @@ static void stop_walk(uv_handle_t *h, void *arg)
 	if (c->state == RT_WS)
 		rt_close(c, 1001, "server stopping");
 	else
-		conn_close(c);
+		rt_conn_close(c);
 }
 
 static void force_walk(uv_handle_t *h, void *arg)
@@ -1019,7 +442,7 @@ static void force_walk(uv_handle_t *h, void *arg)
 	if (uv_is_closing(h))
 		return;
 	if (h->type == UV_TCP && c && (uv_tcp_t *)h == &c->tcp) {
-		conn_close(c);
+		rt_conn_close(c);
 		return;
 	}
 	if (h->type == UV_TCP && c && c->relay && (uv_tcp_t *)h == &c->relay->up)
@@ -1086,7 +509,8 @@ static void check_sessions_job(void *arg)
 	for (size_t i = 0; jtis && i < it->n; i++)
 		jtis[i] = it->conns[i]->auth.jti; /* immutable after the upgrade */
 	if (jtis && reps)
-		ok = gw_redis_pipe(j->g, "EXISTS mmo:session:%s", jtis, it->n, reps) == MMO_OK;
+		ok = gw_redis_pipe(j->g->redis, "EXISTS mmo:session:%s", jtis, it->n, reps) ==
+		     MMO_OK;
 	for (size_t i = 0; i < it->n; i++) {
 		it->verdict[i] = -1;
 		if (ok && reps[i])

@@ -2,6 +2,7 @@
  * stop. See gateway.h for the contract and docs/gateway.md for the design.
  */
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,10 +193,10 @@ int gw_start(const struct gw_opts *in, gw **out, char *err, size_t errlen)
 	rc = gw_accts_open(g->data_dir, &g->accts, err, errlen);
 	if (rc)
 		goto fail;
-	rc = gw_key_load(g, in->jwt_key, err, errlen);
+	rc = gw_key_load(&g->key, g->data_dir, in->jwt_key, err, errlen);
 	if (rc)
 		goto fail;
-	rc = gw_redis_new(g, g->redis_url, &g->redis, err, errlen);
+	rc = gw_redis_new(g->redis_url, &g->m, &g->redis, err, errlen);
 	if (rc)
 		goto fail;
 	if (gw_rl_new(65536, &g->rl_user) || gw_rl_new(65536, &g->rl_addr) ||
@@ -270,7 +271,7 @@ void gw_stop(gw *g)
 	gw_rl_free(g->rl_player);
 	gw_redis_free(g->redis);
 	gw_accts_close(g->accts);
-	sodium_memzero(g->key, sizeof(g->key));
+	sodium_memzero(&g->key, sizeof(g->key));
 	sem_destroy(&g->pw_sem);
 	pthread_cond_destroy(&g->house_cv);
 	pthread_mutex_destroy(&g->house_mu);

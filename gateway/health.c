@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gw_int.h"
+#include "gw.h"
 #include "schemas/mmo_util.h"
 
 #define RING_MAX        601
@@ -124,7 +124,7 @@ void gw_health_tick(gw *g, int64_t now_us)
 {
 	struct gw_health *h = g->health;
 	const struct gw_opts *o = &g->o;
-	bool redis = gw_redis_up(g), log = log_up(g), views = true;
+	bool redis = gw_redis_up(g->redis), log = log_up(g), views = true;
 	char why[160] = "", vdetail[160] = "not in this process";
 	struct sample now, *old;
 	uint64_t lat[GW_HIST_N], req, err;

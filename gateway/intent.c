@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gw_int.h"
+#include "gw.h"
 #include "schemas/mmo_util.h"
 
 #define RING       4096
@@ -94,18 +94,18 @@ int gw_log_append(gw *g, const Mmo__Event *ev, uint64_t *seq)
 	in.priority = mmo_event_priority(ev);
 	c = pool_get(g);
 	if (!c) {
-		gw_metrics_error(g, GW_F_LOG);
+		gw_metrics_error(&g->m, GW_F_LOG);
 		return MMO_EUNAVAIL;
 	}
 	err = evlog_client_append(c, &in, 1, &s, &e);
 	pool_put(g, c, err == MMO_OK || err == MMO_EBUSY);
 	if (err) {
-		gw_metrics_error(g, GW_F_LOG);
+		gw_metrics_error(&g->m, GW_F_LOG);
 		mmo_logf(MMO_LOG_WARN, "gateway", "append %s: %s", ev->type, mmo_errdesc(err));
 		return MMO_EUNAVAIL;
 	}
 	if (e) {
-		gw_metrics_error(g, GW_F_LOG);
+		gw_metrics_error(&g->m, GW_F_LOG);
 		mmo_logf(MMO_LOG_ERROR, "gateway", "the log refused %s: %s", ev->type,
 		         mmo_errdesc(e));
 		return e;

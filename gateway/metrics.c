@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gw_int.h"
+#include "gw.h"
 
 const int64_t gw_hist_bounds_us[GW_HIST_N - 1] = {
     250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
@@ -84,20 +84,20 @@ static size_t status_index(int status)
 	return GW_STATUS_N - 1; /* "other" (status 0 in the table) */
 }
 
-void gw_metrics_request(gw *g, enum gw_route r, int status, int64_t us)
+void gw_metrics_request(struct gw_metrics *m, enum gw_route r, int status, int64_t us)
 {
 	if ((unsigned)r >= GW_R_COUNT)
 		r = GW_R_OTHER;
-	atomic_fetch_add_explicit(&g->m.req[r][status_index(status)], 1, memory_order_relaxed);
-	gw_hist_observe(&g->m.req_lat[r], us);
+	atomic_fetch_add_explicit(&m->req[r][status_index(status)], 1, memory_order_relaxed);
+	gw_hist_observe(&m->req_lat[r], us);
 	if (status >= 500)
-		gw_metrics_error(g, GW_F_HTTP);
+		gw_metrics_error(m, GW_F_HTTP);
 }
 
-void gw_metrics_error(gw *g, enum gw_flow f)
+void gw_metrics_error(struct gw_metrics *m, enum gw_flow f)
 {
 	if ((unsigned)f < GW_F_COUNT)
-		atomic_fetch_add_explicit(&g->m.errors[f], 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&m->errors[f], 1, memory_order_relaxed);
 }
 
 /* A growing text buffer, capped. */

@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gw_int.h"
+#include "ratelimit.h"
+#include "schemas/mmo_err.h"
 
 #define KEY_MAX 160
 

@@ -8,12 +8,14 @@
  * separate, binary-safe values (hiredis %s), never spliced into a command.
  */
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gw_int.h"
+#include "redis.h"
+#include "schemas/mmo_err.h"
 #include "schemas/mmo_util.h"
 
 #define POOL       32
@@ -30,6 +32,7 @@ struct gw_redis {
 	size_t nidle;
 	int64_t down_until;
 	bool was_down;
+	struct gw_metrics *m; /* borrowed */
 };
 
 static int parse_url(struct gw_redis *r, const char *url, char *err, size_t errlen)
@@ -84,14 +87,15 @@ static int parse_url(struct gw_redis *r, const char *url, char *err, size_t errl
 	return MMO_OK;
 }
 
-int gw_redis_new(gw *g, const char *url, struct gw_redis **out, char *err, size_t errlen)
+int gw_redis_new(const char *url, struct gw_metrics *m, struct gw_redis **out, char *err,
+                 size_t errlen)
 {
 	struct gw_redis *r = calloc(1, sizeof(*r));
 	int rc;
 
-	(void)g;
 	if (!r)
 		return MMO_ENOMEM;
+	r->m = m;
 	rc = parse_url(r, url, err, errlen);
 	if (rc) {
 		free(r);
@@ -195,9 +199,8 @@ static void put(struct gw_redis *r, redisContext *c, bool ok)
 		redisFree(c);
 }
 
-struct redisReply *gw_redis_cmd(gw *g, const char *fmt, ...)
+struct redisReply *gw_redis_cmd(struct gw_redis *r, const char *fmt, ...)
 {
-	struct gw_redis *r = g->redis;
 	redisContext *c;
 	redisReply *rep;
 	int64_t t0;
@@ -211,13 +214,13 @@ struct redisReply *gw_redis_cmd(gw *g, const char *fmt, ...)
 		va_start(ap, fmt);
 		rep = redisvCommand(c, fmt, ap);
 		va_end(ap);
-		gw_hist_observe(&g->m.redis_lat, mmo_mono_us() - t0);
+		gw_hist_observe(&r->m->redis_lat, mmo_mono_us() - t0);
 		if (rep) {
 			put(r, c, true);
 			if (rep->type == REDIS_REPLY_ERROR) {
 				mmo_logf(MMO_LOG_WARN, "gateway", "redis error: %.200s", rep->str);
 				freeReplyObject(rep);
-				gw_metrics_error(g, GW_F_REDIS);
+				gw_metrics_error(r->m, GW_F_REDIS);
 				return NULL;
 			}
 			return rep;
@@ -226,23 +229,22 @@ struct redisReply *gw_redis_cmd(gw *g, const char *fmt, ...)
 		 * timeout): retry once on a fresh one. */
 		put(r, c, false);
 	}
-	gw_metrics_error(g, GW_F_REDIS);
+	gw_metrics_error(r->m, GW_F_REDIS);
 	return NULL;
 }
 
-bool gw_redis_up(gw *g)
+bool gw_redis_up(struct gw_redis *r)
 {
-	redisReply *rep = gw_redis_cmd(g, "PING");
+	redisReply *rep = gw_redis_cmd(r, "PING");
 	bool up = rep != NULL;
 
 	freeReplyObject(rep);
 	return up;
 }
 
-int gw_redis_pipe(gw *g, const char *fmt, const char *const *args, size_t n,
+int gw_redis_pipe(struct gw_redis *r, const char *fmt, const char *const *args, size_t n,
                   struct redisReply **replies)
 {
-	struct gw_redis *r = g->redis;
 	redisContext *c = get(r);
 	int64_t t0 = mmo_mono_us();
 	size_t got = 0;
@@ -251,7 +253,7 @@ int gw_redis_pipe(gw *g, const char *fmt, const char *const *args, size_t n,
 	for (size_t i = 0; i < n; i++)
 		replies[i] = NULL;
 	if (!c) {
-		gw_metrics_error(g, GW_F_REDIS);
+		gw_metrics_error(r->m, GW_F_REDIS);
 		return MMO_EUNAVAIL;
 	}
 	for (size_t i = 0; i < n && ok; i++)
@@ -262,14 +264,14 @@ int gw_redis_pipe(gw *g, const char *fmt, const char *const *args, size_t n,
 		ok = redisGetReply(c, &rep) == REDIS_OK && rep;
 		replies[got] = rep;
 	}
-	gw_hist_observe(&g->m.redis_lat, mmo_mono_us() - t0);
+	gw_hist_observe(&r->m->redis_lat, mmo_mono_us() - t0);
 	put(r, c, ok);
 	if (!ok) {
 		for (size_t i = 0; i < n; i++) {
 			freeReplyObject(replies[i]);
 			replies[i] = NULL;
 		}
-		gw_metrics_error(g, GW_F_REDIS);
+		gw_metrics_error(r->m, GW_F_REDIS);
 		return MMO_EUNAVAIL;
 	}
 	return MMO_OK;

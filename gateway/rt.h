@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "gw_int.h"
+#include "gw.h"
 #include "wsframe.h"
 
 /* ---------------------------------------------------------------- messages */
@@ -96,7 +96,61 @@ struct rt_conn {
 
 /* ---------------------------------------------------------------- the loop */
 
-struct rt;
+#define RT_READ_BUF 65536
+
+/* The loop's state (front.c; the loop thread's, except the inbox). */
+struct rt {
+	gw *g;
+	uv_loop_t loop;
+	uv_tcp_t listener;
+	uv_async_t wake;
+	uv_timer_t tick;
+	uv_thread_t th;
+	bool started;
+	struct sockaddr_storage upstream;
+	uint8_t rbuf[RT_READ_BUF]; /* every read lands here (one thread) */
+	bool stopping;
+	uv_timer_t stop_timer;
+	int64_t stop_deadline;
+	size_t nconns; /* open client connections */
+	uint64_t next_id;
+	int64_t last_check;
+	size_t check_cursor;
+
+	pthread_mutex_t mu; /* the inbox */
+	struct rt_item *head, **tail;
+	bool stop;
+	struct hub *hub;
+};
+
+struct rt_relay {
+	uv_tcp_t up; /* to civetweb; up.data = the rt_conn */
+	uv_connect_t creq;
+	bool up_open, up_closed;
+	bool client_paused, up_paused;
+	size_t to_up, to_client; /* bytes queued in uv_writes */
+	int port;                /* the relay's local port, for gw_peer_addr */
+};
+
+struct wreq {
+	uv_write_t req;
+	struct rt_conn *c;
+	struct gw_msg *m; /* WebSocket frames */
+	char *copy;       /* relay bytes */
+	size_t n;
+	bool to_up;
+};
+
+/* Between the loop's files (loop thread only). */
+void rt_conn_close(struct rt_conn *c);   /* close now (front.c) */
+void rt_linger_close(struct rt_conn *c); /* after what is queued is sent (front.c) */
+void rt_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+void rt_on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
+void rt_on_up_closed(uv_handle_t *h);
+void rt_relay_forget(struct rt_conn *c);
+void rt_relay_open(struct rt_conn *c); /* relay.c */
+void rt_relay_write(struct rt_conn *c, bool to_up, const char *p, size_t n);
+void rt_flush(struct rt_conn *c); /* wsout.c */
 
 /* Start the loop thread listening on addr (ADDR:PORT, port 0 = any),
  * relaying every request that is not a WebSocket upgrade of /ws to

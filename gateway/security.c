@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gw_int.h"
+#include "gw.h"
 #include "schemas/mmo_util.h"
 
 #define MAX_SOURCES 1024
@@ -132,7 +132,7 @@ static void emit(gw *g, const struct agg *a)
 	b.body.security.window_start_us = a->start_us;
 	b.body.security.detail = (char *)a->detail;
 	if (gw_log_append(g, &b.ev, &seq)) {
-		gw_metrics_error(g, GW_F_LOG);
+		gw_metrics_error(&g->m, GW_F_LOG);
 		mmo_logf(MMO_LOG_WARN, "gateway", "%s from %s x%u not logged: log unavailable",
 		         a->type, a->source, a->count);
 		return;

@@ -18,12 +18,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gw_int.h"
+#include <sodium.h>
+
+#include "schemas/mmo_err.h"
 #include "schemas/mmo_util.h"
+#include "token.h"
 
 #define KEY_BYTES 32
 
-static int load_file(gw *g, const char *path, char *err, size_t errlen)
+static int load_file(struct gw_key *k, const char *path, char *err, size_t errlen)
 {
 	char hex[2 * KEY_BYTES + 8];
 	struct stat st;
@@ -44,28 +47,28 @@ static int load_file(gw *g, const char *path, char *err, size_t errlen)
 		return MMO_ECORRUPT;
 	}
 	hex[n] = 0;
-	if (sodium_hex2bin(g->key, sizeof(g->key), hex, (size_t)n, " \r\n", &binlen, NULL) != 0 ||
+	if (sodium_hex2bin(k->b, sizeof(k->b), hex, (size_t)n, " \r\n", &binlen, NULL) != 0 ||
 	    binlen < KEY_BYTES) {
 		snprintf(err, errlen, "%s is not hex", path);
 		return MMO_ECORRUPT;
 	}
-	g->keylen = binlen;
+	k->len = binlen;
 	return MMO_OK;
 }
 
-static int create_file(gw *g, const char *path, char *err, size_t errlen)
+static int create_file(struct gw_key *k, const char *path, char *err, size_t errlen)
 {
 	char hex[2 * KEY_BYTES + 2];
 	int fd;
 
-	randombytes_buf(g->key, KEY_BYTES);
-	g->keylen = KEY_BYTES;
-	sodium_bin2hex(hex, sizeof(hex), g->key, KEY_BYTES);
+	randombytes_buf(k->b, KEY_BYTES);
+	k->len = KEY_BYTES;
+	sodium_bin2hex(hex, sizeof(hex), k->b, KEY_BYTES);
 	strcat(hex, "\n");
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		if (errno == EEXIST)
-			return load_file(g, path, err, errlen); /* another process won */
+			return load_file(k, path, err, errlen); /* another process won */
 		snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
 		return MMO_EIO;
 	}
@@ -81,7 +84,7 @@ static int create_file(gw *g, const char *path, char *err, size_t errlen)
 	return MMO_OK;
 }
 
-int gw_key_load(gw *g, const char *given, char *err, size_t errlen)
+int gw_key_load(struct gw_key *k, const char *data_dir, const char *given, char *err, size_t errlen)
 {
 	char path[4200];
 	int rc;
@@ -89,32 +92,32 @@ int gw_key_load(gw *g, const char *given, char *err, size_t errlen)
 	if (given) {
 		size_t n = strlen(given);
 
-		if (n < 16 || n > sizeof(g->key)) {
-			snprintf(err, errlen, "the JWT key must be 16..%zu bytes", sizeof(g->key));
+		if (n < 16 || n > sizeof(k->b)) {
+			snprintf(err, errlen, "the JWT key must be 16..%zu bytes", sizeof(k->b));
 			return MMO_EINVAL;
 		}
-		memcpy(g->key, given, n);
-		g->keylen = n;
+		memcpy(k->b, given, n);
+		k->len = n;
 		return MMO_OK;
 	}
-	snprintf(path, sizeof(path), "%s/jwt.key", g->data_dir);
-	rc = load_file(g, path, err, errlen);
+	snprintf(path, sizeof(path), "%s/jwt.key", data_dir);
+	rc = load_file(k, path, err, errlen);
 	if (rc == MMO_ENOTFOUND)
-		rc = create_file(g, path, err, errlen);
+		rc = create_file(k, path, err, errlen);
 	else if (rc == MMO_EIO)
 		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
 	return rc;
 }
 
-int gw_token_issue(gw *g, const char *sub, const char *role, int64_t now_s, int ttl_s,
-                   char jti[MMO_ID_MAX + 1], char **tok)
+int gw_token_issue(const struct gw_key *k, const char *sub, const char *role, int64_t now_s,
+                   int ttl_s, char jti[MMO_ID_MAX + 1], char **tok)
 {
 	jwt_t *j = NULL;
 	char *s = NULL;
 	int rc = MMO_ENOMEM;
 
 	gw_random_hex(jti, 16);
-	if (jwt_new(&j) || jwt_set_alg(j, JWT_ALG_HS256, g->key, (int)g->keylen) ||
+	if (jwt_new(&j) || jwt_set_alg(j, JWT_ALG_HS256, k->b, (int)k->len) ||
 	    jwt_add_grant(j, "sub", sub) || jwt_add_grant(j, "role", role) ||
 	    jwt_add_grant_int(j, "iat", (long)now_s) ||
 	    jwt_add_grant_int(j, "exp", (long)(now_s + ttl_s)) || jwt_add_grant(j, "jti", jti))
@@ -143,7 +146,7 @@ static bool hex_id(const char *s)
 /* Check the HS256 signature before any JSON of the token is parsed (libjwt
  * parses header and claims first, with recursion a hostile token could make
  * deep). */
-static bool signature_ok(gw *g, const char *tok)
+static bool signature_ok(const struct gw_key *k, const char *tok)
 {
 	const char *dot1 = strchr(tok, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
 	unsigned char mac[crypto_auth_hmacsha256_BYTES], sig[64];
@@ -157,22 +160,22 @@ static bool signature_ok(gw *g, const char *tok)
 	                      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
 	    *end || siglen != sizeof(mac))
 		return false;
-	crypto_auth_hmacsha256_init(&st, g->key, g->keylen);
+	crypto_auth_hmacsha256_init(&st, k->b, k->len);
 	crypto_auth_hmacsha256_update(&st, (const unsigned char *)tok, (size_t)(dot2 - tok));
 	crypto_auth_hmacsha256_final(&st, mac);
 	return sodium_memcmp(mac, sig, sizeof(mac)) == 0;
 }
 
-int gw_token_verify(gw *g, const char *tok, int64_t now_s, struct gw_auth *a)
+int gw_token_verify(const struct gw_key *k, const char *tok, int64_t now_s, struct gw_auth *a)
 {
 	jwt_t *j = NULL;
 	const char *sub, *role, *jti;
 	long exp, iat;
 	int rc = MMO_EINVAL;
 
-	if (!tok || strlen(tok) > GW_TOKEN_MAX || !signature_ok(g, tok))
+	if (!tok || strlen(tok) > GW_TOKEN_MAX || !signature_ok(k, tok))
 		return MMO_EINVAL;
-	if (jwt_decode(&j, tok, g->key, (int)g->keylen) != 0 || !j)
+	if (jwt_decode(&j, tok, k->b, (int)k->len) != 0 || !j)
 		return MMO_EINVAL;
 	if (jwt_get_alg(j) != JWT_ALG_HS256)
 		goto out;

@@ -79,7 +79,7 @@ static void answer_err(struct rt_conn *c, int status, const char *code, const ch
 	char body[400];
 
 	snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, msg);
-	gw_metrics_request(c->rt_g, GW_R_WS, status, 0);
+	gw_metrics_request(&c->rt_g->m, GW_R_WS, status, 0);
 	rt_http_answer(c, status, status == 503 ? "Retry-After: 1\r\n" : NULL, body);
 }
 
@@ -108,7 +108,8 @@ static void auth_job(void *arg)
 		j->c->auth = a; /* read by the loop only after the post below */
 		it->status = 0;
 		{
-			redisReply *rep = gw_redis_cmd(j->g, "HMGET mmo:player:%s x y", a.sub);
+			redisReply *rep =
+			    gw_redis_cmd(j->g->redis, "HMGET mmo:player:%s x y", a.sub);
 
 			if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
 			    rep->element[0]->type == REDIS_REPLY_STRING &&
@@ -240,7 +241,7 @@ void ws_authed(struct rt_conn *c, struct rt_item *it)
 	c->hlen = 0;
 	c->state = RT_WS;
 	atomic_fetch_add(&g->m.ws_conns, 1);
-	gw_metrics_request(g, GW_R_WS, 101, 0);
+	gw_metrics_request(&g->m, GW_R_WS, 101, 0);
 	if (hub_register(rt_hub(c), c)) {
 		rt_close(c, 1011, "out of memory");
 		return;

@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "gw_int.h"
+#include "gw.h"
 #include "schemas/mmo_util.h"
 
 static int fail(struct gw_ws_msg *m, const char *code, const char *msg)

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/gw_int.h"
+#include "gateway/gw.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

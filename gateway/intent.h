@@ -1,0 +1,45 @@
+/* intent.h - the gateway's side of the log: appends through a client pool, and
+ * the outcomes intents wait for. */
+#ifndef MMO_GW_INTENT_H
+#define MMO_GW_INTENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gateway/gateway.h"
+#include "schemas/event.h"
+
+#define GW_POOL_MAX 64 /* idle log clients kept */
+
+struct gw_outcome {
+	uint64_t cause; /* the intent's seq */
+	uint64_t seq;   /* the outcome event's seq; 0 while decided but not committed */
+	char event_id[MMO_ID_MAX + 1]; /* the outcome event's id ("w:<cause>:0") */
+	char type[24];                 /* world.update, combat.result or world.reject */
+	char region_id[MMO_ID_MAX + 1];
+	double x, y, z;
+	char reason[MMO_ID_MAX + 1];
+	char detail[MMO_TEXT_MAX + 1];
+	char result[16];
+	uint32_t damage, defender_hp;
+};
+
+struct gw_intents;
+/* Set up the client pool (g->intents must be set to *out before use)... */
+int gw_intents_start(gw *g, struct gw_intents **out, char *err, size_t errlen);
+void gw_intents_stop(struct gw_intents *it);
+/* Append one event (priority = its effective one) through a pooled client.
+ * MMO_OK with *seq, MMO_EUNAVAIL (timeout, busy, no log), or the event's
+ * own error (a bug: the gateway builds valid events). */
+int gw_log_append(gw *g, const Mmo__Event *ev, uint64_t *seq);
+int gw_log_head(gw *g, uint64_t *head);
+/* An outcome is known: decided by the world in this process (seq 0), or
+ * committed (seen on the bus). Wakes the requests waiting for it. */
+void gw_outcome_post(gw *g, const struct gw_outcome *o);
+/* Fill o from an outcome event (cause_seq != 0) at seq (0 = not committed
+ * yet). false if it is not an outcome the gateway answers with. */
+bool gw_outcome_of(const Mmo__Event *ev, uint64_t seq, struct gw_outcome *o);
+/* Wait for the outcome of the intent at cause: MMO_OK or MMO_ETIMEOUT. */
+int gw_outcome_wait(gw *g, uint64_t cause, int timeout_ms, struct gw_outcome *out);
+
+#endif
