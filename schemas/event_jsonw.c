@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "schemas/event_json.h"
+#include "schemas/mmo_utf8.h"
 
 /*
  * The JSON of an event written straight into a reused buffer: exactly the
@@ -182,8 +183,7 @@ static void jw_key(struct jw *w, bool *first, const char *k)
 static void jw_message(struct jw *w, bool *first, const ProtobufCMessageDescriptor *d,
                        const void *msg);
 
-static void jw_field(struct jw *w, bool *first, const ProtobufCFieldDescriptor *f,
-                     const void *msg)
+static void jw_field(struct jw *w, bool *first, const ProtobufCFieldDescriptor *f, const void *msg)
 {
 	const char *p = (const char *)msg + f->offset;
 	const ProtobufCMessage *sub;
@@ -245,8 +245,7 @@ static void jw_field(struct jw *w, bool *first, const ProtobufCFieldDescriptor *
 		jw_message(w, &sfirst, f->descriptor, sub);
 		jw_put(w, "}", 1);
 		return;
-	default:
-		return; /* bytes: left out, as schemas/event_json.c */
+	default: return; /* bytes: left out, as schemas/event_json.c */
 	}
 }
 
@@ -256,7 +255,8 @@ static void jw_message(struct jw *w, bool *first, const ProtobufCMessageDescript
 	for (size_t i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
 
-		if (f->label == PROTOBUF_C_LABEL_REPEATED || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+		if (f->label == PROTOBUF_C_LABEL_REPEATED ||
+		    (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
 			continue;
 		jw_field(w, first, f, msg);
 	}
@@ -292,8 +292,7 @@ static void jw_event(struct jw *w, const Mmo__Event *ev)
 		jw_int(w, (long long)ev->cause_seq);
 	}
 	if (ev->body_case != MMO__EVENT__BODY__NOT_SET) {
-		f = protobuf_c_message_descriptor_get_field(&mmo__event__descriptor,
-		                                            ev->body_case);
+		f = protobuf_c_message_descriptor_get_field(&mmo__event__descriptor, ev->body_case);
 		if (f && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
 		    f->type == PROTOBUF_C_TYPE_MESSAGE) {
 			body = *(const ProtobufCMessage *const *)((const char *)ev + f->offset);
