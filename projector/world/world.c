@@ -9,20 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "schemas/mmo_hash.h"
 #include "world_int.h"
 
 /* ---------------------------------------------------------------- idmap */
-
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
 
 typedef const char *key_fn(const world *w, size_t pos);
 
@@ -39,7 +29,7 @@ static const char *en_key(const world *w, size_t pos)
 /* The slot holding id, or the empty slot where it would go. */
 static size_t map_slot(const world *w, const struct idmap *m, key_fn *key, const char *id)
 {
-	size_t mask = m->cap - 1, i = (size_t)fnv1a(id) & mask;
+	size_t mask = m->cap - 1, i = (size_t)mmo_fnv1a_str(id) & mask;
 
 	while (m->slot[i] && strcmp(key(w, m->slot[i] - 1), id))
 		i = (i + 1) & mask;
@@ -91,7 +81,7 @@ static void map_del(const world *w, struct idmap *m, key_fn *key, const char *id
 		j = (j + 1) & mask;
 		if (!m->slot[j])
 			return;
-		home = (size_t)fnv1a(key(w, m->slot[j] - 1)) & mask;
+		home = (size_t)mmo_fnv1a_str(key(w, m->slot[j] - 1)) & mask;
 		/* Move j back to i if its home is not cyclically within (i, j]. */
 		if ((i < j && (home <= i || home > j)) || (i > j && home <= i && home > j)) {
 			m->slot[i] = m->slot[j];
