@@ -70,6 +70,8 @@
 
 #include <bson/bson.h>
 
+#include "schemas/mmo_hash.h"
+
 #define OP_REPLY 1
 #define OP_QUERY 2004
 #define OP_MSG   2013
@@ -532,26 +534,17 @@ static struct {
 	char reject_ns[256];
 } S = {.journal_fd = -1};
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 1099511628211ULL;
-	return h;
-}
-
 /* Hash consistent with cmp_values: equal values hash equal. */
 static uint64_t hash_value(const bson_iter_t *it)
 {
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = MMO_FNV1A_INIT;
 	bson_type_t t = bson_iter_type(it);
 	uint8_t rank = (uint8_t)type_rank(t);
 	uint32_t len;
 	const uint8_t *data;
 	const char *s;
 
-	h = fnv(h, &rank, 1);
+	h = mmo_fnv1a_more(h, &rank, 1);
 	switch (rank) {
 	case 3: {
 		long double v = num_of(it);
@@ -559,21 +552,21 @@ static uint64_t hash_value(const bson_iter_t *it)
 		if (v >= -9.0e18L && v <= 9.0e18L && (long double)(int64_t)v == v) {
 			int64_t i = (int64_t)v;
 
-			return fnv(h, &i, sizeof(i));
+			return mmo_fnv1a_more(h, &i, sizeof(i));
 		}
 		double d = (double)v;
 
-		return fnv(h, &d, sizeof(d));
+		return mmo_fnv1a_more(h, &d, sizeof(d));
 	}
 	case 4:
 		s = t == BSON_TYPE_UTF8 ? bson_iter_utf8(it, &len) : bson_iter_symbol(it, &len);
-		return fnv(h, s, len);
-	case 7: bson_iter_binary(it, NULL, &len, &data); return fnv(h, data, len);
-	case 8: return fnv(h, bson_iter_oid(it)->bytes, 12);
+		return mmo_fnv1a_more(h, s, len);
+	case 7: bson_iter_binary(it, NULL, &len, &data); return mmo_fnv1a_more(h, data, len);
+	case 8: return mmo_fnv1a_more(h, bson_iter_oid(it)->bytes, 12);
 	case 10: {
 		int64_t v = bson_iter_date_time(it);
 
-		return fnv(h, &v, sizeof(v));
+		return mmo_fnv1a_more(h, &v, sizeof(v));
 	}
 	default: return h; /* documents and the rest share a chain per type */
 	}
