@@ -31,12 +31,14 @@
 #include <sys/time.h>
 
 #include "schemas/event_json.h"
+#include "schemas/mmo_hash.h"
+#include "schemas/mmo_redis_url.h"
 #include "schemas/mmo_util.h"
 #include "views_int.h"
 
-#define CK_KEY "mmo:checkpoint:redis"
+#define CK_KEY             "mmo:checkpoint:redis"
 #define CONNECT_TIMEOUT_MS 1000
-#define IO_TIMEOUT_MS 5000
+#define IO_TIMEOUT_MS      5000
 
 /* ---------------------------------------------------------------- argv */
 
@@ -45,12 +47,12 @@
 struct cmds {
 	char *buf;
 	size_t len, cap;
-	size_t *off, *alen;       /* per argument */
+	size_t *off, *alen; /* per argument */
 	size_t nargs, acap;
-	size_t *cstart;           /* per command: first argument */
-	int *owner;               /* per command: event index, -1 none */
+	size_t *cstart; /* per command: first argument */
+	int *owner;     /* per command: event index, -1 none */
 	size_t ncmds, ccap;
-	char *out;                /* scratch for sending: the protocol */
+	char *out; /* scratch for sending: the protocol */
 	size_t outcap;
 	bool oom;
 };
@@ -243,7 +245,7 @@ static bool cmd_key_is(const struct cmds *c, size_t k, const char *key)
 /* ---------------------------------------------------------------- state */
 
 struct pl {
-	const char *id;            /* points into an event of the batch */
+	const char *id; /* points into an event of the batch */
 	bool exists, online, poisoned, dead_marked;
 	uint64_t seq, events;
 	char region[MMO_ID_MAX + 1];
@@ -261,14 +263,13 @@ struct rg {
 /* A string index: open addressing over positions in an array, rebuilt per
  * batch (no allocation once warm). */
 struct sidx {
-	uint32_t *slot;            /* position + 1, 0 = empty */
-	size_t cap;                /* power of two */
+	uint32_t *slot; /* position + 1, 0 = empty */
+	size_t cap;     /* power of two */
 };
 
 struct rview {
 	struct view base;
-	char host[256], password[256];
-	int port, db;
+	struct mmo_redis_url url;
 	redisContext *c;
 	struct cmds cmds;
 	struct pl *pl;
@@ -282,15 +283,6 @@ struct rview {
 	char *json;
 	size_t jsoncap;
 };
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 1099511628211ull;
-	return h;
-}
 
 /* Ready for up to n entries. */
 static int sidx_reset(struct sidx *x, size_t n)
@@ -315,7 +307,7 @@ static int sidx_reset(struct sidx *x, size_t n)
 static uint32_t *sidx_slot(struct sidx *x, const char *key, const char *(*name)(void *, uint32_t),
                            void *arg)
 {
-	size_t mask = x->cap - 1, i = (size_t)hash_str(key) & mask;
+	size_t mask = x->cap - 1, i = (size_t)mmo_fnv1a_str(key) & mask;
 
 	while (x->slot[i] && strcmp(name(arg, x->slot[i] - 1), key))
 		i = (i + 1) & mask;
@@ -426,19 +418,21 @@ static int r_connect(struct view *v)
 
 	if (rv->c)
 		return MMO_OK;
-	rv->c = redisConnectWithTimeout(rv->host, rv->port, ct);
+	rv->c = redisConnectWithTimeout(rv->url.host, rv->url.port, ct);
 	if (!rv->c || rv->c->err) {
-		set_err(rv, "redis %s:%d: %s", rv->host, rv->port,
+		set_err(rv, "redis %s:%d: %s", rv->url.host, rv->url.port,
 		        rv->c ? rv->c->errstr : "out of memory");
 		r_disconnect(v);
 		return MMO_EUNAVAIL;
 	}
 	redisSetTimeout(rv->c, io);
 	redisEnableKeepAlive(rv->c);
-	if (rv->password[0]) {
-		const char *a[] = {"AUTH", rv->password};
+	if (rv->url.password[0]) {
+		/* mmo_redis_url.h: AUTH [user] password */
+		const char *a[] = {"AUTH", rv->url.user, rv->url.password};
+		const char *b[] = {"AUTH", rv->url.password};
 
-		r = cmd_sync(rv, 2, a);
+		r = rv->url.user[0] ? cmd_sync(rv, 3, a) : cmd_sync(rv, 2, b);
 		if (!r || r->type == REDIS_REPLY_ERROR) {
 			set_err(rv, "redis AUTH: %s", r ? r->str : rv->c->errstr);
 			freeReplyObject(r);
@@ -447,11 +441,11 @@ static int r_connect(struct view *v)
 		}
 		freeReplyObject(r);
 	}
-	if (rv->db) {
+	if (rv->url.db) {
 		char db[16];
 		const char *a[] = {"SELECT", db};
 
-		snprintf(db, sizeof(db), "%d", rv->db);
+		snprintf(db, sizeof(db), "%d", rv->url.db);
 		r = cmd_sync(rv, 2, a);
 		if (!r || r->type == REDIS_REPLY_ERROR) {
 			set_err(rv, "redis SELECT: %s", r ? r->str : rv->c->errstr);
@@ -527,7 +521,8 @@ static int read_replies(struct rview *rv, size_t n)
 		void *r = NULL;
 
 		if (redisGetReply(rv->c, &r) != REDIS_OK || !r) {
-			set_err(rv, "redis: %s", rv->c->errstr[0] ? rv->c->errstr : "connection lost");
+			set_err(rv, "redis: %s",
+			        rv->c->errstr[0] ? rv->c->errstr : "connection lost");
 			for (size_t j = 0; j < i; j++)
 				freeReplyObject(rv->rep[j]);
 			return MMO_EUNAVAIL;
@@ -774,15 +769,14 @@ static int event_cmds(struct rview *rv, struct cmds *c, int i, const struct vev 
 		}
 		break;
 
-	default:
-		break;
+	default: break;
 	}
 	if (err)
 		return err;
 	if (ev->region_id && *ev->region_id) {
 		publish(c, i, ev->region_id, json, jlen);
-		if (ev->body_case == MMO__EVENT__BODY_WORLD_UPDATE && ev->world_update->from_region_id &&
-		    *ev->world_update->from_region_id &&
+		if (ev->body_case == MMO__EVENT__BODY_WORLD_UPDATE &&
+		    ev->world_update->from_region_id && *ev->world_update->from_region_id &&
 		    strcmp(ev->world_update->from_region_id, ev->region_id))
 			publish(c, i, ev->world_update->from_region_id, json, jlen);
 	}
@@ -790,7 +784,6 @@ static int event_cmds(struct rview *rv, struct cmds *c, int i, const struct vev 
 }
 
 /* ---------------------------------------------------------------- json */
-
 
 /* The JSON of an event into rv->json: its length, or -1. */
 static long render(struct rview *rv, const Mmo__Event *ev)
@@ -919,7 +912,8 @@ static int read_players(struct rview *rv, struct vbatch *b, bool write_ck, uint6
 			char why[VIEWS_ERROR_MAX + 1];
 
 			snprintf(why, sizeof(why),
-			         "WRONGTYPE mmo:player:%s holds a value that is not a hash", rv->pl[i].id);
+			         "WRONGTYPE mmo:player:%s holds a value that is not a hash",
+			         rv->pl[i].id);
 			mark_player_dead(rv, b, &rv->pl[i], why);
 		}
 	}
@@ -1013,8 +1007,8 @@ static int exec_batch(struct rview *rv, struct vbatch *b, bool write_ck)
 		args(&pre, "MULTI");
 		npre = pre.ncmds;
 		nq = npre + c->ncmds;
-		if ((err = cmds_send(&pre, rv->c, 0, npre)) || (err = cmds_send(c, rv->c, 0, c->ncmds)) ||
-		    (err = read_replies(rv, nq))) {
+		if ((err = cmds_send(&pre, rv->c, 0, npre)) ||
+		    (err = cmds_send(c, rv->c, 0, c->ncmds)) || (err = read_replies(rv, nq))) {
 			cmds_free(&pre);
 			return err == MMO_ENOMEM ? MMO_EUNAVAIL : err;
 		}
@@ -1058,9 +1052,12 @@ static int exec_batch(struct rview *rv, struct vbatch *b, bool write_ck)
 				for (size_t k = 0; k < c->ncmds; k++) {
 					int o = c->owner[k];
 
-					if (o >= 0 && b->ev[o].state == VEV_APPLY && cmd_key_is(c, k, key))
-						vb_dead(&b->ev[o], "WRONGTYPE %s holds a value that is not a set",
-						        key);
+					if (o >= 0 && b->ev[o].state == VEV_APPLY &&
+					    cmd_key_is(c, k, key))
+						vb_dead(
+						    &b->ev[o],
+						    "WRONGTYPE %s holds a value that is not a set",
+						    key);
 				}
 			}
 			vb_cascade(b);
@@ -1132,7 +1129,8 @@ static int exec_batch(struct rview *rv, struct vbatch *b, bool write_ck)
 			}
 			freeReplyObject(x);
 			if (late && b->hook && b->hook(b, b->hook_arg))
-				mmo_logf(MMO_LOG_ERROR, "views", "redis: could not record a refused event");
+				mmo_logf(MMO_LOG_ERROR, "views",
+				         "redis: could not record a refused event");
 			err = MMO_OK;
 		}
 		break;
@@ -1169,13 +1167,15 @@ static int scan_delete(struct rview *rv, const char *pattern, uint64_t *done,
 		redisReply *r = cmd_sync(rv, 6, a), *keys;
 
 		if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-			set_err(rv, "redis SCAN: %s", r && r->type == REDIS_REPLY_ERROR ? r->str
-			                               : r ? "unexpected reply"
-			                                   : rv->c->errstr);
+			set_err(rv, "redis SCAN: %s",
+			        r && r->type == REDIS_REPLY_ERROR ? r->str
+			        : r                               ? "unexpected reply"
+			                                          : rv->c->errstr);
 			freeReplyObject(r);
 			return MMO_EUNAVAIL;
 		}
-		snprintf(cursor, sizeof(cursor), "%.*s", (int)r->element[0]->len, r->element[0]->str);
+		snprintf(cursor, sizeof(cursor), "%.*s", (int)r->element[0]->len,
+		         r->element[0]->str);
 		keys = r->element[1];
 		if (keys->elements) {
 			const char **av = malloc((keys->elements + 1) * sizeof(*av));
@@ -1267,59 +1267,6 @@ static const struct view_ops redis_ops = {
     .free = r_free,
 };
 
-int views_redis_url(const char *url, char *host, size_t hostcap, int *port, int *db,
-                    char *password, size_t pwcap)
-{
-	const char *p = url, *at, *slash, *colon, *end;
-	size_t hl;
-
-	if (!url || !*url)
-		return MMO_EINVAL;
-	*port = 6379;
-	*db = 0;
-	password[0] = 0;
-	if (!strncmp(p, "redis://", 8))
-		p += 8;
-	else if (strstr(p, "://"))
-		return MMO_EINVAL;
-	slash = strchr(p, '/');
-	end = slash ? slash : p + strlen(p);
-	at = memchr(p, '@', (size_t)(end - p));
-	if (at) {
-		const char *pw = memchr(p, ':', (size_t)(at - p));
-
-		pw = pw ? pw + 1 : p;
-		if ((size_t)(at - pw) >= pwcap)
-			return MMO_EINVAL;
-		memcpy(password, pw, (size_t)(at - pw));
-		password[at - pw] = 0;
-		p = at + 1;
-	}
-	colon = memchr(p, ':', (size_t)(end - p));
-	hl = (size_t)((colon ? colon : end) - p);
-	if (hl == 0 || hl >= hostcap)
-		return MMO_EINVAL;
-	memcpy(host, p, hl);
-	host[hl] = 0;
-	if (colon) {
-		char *e;
-		long v = strtol(colon + 1, &e, 10);
-
-		if (e != end || v <= 0 || v > 65535)
-			return MMO_EINVAL;
-		*port = (int)v;
-	}
-	if (slash && slash[1]) {
-		char *e;
-		long v = strtol(slash + 1, &e, 10);
-
-		if (*e || v < 0 || v > 1000)
-			return MMO_EINVAL;
-		*db = (int)v;
-	}
-	return MMO_OK;
-}
-
 int redis_view_new(const char *url, struct view **out, char *errmsg, size_t errlen)
 {
 	struct rview *rv = calloc(1, sizeof(*rv));
@@ -1327,11 +1274,7 @@ int redis_view_new(const char *url, struct view **out, char *errmsg, size_t errl
 	if (!rv)
 		return MMO_ENOMEM;
 	rv->base.ops = &redis_ops;
-	if (views_redis_url(url, rv->host, sizeof(rv->host), &rv->port, &rv->db, rv->password,
-	                    sizeof(rv->password))) {
-		if (errmsg)
-			snprintf(errmsg, errlen, "bad redis URL '%s' (redis://[:password@]host[:port][/db])",
-			         url ? url : "");
+	if (mmo_redis_url_parse(url, &rv->url, errmsg, errlen)) {
 		free(rv);
 		return MMO_EINVAL;
 	}
