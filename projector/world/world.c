@@ -2,7 +2,7 @@
  *
  * Players and entities live in arrays indexed by id (idmap). Nothing here
  * decides anything: rules.c decides, this file only applies facts and
- * outcomes, exactly as they are written in the log.
+ * outcomes, exactly as they are written in the log (step.c does both).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -288,16 +288,6 @@ int world_player_get(const world *w, const char *id, struct world_player *out)
 	return MMO_OK;
 }
 
-int world_entity_get(const world *w, const char *id, struct world_entity *out)
-{
-	const struct world_entity *e = world_en_find(w, id);
-
-	if (!e)
-		return MMO_ENOTFOUND;
-	*out = *e;
-	return MMO_OK;
-}
-
 uint64_t world_anomalies(const world *w, uint64_t *last_seq, const char **what)
 {
 	if (last_seq)
@@ -518,28 +508,4 @@ int world_apply_outcome(world *w, const Mmo__Event *outcome, const Mmo__Event *i
 	if (outcome->body_case == MMO__EVENT__BODY_PLAYER_REGISTER)
 		return MMO_EINVAL;
 	return apply_body(w, outcome, intent->seq, intent->ts, intent->player_id);
-}
-
-int world_step(world *w, const Mmo__Event *ev, struct world_outcome *out)
-{
-	struct world_outcome local;
-	struct world_outcome *o = out ? out : &local;
-	int err = MMO_OK;
-
-	if (!w || !ev)
-		return MMO_EINVAL;
-	o->n = 0;
-	o->reason = NULL;
-	switch (world_kind(ev)) {
-	case WORLD_FACT: err = world_apply_fact(w, ev); break;
-	case WORLD_INTENT:
-		err = world_decide(w, ev, o);
-		for (size_t i = 0; !err && i < o->n; i++)
-			err = world_apply_outcome(w, &o->ev[i].b.ev, ev);
-		break;
-	default: break;
-	}
-	if (ev->seq > w->seq)
-		w->seq = ev->seq;
-	return err;
 }
