@@ -253,7 +253,7 @@ int vcore_apply(struct vcore *c, struct vbatch *b, bool write_ck, bool once, uin
 			succeeded(c);
 			return MMO_OK;
 		}
-		if (err == VIEWS_EREWIND) {
+		if (err == MMO_EREWIND) {
 			succeeded(c);
 			pthread_mutex_lock(&c->mu);
 			c->st.rewinds++;
@@ -264,9 +264,9 @@ int vcore_apply(struct vcore *c, struct vbatch *b, bool write_ck, bool once, uin
 			    "%s: the store's checkpoint is %llu, expected %llu: folding from %llu",
 			    c->v->ops->name, (unsigned long long)*found,
 			    (unsigned long long)(b->first - 1), (unsigned long long)(*found + 1));
-			return VIEWS_EREWIND;
+			return MMO_EREWIND;
 		}
-		if (err == VIEWS_EWATCH && ++watch < WATCH_TRIES) {
+		if (err == MMO_ERACE && ++watch < WATCH_TRIES) {
 			pthread_mutex_lock(&c->mu);
 			c->st.retries++;
 			pthread_mutex_unlock(&c->mu);
@@ -274,7 +274,7 @@ int vcore_apply(struct vcore *c, struct vbatch *b, bool write_ck, bool once, uin
 		}
 		failed(c, c->v->err[0] ? c->v->err : mmo_strerror(err));
 		if (once)
-			return err == VIEWS_EWATCH ? MMO_EBUSY : err;
+			return err == MMO_ERACE ? MMO_EBUSY : err;
 		backoff = true;
 	}
 }

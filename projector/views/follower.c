@@ -125,7 +125,7 @@ static void *run(void *arg)
 			err = vcore_apply(c, &b, true, false, &found);
 			if (err == MMO_ECLOSED)
 				break;
-			if (err == VIEWS_EREWIND) {
+			if (err == MMO_EREWIND) {
 				uint64_t head = 0;
 
 				if (t->r->o.log && evlog_head(t->r->o.log, &head, NULL) == MMO_OK &&

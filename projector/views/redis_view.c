@@ -875,7 +875,7 @@ static int read_players(struct rview *rv, struct vbatch *b, bool write_ck, uint6
 			*found = ck;
 			err = simple(rv, "UNWATCH");
 			if (!err)
-				err = VIEWS_EREWIND;
+				err = MMO_EREWIND;
 			goto out;
 		}
 	}
@@ -1080,7 +1080,7 @@ static int exec_batch(struct rview *rv, struct vbatch *b, bool write_ck)
 			err = simple(rv, "DISCARD");
 			if (!err) {
 				set_err(rv, "redis: a region set has the wrong type: trying again");
-				err = VIEWS_EWATCH;
+				err = MMO_ERACE;
 			}
 			break;
 		}
@@ -1103,7 +1103,7 @@ static int exec_batch(struct rview *rv, struct vbatch *b, bool write_ck)
 			if (x->type == REDIS_REPLY_NIL) {
 				freeReplyObject(x);
 				set_err(rv, "redis: a watched key changed: trying again");
-				err = VIEWS_EWATCH;
+				err = MMO_ERACE;
 				break;
 			}
 			if (x->type != REDIS_REPLY_ARRAY) {

@@ -15,10 +15,6 @@
 #define VIEW_ID_REDIS 1
 #define VIEW_ID_MONGO 2
 
-/* Internal results of an apply (never returned by the public API). */
-#define VIEWS_EREWIND (-2) /* the store's checkpoint is not the one expected */
-#define VIEWS_EWATCH  (-3) /* an optimistic check failed: try again at once */
-
 /* ---------------------------------------------------------------- retry */
 
 struct views_backoff {
@@ -121,8 +117,8 @@ struct view_ops {
 	 * the store refuses for good is marked dead (vb_dead + vb_cascade) and
 	 * b->hook is called before the commit. With write_ck the checkpoint
 	 * becomes b->last in the same commit, and expect_ck is checked first:
-	 * VIEWS_EREWIND with *found when it differs. Returns MMO_OK,
-	 * VIEWS_EREWIND, VIEWS_EWATCH, MMO_EUNAVAIL (retry) or MMO_EIO (the
+	 * MMO_EREWIND with *found when it differs. Returns MMO_OK,
+	 * MMO_EREWIND, MMO_ERACE, MMO_EUNAVAIL (retry) or MMO_EIO (the
 	 * hook failed). */
 	int (*apply)(struct view *v, struct vbatch *b, bool write_ck, uint64_t expect_ck,
 	             uint64_t *found);
@@ -208,7 +204,7 @@ int vcore_locate(struct vcore *c, uint64_t *ck);
 
 /* Apply b (with its checkpoint when write_ck), retrying transient failures
  * with backoff behind the breaker, parking and dead-lettering through the
- * DLQ. once: a single attempt. Returns MMO_OK, VIEWS_EREWIND (*found = the
+ * DLQ. once: a single attempt. Returns MMO_OK, MMO_EREWIND (*found = the
  * store's checkpoint), MMO_ECLOSED (stopped) or, with once, the failure. */
 int vcore_apply(struct vcore *c, struct vbatch *b, bool write_ck, bool once, uint64_t *found);
 

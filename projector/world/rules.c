@@ -116,19 +116,19 @@ static bool respawn_due(const struct world_player *a, int64_t ts)
 }
 
 /* A dead actor respawns if the delay is over (adding a world.spawn), else
- * the intent is refused. Returns 1 when refused. */
-static int revive(struct world_outcome *o, const Mmo__Event *in, struct world_player *a, int *err)
+ * the intent is refused. Whether the decision ends here (refused, or *err). */
+static bool revive(struct world_outcome *o, const Mmo__Event *in, struct world_player *a, int *err)
 {
 	if (a->alive)
-		return 0;
+		return false;
 	if (respawn_due(a, in->ts)) {
 		*err = spawn(o, in, a, &world_tuning.spawn, world_tuning.max_hp);
-		return *err ? 1 : 0;
+		return *err != MMO_OK;
 	}
 	*err = reject(o, in, a, "dead", "dead until %.3f s after death (%.3f s left)",
 	              world_tuning.respawn_delay_us / 1e6,
 	              (double)(a->died_at + world_tuning.respawn_delay_us - in->ts) / 1e6);
-	return 1;
+	return true;
 }
 
 static int decide_login(struct world_outcome *o, const Mmo__Event *in, struct world_player *a)
