@@ -1,8 +1,13 @@
 /* event_jsonw.c - an event's JSON written straight into a reused buffer.
  *
  * The fast path of event_json.c for hot loops (the Redis view publishes every
- * event): the same bytes, without a json_t per field. tests/schemas checks
- * byte equality with mmo_event_to_json() on many generated events.
+ * event): exactly the bytes of json_dumps(mmo_event_to_json(ev),
+ * JSON_COMPACT) (jansson 2.x: insertion order, "%.17g" reals, \uXXXX for
+ * other control characters, invalid UTF-8 bytes as U+FFFD, non-finite
+ * numbers as null), without a json_t per field. It walks the same protobuf-c
+ * descriptors as event_json.c; no body field shares a name with the
+ * envelope, so no key is ever replaced. tests/schemas/test_event_jsonw.c
+ * checks byte equality on many generated events.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -13,13 +18,7 @@
 #include "schemas/event_json.h"
 #include "schemas/mmo_utf8.h"
 
-/*
- * The JSON of an event written straight into a reused buffer: exactly the
- * bytes of json_dumps(mmo_event_to_json(ev), JSON_COMPACT) (jansson 2.x:
- * insertion order, "%.17g" reals, \uXXXX for other control characters,
- * invalid UTF-8 bytes as U+FFFD, non-finite numbers as null), without a
- * json_t per field. Walks the same descriptors as schemas/event_json.c. No
- * body field shares a name with the envelope, so no key is ever replaced. */
+/* The output: a malloc'd buffer grown by doubling; oom is sticky. */
 struct jw {
 	char *p;
 	size_t len, cap;
