@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "projector/views/views.h"
 #include "schemas/mmo_prom.h"
@@ -99,6 +100,24 @@ bool views_is_player_entity(const char *entity_type);
 
 /* Print a double in its shortest form that reads back exactly. */
 int views_fmt_double(char *buf, size_t cap, double v);
+
+/* p (an array of *cap elements of elem bytes) grown to hold need: the
+ * capacity doubles from 64. The new array (*cap updated), p itself when it
+ * was large enough, or NULL (out of memory: p is still valid). */
+static inline void *views_grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+	size_t c = *cap ? *cap : 64;
+	void *np;
+
+	if (need <= *cap)
+		return p;
+	while (c < need)
+		c *= 2;
+	np = realloc(p, c * elem);
+	if (np)
+		*cap = c;
+	return np;
+}
 
 /* ---------------------------------------------------------------- views */
 
