@@ -1,6 +1,11 @@
 /* bench.c - the Redis projector's apply rate against its peer limit, in one
  * run on one server: the same number of pipelined HSETs sent by a bare
- * hiredis loop (what `mmo bench views` prints). */
+ * hiredis loop (views_bench_redis(), what `mmo bench views` prints).
+ *
+ * It lives here, behind views.h, because it drives the view's internals
+ * (a synthetic struct vbatch through vcore_apply, the view's own batch
+ * writer): tools/bench/bench_views.c only starts a redis-server, calls it
+ * and prints, and needs no internal header. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
