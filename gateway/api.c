@@ -20,6 +20,7 @@
 
 #include "gw.h"
 #include "schemas/event_json.h"
+#include "schemas/mmo_time.h"
 #include "schemas/mmo_util.h"
 
 #define REGION_PLAYERS_MAX   1000
@@ -81,7 +82,7 @@ static bool run_intent(gw *g, struct mmo_ev *b, const char *eid, uint64_t *seq,
 		answer_err(ans, 503, "unavailable", "the event log is unavailable", 1);
 		return false;
 	}
-	gw_hist_observe(&g->m.stage[GW_S_COMMIT], mmo_mono_us() - t0);
+	mmo_hist_observe(&g->m.stage[GW_S_COMMIT], mmo_mono_us() - t0);
 	rc = gw_outcome_wait(g, *seq, g->o.outcome_timeout_ms, o);
 	if (rc) {
 		atomic_fetch_add(&g->m.outcome_timeouts, 1);
@@ -91,7 +92,7 @@ static bool run_intent(gw *g, struct mmo_ev *b, const char *eid, uint64_t *seq,
 		       0);
 		return false;
 	}
-	gw_hist_observe(&g->m.stage[GW_S_OUTCOME], mmo_mono_us() - t0);
+	mmo_hist_observe(&g->m.stage[GW_S_OUTCOME], mmo_mono_us() - t0);
 	if (!strcmp(o->type, "world.reject")) {
 		answer(ans, 422,
 		       json_pack("{s:{s:s,s:s},s:s,s:I,s:s}", "error", "code",
@@ -381,82 +382,7 @@ out:
 
 /* ---------------------------------------------------------------- audit */
 
-static bool digits(const char *s, int n, int *out)
-{
-	int v = 0;
-
-	for (int i = 0; i < n; i++) {
-		if (!isdigit((unsigned char)s[i]))
-			return false;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return true;
-}
-
 /* RFC 3339 (or a date = its midnight UTC) or epoch milliseconds -> µs. */
-static bool parse_time(const char *s, int64_t *us)
-{
-	struct tm tm = {0};
-	int y, mo, d, h = 0, mi = 0, sec = 0, oh = 0, om = 0;
-	int64_t frac = 0, scale = 1000000, t;
-	const char *p = s;
-	size_t n = strlen(s);
-
-	if (n && strspn(s, "0123456789") == n) {
-		if (n > 15)
-			return false;
-		*us = strtoll(s, NULL, 10) * 1000;
-		return true;
-	}
-	if (n < 10 || !digits(p, 4, &y) || p[4] != '-' || !digits(p + 5, 2, &mo) || p[7] != '-' ||
-	    !digits(p + 8, 2, &d))
-		return false;
-	p += 10;
-	if (*p == 'T' || *p == 't' || *p == ' ') {
-		if (!digits(p + 1, 2, &h) || p[3] != ':' || !digits(p + 4, 2, &mi) || p[6] != ':' ||
-		    !digits(p + 7, 2, &sec))
-			return false;
-		p += 9;
-		if (*p == '.') {
-			p++;
-			if (!isdigit((unsigned char)*p))
-				return false;
-			while (isdigit((unsigned char)*p)) {
-				if (scale > 1) {
-					scale /= 10;
-					frac += (*p - '0') * scale;
-				}
-				p++;
-			}
-		}
-		if (*p == 'Z' || *p == 'z') {
-			p++;
-		} else if (*p == '+' || *p == '-') {
-			int sign = *p == '-' ? -1 : 1;
-
-			if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om))
-				return false;
-			oh *= sign;
-			om *= sign;
-			p += 6;
-		} else {
-			return false;
-		}
-	}
-	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-		return false;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	t = (int64_t)timegm(&tm) - (oh * 3600 + om * 60);
-	*us = t * 1000000 + frac;
-	return true;
-}
-
 static bool type_filter_valid(const char *s)
 {
 	size_t n = strlen(s);
@@ -553,10 +479,10 @@ int gw_h_events(struct gw_req *r)
 		                    "type must be a type or a prefix ending in '.'");
 	if (set[Q_FROM] && !parse_u64(vals[Q_FROM], &q.from_seq))
 		return gw_reply_err(r, 400, "invalid_field", "from_seq", "from_seq must be a seq");
-	if (set[Q_SINCE] && !(q.since_set = parse_time(vals[Q_SINCE], &q.since_us)))
+	if (set[Q_SINCE] && !(q.since_set = mmo_time_parse(vals[Q_SINCE], &q.since_us) == MMO_OK))
 		return gw_reply_err(r, 400, "invalid_field", "since",
 		                    "since must be RFC 3339 or epoch milliseconds");
-	if (set[Q_UNTIL] && !(q.until_set = parse_time(vals[Q_UNTIL], &q.until_us)))
+	if (set[Q_UNTIL] && !(q.until_set = mmo_time_parse(vals[Q_UNTIL], &q.until_us) == MMO_OK))
 		return gw_reply_err(r, 400, "invalid_field", "until",
 		                    "until must be RFC 3339 or epoch milliseconds");
 	if (q.since_set && q.until_set && q.until_us < q.since_us)

@@ -1,7 +1,8 @@
 /* follow.c - the gateway's one bus follower.
  *
  * One thread follows the whole bus (evlog_sub: in seq order, gaps filled
- * from the log) from the head at start, decodes each event once and:
+ * from the log) from the head at start, decodes each event once (into an
+ * arena: no allocation per event) and:
  *   - an outcome (cause_seq != 0) goes to the requests waiting for it
  *     (gw_outcome_post: they may have been answered already by the world's
  *     decision in this process; then this only records the seq);
@@ -16,6 +17,8 @@
 
 #include "rt.h"
 #include "schemas/event_json.h"
+#include "schemas/mmo_arena.h"
+#include "schemas/mmo_hash.h"
 #include "schemas/mmo_util.h"
 
 #define POLL_MS 50
@@ -26,19 +29,10 @@ struct follower {
 	bool started;
 	atomic_bool stop;
 	evlog_sub *sub;
-	char *json; /* the render buffer, reused */
+	struct mmo_arena arena; /* each event decodes here: no malloc per event */
+	char *json;             /* the render buffer, reused */
 	size_t jcap;
 };
-
-/* A non-zero key per player (FNV-1a). */
-static uint64_t player_key(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h | 1;
-}
 
 static bool player_pos(const Mmo__Event *ev, const char **who, const Mmo__Vec3 **pos)
 {
@@ -70,8 +64,10 @@ static int on_rec(const struct evlog_rec *rec, void *arg)
 	Mmo__Event *ev;
 	long n;
 
-	if (evlog_rec_decode(rec, &ev))
+	if (mmo_event_decode_arena(&f->arena, rec->event, rec->event_len, &ev))
 		return 0;
+	ev->seq = rec->seq;
+	ev->ts = rec->ts;
 	if (ev->cause_seq && gw_outcome_of(ev, rec->seq, &o))
 		gw_outcome_post(g, &o);
 	if (!ev->region_id || !ev->region_id[0] || !g->rt)
@@ -94,7 +90,7 @@ static int on_rec(const struct evlog_rec *rec, void *arg)
 		if (ev->body_case == MMO__EVENT__BODY_WORLD_UPDATE) {
 			it->meta.aoi = true;
 			/* Behind sockets keep one position per player. */
-			it->msg->ckey = player_key(who);
+			it->msg->ckey = mmo_fnv1a_str(who) | 1; /* never 0 */
 		}
 	} else if (ev->body_case == MMO__EVENT__BODY_WORLD_REJECT) {
 		it->meta.reject = true;
@@ -103,7 +99,6 @@ static int on_rec(const struct evlog_rec *rec, void *arg)
 	}
 	rt_post(g->rt, it);
 out:
-	mmo_event_free(ev);
 	return 0;
 }
 
@@ -155,6 +150,10 @@ int follower_start(gw *g, struct follower **out, char *err, size_t errlen)
 	if (!f)
 		return MMO_ENOMEM;
 	f->g = g;
+	if (mmo_arena_init(&f->arena, 0)) {
+		free(f);
+		return MMO_ENOMEM;
+	}
 	rc = open_sub(f);
 	if (rc)
 		mmo_logf(MMO_LOG_WARN, "gateway", "log at %s not reachable yet (%s): retrying",
@@ -162,6 +161,7 @@ int follower_start(gw *g, struct follower **out, char *err, size_t errlen)
 	if (pthread_create(&f->th, NULL, follow_main, f)) {
 		snprintf(err, errlen, "cannot start the bus follower");
 		evlog_sub_close(f->sub);
+		mmo_arena_release(&f->arena);
 		free(f);
 		return MMO_EIO;
 	}
@@ -178,6 +178,7 @@ void follower_stop(struct follower *f)
 	if (f->started)
 		pthread_join(f->th, NULL);
 	evlog_sub_close(f->sub);
+	mmo_arena_release(&f->arena);
 	free(f->json);
 	free(f);
 }

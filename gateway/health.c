@@ -30,7 +30,7 @@ static const char *const names[GW_C_COUNT] = {"redis",   "log",        "queue_de
 
 struct sample {
 	uint64_t req, err;
-	uint64_t lat[GW_HIST_N];
+	uint64_t lat[MMO_HIST_N];
 };
 
 struct gw_health {
@@ -81,7 +81,7 @@ static void take(gw *g, struct sample *s)
 				s->err += v;
 		}
 	}
-	for (int i = 0; i < GW_HIST_N; i++)
+	for (int i = 0; i < MMO_HIST_N; i++)
 		s->lat[i] = atomic_load(&g->m.stage[GW_S_OUTCOME].b[i]);
 }
 
@@ -127,7 +127,7 @@ void gw_health_tick(gw *g, int64_t now_us)
 	bool redis = gw_redis_up(g->redis), log = log_up(g), views = true;
 	char why[160] = "", vdetail[160] = "not in this process";
 	struct sample now, *old;
-	uint64_t lat[GW_HIST_N], req, err;
+	uint64_t lat[MMO_HIST_N], req, err;
 	int64_t depth, p99;
 	double rate;
 
@@ -144,10 +144,10 @@ void gw_health_tick(gw *g, int64_t now_us)
 	old = &h->ring[(h->next + h->len - h->count) % h->len];
 	req = now.req - old->req;
 	err = now.err - old->err;
-	for (int i = 0; i < GW_HIST_N; i++)
+	for (int i = 0; i < MMO_HIST_N; i++)
 		lat[i] = now.lat[i] - old->lat[i];
 	depth = atomic_load(&g->m.ws_queued) + atomic_load(&g->m.waiters);
-	p99 = gw_hist_quantile(lat, 0.99);
+	p99 = mmo_hist_quantile(lat, 0.99);
 	rate = req ? (double)err / (double)req : 0;
 
 	set(h, GW_C_REDIS, !redis, redis, "%s", redis ? "reachable" : "unreachable");

@@ -16,41 +16,21 @@
 #include <strings.h>
 
 #include "gw.h"
+#include "schemas/mmo_utf8.h"
 #include "schemas/mmo_util.h"
 
 /* ---------------------------------------------------------------- replies */
 
-/* Cut s at its first byte that is not part of a valid UTF-8 sequence, so
- * jansson accepts it (it escapes control characters itself). */
+/* Cut s at its first byte that is not part of a valid UTF-8 sequence (the
+ * one validator, mmo_utf8_len: no surrogates, no overlong forms), so jansson
+ * accepts it (it escapes control characters itself). */
 static void utf8_trim(char *s)
 {
 	unsigned char *p = (unsigned char *)s;
+	size_t n;
 
-	while (*p) {
-		size_t n;
-		unsigned c = *p;
-
-		if (c < 0x80) {
-			p++;
-			continue;
-		}
-		if ((c & 0xe0) == 0xc0 && c >= 0xc2)
-			n = 2;
-		else if ((c & 0xf0) == 0xe0)
-			n = 3;
-		else if ((c & 0xf8) == 0xf0 && c <= 0xf4)
-			n = 4;
-		else
-			break;
-		size_t i;
-		for (i = 1; i < n; i++) {
-			if ((p[i] & 0xc0) != 0x80)
-				break;
-		}
-		if (i < n)
-			break;
+	while (*p && (n = mmo_utf8_len(p)) > 0)
 		p += n;
-	}
 	*p = 0;
 }
 

@@ -3,7 +3,9 @@
  *
  *   regions  region id -> its subscribers, and those whose player's
  *            position is not known yet
- *   players  player id -> its sockets, and where the player stands
+ *   players  player id -> its sockets, and where the player stands (kept
+ *            for every player whose position the bus showed, so a socket
+ *            that opens later knows it at once)
  *   cells    (region, cx, cy) -> the subscribers of the region whose player
  *            stands in that cell; a cell is aoi_radius wide, so everything
  *            within the radius of a point is in its cell or the 8 around it
@@ -19,6 +21,7 @@
 #include <string.h>
 
 #include "rt.h"
+#include "schemas/mmo_hash.h"
 #include "schemas/mmo_util.h"
 
 struct cvec {
@@ -81,15 +84,6 @@ static void cv_del(struct cvec *v, struct rt_conn *c)
 			return;
 		}
 	}
-}
-
-static uint64_t hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
 }
 
 static uint64_t cell_hash(const struct hub_region *r, int64_t cx, int64_t cy)
@@ -171,7 +165,7 @@ void hub_free(struct hub *h)
 
 static struct hub_region *region_find(struct hub *h, const char *id, bool make)
 {
-	struct hub_region **pp = &h->rb[hash(id) % h->nrb], *r;
+	struct hub_region **pp = &h->rb[mmo_fnv1a_str(id) % h->nrb], *r;
 
 	for (r = *pp; r; r = r->next) {
 		if (!strcmp(r->id, id))
@@ -187,7 +181,7 @@ static struct hub_region *region_find(struct hub *h, const char *id, bool make)
 
 static void region_tidy(struct hub *h, struct hub_region *r)
 {
-	struct hub_region **pp = &h->rb[hash(r->id) % h->nrb];
+	struct hub_region **pp = &h->rb[mmo_fnv1a_str(r->id) % h->nrb];
 
 	if (r->subs.n || r->unpos.n)
 		return;
@@ -204,7 +198,7 @@ static void region_tidy(struct hub *h, struct hub_region *r)
 
 static struct hub_player *player_find(struct hub *h, const char *id, bool make)
 {
-	struct hub_player **pp = &h->pb[hash(id) % h->npb], *p;
+	struct hub_player **pp = &h->pb[mmo_fnv1a_str(id) % h->npb], *p;
 
 	for (p = *pp; p; p = p->next) {
 		if (!strcmp(p->id, id))
@@ -220,10 +214,10 @@ static struct hub_player *player_find(struct hub *h, const char *id, bool make)
 
 static void player_tidy(struct hub *h, struct hub_player *p)
 {
-	struct hub_player **pp = &h->pb[hash(p->id) % h->npb];
+	struct hub_player **pp = &h->pb[mmo_fnv1a_str(p->id) % h->npb];
 
-	if (p->v.n)
-		return;
+	if (p->v.n || p->known)
+		return; /* a known position is kept for the player's next socket */
 	for (; *pp; pp = &(*pp)->next) {
 		if (*pp == p) {
 			*pp = p->next;
@@ -366,9 +360,16 @@ int hub_unsubscribe(struct hub *h, struct rt_conn *c, const char *region)
 	return MMO_ENOTFOUND;
 }
 
-void hub_player_pos(struct hub *h, const char *player, double x, double y)
+bool hub_player_known(struct hub *h, const char *player)
 {
 	struct hub_player *p = player_find(h, player, false);
+
+	return p && p->known;
+}
+
+void hub_player_pos(struct hub *h, const char *player, double x, double y)
+{
+	struct hub_player *p = isfinite(x) && isfinite(y) ? player_find(h, player, true) : NULL;
 	int64_t cx, cy;
 	bool was;
 

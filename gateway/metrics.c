@@ -10,10 +10,7 @@
 #include <string.h>
 
 #include "gw.h"
-
-const int64_t gw_hist_bounds_us[GW_HIST_N - 1] = {
-    250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,
-};
+#include "schemas/mmo_prom.h"
 
 static const int statuses[GW_STATUS_N] = {200, 201, 202, 204, 400, 401, 403, 404, 405, 409,
                                           413, 415, 422, 429, 500, 503, 101, 0,   0,   0};
@@ -36,40 +33,6 @@ static const char *const route_names[GW_R_COUNT] = {
 static const char *const flow_names[GW_F_COUNT] = {"auth", "intent", "redis", "log", "ws", "http"};
 static const char *const stage_names[GW_S_COUNT] = {"commit", "outcome", "delivery"};
 
-void gw_hist_observe(struct gw_hist *h, int64_t us)
-{
-	size_t i;
-
-	if (us < 0)
-		us = 0;
-	for (i = 0; i < GW_HIST_N - 1; i++) {
-		if (us <= gw_hist_bounds_us[i])
-			break;
-	}
-	atomic_fetch_add_explicit(&h->b[i], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&h->sum_us, (uint64_t)us, memory_order_relaxed);
-}
-
-int64_t gw_hist_quantile(const uint64_t b[GW_HIST_N], double q)
-{
-	uint64_t total = 0, acc = 0, want;
-
-	for (size_t i = 0; i < GW_HIST_N; i++)
-		total += b[i];
-	if (!total)
-		return 0;
-	want = (uint64_t)((double)total * q);
-	if (want == 0)
-		want = 1;
-	for (size_t i = 0; i < GW_HIST_N; i++) {
-		acc += b[i];
-		if (acc >= want)
-			return i < GW_HIST_N - 1 ? gw_hist_bounds_us[i] : INT64_MAX;
-	}
-	return INT64_MAX;
-}
-
 int gw_metrics_status_at(int i)
 {
 	return i >= 0 && i < GW_STATUS_N ? statuses[i] : 0;
@@ -89,7 +52,7 @@ void gw_metrics_request(struct gw_metrics *m, enum gw_route r, int status, int64
 	if ((unsigned)r >= GW_R_COUNT)
 		r = GW_R_OTHER;
 	atomic_fetch_add_explicit(&m->req[r][status_index(status)], 1, memory_order_relaxed);
-	gw_hist_observe(&m->req_lat[r], us);
+	mmo_hist_observe(&m->req_lat[r], us);
 	if (status >= 500)
 		gw_metrics_error(m, GW_F_HTTP);
 }
@@ -100,84 +63,24 @@ void gw_metrics_error(struct gw_metrics *m, enum gw_flow f)
 		atomic_fetch_add_explicit(&m->errors[f], 1, memory_order_relaxed);
 }
 
-/* A growing text buffer, capped. */
-struct buf {
-	char *p;
-	size_t len, cap;
-	bool fail;
-};
-
-static void bprintf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void bprintf(struct buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (b->fail)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->fail = true;
-			return;
-		}
-		if ((size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t cap = b->cap * 2 + (size_t)n;
-		char *p = cap <= (16u << 20) ? realloc(b->p, cap) : NULL;
-
-		if (!p) {
-			b->fail = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-}
-
 static uint64_t ld(_Atomic uint64_t *v)
 {
 	return atomic_load_explicit(v, memory_order_relaxed);
 }
 
-static void hist(struct buf *b, const char *name, const char *labels, struct gw_hist *h)
-{
-	uint64_t acc = 0;
-	const char *sep = labels[0] ? "," : "";
-
-	for (size_t i = 0; i < GW_HIST_N; i++) {
-		acc += ld(&h->b[i]);
-		if (i < GW_HIST_N - 1)
-			bprintf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
-			        (double)gw_hist_bounds_us[i] / 1e6, (unsigned long long)acc);
-		else
-			bprintf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
-			        (unsigned long long)acc);
-	}
-	if (labels[0]) {
-		bprintf(b, "%s_sum{%s} %.6f\n", name, labels, (double)ld(&h->sum_us) / 1e6);
-		bprintf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)ld(&h->count));
-	} else {
-		bprintf(b, "%s_sum %.6f\n", name, (double)ld(&h->sum_us) / 1e6);
-		bprintf(b, "%s_count %llu\n", name, (unsigned long long)ld(&h->count));
-	}
-}
-
 int gw_metrics_render(gw *g, char **out, size_t *len)
 {
 	struct gw_metrics *m = &g->m;
-	struct buf b = {malloc(16384), 0, 16384, false};
-	char labels[128];
+	enum { OWN_MAX = 1 << 20, EXTRA_MAX = 256 * 1024 };
+	char *text = malloc(OWN_MAX + EXTRA_MAX), labels[128];
+	struct mmo_prom b;
 
-	if (!b.p)
+	if (!text)
 		return MMO_ENOMEM;
-	bprintf(&b, "# HELP mmo_gw_http_requests_total HTTP requests answered, by route and "
-	            "status.\n# TYPE mmo_gw_http_requests_total counter\n");
+	mmo_prom_init(&b, text, OWN_MAX + EXTRA_MAX);
+	mmo_prom_printf(&b,
+	                "# HELP mmo_gw_http_requests_total HTTP requests answered, by route and "
+	                "status.\n# TYPE mmo_gw_http_requests_total counter\n");
 	for (int r = 0; r < GW_R_COUNT; r++) {
 		for (size_t s = 0; s < GW_STATUS_N; s++) {
 			uint64_t v = ld(&m->req[r][s]);
@@ -185,89 +88,91 @@ int gw_metrics_render(gw *g, char **out, size_t *len)
 			if (!v)
 				continue;
 			if (statuses[s])
-				bprintf(
+				mmo_prom_printf(
 				    &b,
 				    "mmo_gw_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
 				    route_names[r], statuses[s], (unsigned long long)v);
 			else
-				bprintf(&b,
-				        "mmo_gw_http_requests_total{route=\"%s\",status=\"other\"} "
-				        "%llu\n",
-				        route_names[r], (unsigned long long)v);
+				mmo_prom_printf(
+				    &b,
+				    "mmo_gw_http_requests_total{route=\"%s\",status=\"other\"} "
+				    "%llu\n",
+				    route_names[r], (unsigned long long)v);
 		}
 	}
-	bprintf(&b, "# HELP mmo_gw_http_request_duration_seconds Time to answer, by route.\n"
-	            "# TYPE mmo_gw_http_request_duration_seconds histogram\n");
+	mmo_prom_printf(&b,
+	                "# HELP mmo_gw_http_request_duration_seconds Time to answer, by route.\n"
+	                "# TYPE mmo_gw_http_request_duration_seconds histogram\n");
 	for (int r = 0; r < GW_R_COUNT; r++) {
 		if (!ld(&m->req_lat[r].count))
 			continue;
 		snprintf(labels, sizeof(labels), "route=\"%s\"", route_names[r]);
-		hist(&b, "mmo_gw_http_request_duration_seconds", labels, &m->req_lat[r]);
+		mmo_prom_hist(&b, "mmo_gw_http_request_duration_seconds", labels, &m->req_lat[r]);
 	}
-	bprintf(&b, "# HELP mmo_gw_event_latency_seconds Intent received to committed, to "
-	            "outcome; event committed to delivered on a WebSocket.\n"
-	            "# TYPE mmo_gw_event_latency_seconds histogram\n");
+	mmo_prom_printf(&b, "# HELP mmo_gw_event_latency_seconds Intent received to committed, to "
+	                    "outcome; event committed to delivered on a WebSocket.\n"
+	                    "# TYPE mmo_gw_event_latency_seconds histogram\n");
 	for (int s = 0; s < GW_S_COUNT; s++) {
 		snprintf(labels, sizeof(labels), "stage=\"%s\"", stage_names[s]);
-		hist(&b, "mmo_gw_event_latency_seconds", labels, &m->stage[s]);
+		mmo_prom_hist(&b, "mmo_gw_event_latency_seconds", labels, &m->stage[s]);
 	}
-	bprintf(&b, "# HELP mmo_gw_redis_latency_seconds Redis command round trips.\n"
-	            "# TYPE mmo_gw_redis_latency_seconds histogram\n");
-	hist(&b, "mmo_gw_redis_latency_seconds", "", &m->redis_lat);
-	bprintf(&b,
-	        "# HELP mmo_gw_ws_connections Open WebSocket connections.\n"
-	        "# TYPE mmo_gw_ws_connections gauge\nmmo_gw_ws_connections %lld\n"
-	        "# HELP mmo_gw_ws_messages_sent_total Messages written to WebSockets.\n"
-	        "# TYPE mmo_gw_ws_messages_sent_total counter\nmmo_gw_ws_messages_sent_total %llu\n"
-	        "# HELP mmo_gw_ws_messages_dropped_total Low-priority messages dropped for slow "
-	        "clients.\n# TYPE mmo_gw_ws_messages_dropped_total counter\n"
-	        "mmo_gw_ws_messages_dropped_total %llu\n"
-	        "# HELP mmo_gw_ws_disconnects_total WebSockets closed by the gateway, by reason.\n"
-	        "# TYPE mmo_gw_ws_disconnects_total counter\n"
-	        "mmo_gw_ws_disconnects_total{reason=\"slow_consumer\"} %llu\n"
-	        "mmo_gw_ws_disconnects_total{reason=\"session_revoked\"} %llu\n"
-	        "# HELP mmo_gw_ws_bad_messages_total Malformed client messages.\n"
-	        "# TYPE mmo_gw_ws_bad_messages_total counter\nmmo_gw_ws_bad_messages_total %llu\n",
-	        (long long)atomic_load(&m->ws_conns), (unsigned long long)ld(&m->ws_sent),
-	        (unsigned long long)ld(&m->ws_dropped), (unsigned long long)ld(&m->ws_closed_slow),
-	        (unsigned long long)ld(&m->ws_closed_revoked),
-	        (unsigned long long)ld(&m->ws_bad_msgs));
-	bprintf(&b,
-	        "# HELP mmo_gw_ws_messages_coalesced_total Positions replaced by a newer one of "
-	        "the same player for a socket that fell behind.\n"
-	        "# TYPE mmo_gw_ws_messages_coalesced_total counter\n"
-	        "mmo_gw_ws_messages_coalesced_total %llu\n"
-	        "# HELP mmo_gw_intents_decided_early_total Intents answered at the world's "
-	        "decision, before the outcome's commit.\n"
-	        "# TYPE mmo_gw_intents_decided_early_total counter\n"
-	        "mmo_gw_intents_decided_early_total %llu\n",
-	        (unsigned long long)ld(&m->ws_coalesced),
-	        (unsigned long long)ld(&m->decided_early));
-	bprintf(&b,
-	        "# HELP mmo_gw_queue_depth Items waiting, by queue.\n"
-	        "# TYPE mmo_gw_queue_depth gauge\n"
-	        "mmo_gw_queue_depth{queue=\"ws_outbound\"} %lld\n"
-	        "mmo_gw_queue_depth{queue=\"outcome_waiters\"} %lld\n",
-	        (long long)atomic_load(&m->ws_queued), (long long)atomic_load(&m->waiters));
-	bprintf(&b, "# HELP mmo_gw_errors_total Errors, by flow.\n"
-	            "# TYPE mmo_gw_errors_total counter\n");
+	mmo_prom_printf(&b, "# HELP mmo_gw_redis_latency_seconds Redis command round trips.\n"
+	                    "# TYPE mmo_gw_redis_latency_seconds histogram\n");
+	mmo_prom_hist(&b, "mmo_gw_redis_latency_seconds", "", &m->redis_lat);
+	mmo_prom_printf(
+	    &b,
+	    "# HELP mmo_gw_ws_connections Open WebSocket connections.\n"
+	    "# TYPE mmo_gw_ws_connections gauge\nmmo_gw_ws_connections %lld\n"
+	    "# HELP mmo_gw_ws_messages_sent_total Messages written to WebSockets.\n"
+	    "# TYPE mmo_gw_ws_messages_sent_total counter\nmmo_gw_ws_messages_sent_total %llu\n"
+	    "# HELP mmo_gw_ws_messages_dropped_total Low-priority messages dropped for slow "
+	    "clients.\n# TYPE mmo_gw_ws_messages_dropped_total counter\n"
+	    "mmo_gw_ws_messages_dropped_total %llu\n"
+	    "# HELP mmo_gw_ws_disconnects_total WebSockets closed by the gateway, by reason.\n"
+	    "# TYPE mmo_gw_ws_disconnects_total counter\n"
+	    "mmo_gw_ws_disconnects_total{reason=\"slow_consumer\"} %llu\n"
+	    "mmo_gw_ws_disconnects_total{reason=\"session_revoked\"} %llu\n"
+	    "# HELP mmo_gw_ws_bad_messages_total Malformed client messages.\n"
+	    "# TYPE mmo_gw_ws_bad_messages_total counter\nmmo_gw_ws_bad_messages_total %llu\n",
+	    (long long)atomic_load(&m->ws_conns), (unsigned long long)ld(&m->ws_sent),
+	    (unsigned long long)ld(&m->ws_dropped), (unsigned long long)ld(&m->ws_closed_slow),
+	    (unsigned long long)ld(&m->ws_closed_revoked), (unsigned long long)ld(&m->ws_bad_msgs));
+	mmo_prom_printf(
+	    &b,
+	    "# HELP mmo_gw_ws_messages_coalesced_total Positions replaced by a newer one of "
+	    "the same player for a socket that fell behind.\n"
+	    "# TYPE mmo_gw_ws_messages_coalesced_total counter\n"
+	    "mmo_gw_ws_messages_coalesced_total %llu\n"
+	    "# HELP mmo_gw_intents_decided_early_total Intents answered at the world's "
+	    "decision, before the outcome's commit.\n"
+	    "# TYPE mmo_gw_intents_decided_early_total counter\n"
+	    "mmo_gw_intents_decided_early_total %llu\n",
+	    (unsigned long long)ld(&m->ws_coalesced), (unsigned long long)ld(&m->decided_early));
+	mmo_prom_printf(&b,
+	                "# HELP mmo_gw_queue_depth Items waiting, by queue.\n"
+	                "# TYPE mmo_gw_queue_depth gauge\n"
+	                "mmo_gw_queue_depth{queue=\"ws_outbound\"} %lld\n"
+	                "mmo_gw_queue_depth{queue=\"outcome_waiters\"} %lld\n",
+	                (long long)atomic_load(&m->ws_queued), (long long)atomic_load(&m->waiters));
+	mmo_prom_printf(&b, "# HELP mmo_gw_errors_total Errors, by flow.\n"
+	                    "# TYPE mmo_gw_errors_total counter\n");
 	for (int f = 0; f < GW_F_COUNT; f++)
-		bprintf(&b, "mmo_gw_errors_total{flow=\"%s\"} %llu\n", flow_names[f],
-		        (unsigned long long)ld(&m->errors[f]));
-	bprintf(&b,
-	        "# HELP mmo_gw_login_failures_total Failed logins.\n"
-	        "# TYPE mmo_gw_login_failures_total counter\nmmo_gw_login_failures_total %llu\n"
-	        "# HELP mmo_gw_rate_limited_total Requests refused with 429.\n"
-	        "# TYPE mmo_gw_rate_limited_total counter\nmmo_gw_rate_limited_total %llu\n"
-	        "# HELP mmo_gw_outcome_timeouts_total Intents answered 202 (no outcome in time).\n"
-	        "# TYPE mmo_gw_outcome_timeouts_total counter\nmmo_gw_outcome_timeouts_total %llu\n"
-	        "# HELP mmo_gw_security_events_total Aggregated security events logged.\n"
-	        "# TYPE mmo_gw_security_events_total counter\nmmo_gw_security_events_total %llu\n",
-	        (unsigned long long)ld(&m->login_failed), (unsigned long long)ld(&m->rate_limited),
-	        (unsigned long long)ld(&m->outcome_timeouts),
-	        (unsigned long long)ld(&m->security_events));
-	if (g->o.extra_metrics && !b.fail) {
-		enum { EXTRA_MAX = 256 * 1024 };
+		mmo_prom_printf(&b, "mmo_gw_errors_total{flow=\"%s\"} %llu\n", flow_names[f],
+		                (unsigned long long)ld(&m->errors[f]));
+	mmo_prom_printf(
+	    &b,
+	    "# HELP mmo_gw_login_failures_total Failed logins.\n"
+	    "# TYPE mmo_gw_login_failures_total counter\nmmo_gw_login_failures_total %llu\n"
+	    "# HELP mmo_gw_rate_limited_total Requests refused with 429.\n"
+	    "# TYPE mmo_gw_rate_limited_total counter\nmmo_gw_rate_limited_total %llu\n"
+	    "# HELP mmo_gw_outcome_timeouts_total Intents answered 202 (no outcome in time).\n"
+	    "# TYPE mmo_gw_outcome_timeouts_total counter\nmmo_gw_outcome_timeouts_total %llu\n"
+	    "# HELP mmo_gw_security_events_total Aggregated security events logged.\n"
+	    "# TYPE mmo_gw_security_events_total counter\nmmo_gw_security_events_total %llu\n",
+	    (unsigned long long)ld(&m->login_failed), (unsigned long long)ld(&m->rate_limited),
+	    (unsigned long long)ld(&m->outcome_timeouts),
+	    (unsigned long long)ld(&m->security_events));
+	if (g->o.extra_metrics && !b.truncated) {
 		char *extra = malloc(EXTRA_MAX);
 
 		if (extra) {
@@ -276,15 +181,15 @@ int gw_metrics_render(gw *g, char **out, size_t *len)
 			if (n >= EXTRA_MAX)
 				n = EXTRA_MAX - 1;
 			extra[n] = 0;
-			bprintf(&b, "%s", extra);
+			mmo_prom_printf(&b, "%s", extra);
 			free(extra);
 		}
 	}
-	if (b.fail) {
-		free(b.p);
+	if (b.truncated) {
+		free(text);
 		return MMO_ENOMEM;
 	}
-	*out = b.p;
+	*out = text;
 	*len = b.len;
 	return MMO_OK;
 }

@@ -6,6 +6,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "schemas/mmo_prom.h" /* the latency histograms */
+
 enum gw_route {
 	GW_R_REGISTER,
 	GW_R_LOGIN,
@@ -32,20 +34,13 @@ enum gw_stage {
 	GW_S_COUNT
 };
 
-#define GW_HIST_N   14 /* buckets of a latency histogram (last = +Inf) */
 #define GW_STATUS_N 20
-
-struct gw_hist {
-	_Atomic uint64_t b[GW_HIST_N];
-	_Atomic uint64_t count;
-	_Atomic uint64_t sum_us;
-};
 
 struct gw_metrics {
 	_Atomic uint64_t req[GW_R_COUNT][GW_STATUS_N];
-	struct gw_hist req_lat[GW_R_COUNT];
-	struct gw_hist stage[GW_S_COUNT];
-	struct gw_hist redis_lat;
+	struct mmo_hist req_lat[GW_R_COUNT];
+	struct mmo_hist stage[GW_S_COUNT];
+	struct mmo_hist redis_lat;
 	_Atomic int64_t ws_conns;
 	_Atomic int64_t ws_queued; /* messages in all WebSocket queues */
 	_Atomic int64_t waiters;   /* requests waiting for an outcome */
@@ -56,11 +51,6 @@ struct gw_metrics {
 	_Atomic uint64_t decided_early; /* intents answered at the world's decision */
 };
 
-extern const int64_t gw_hist_bounds_us[GW_HIST_N - 1];
-void gw_hist_observe(struct gw_hist *h, int64_t us);
-/* The value below which q (0..1) of the observations of a bucket count
- * vector fall, in µs (the bucket's upper bound); 0 when empty. */
-int64_t gw_hist_quantile(const uint64_t b[GW_HIST_N], double q);
 void gw_metrics_request(struct gw_metrics *m, enum gw_route r, int status, int64_t us);
 void gw_metrics_error(struct gw_metrics *m, enum gw_flow f);
 /* The status code counted in column i of req[][] (0: other). */

@@ -13,6 +13,7 @@
 
 #include "ratelimit.h"
 #include "schemas/mmo_err.h"
+#include "schemas/mmo_hash.h"
 
 #define KEY_MAX 160
 
@@ -28,15 +29,6 @@ struct gw_rl {
 	struct bucket **slots;
 	size_t nslots, count, cap;
 };
-
-static uint64_t hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-	return h;
-}
 
 int gw_rl_new(size_t cap, struct gw_rl **out)
 {
@@ -115,7 +107,7 @@ void gw_rl_purge(struct gw_rl *t, int64_t now_us)
 bool gw_rl_take(struct gw_rl *t, const char *key, double rate, double burst, double n,
                 int64_t now_us, int64_t *retry_us)
 {
-	size_t slot = hash(key) & (t->nslots - 1);
+	size_t slot = mmo_fnv1a_str(key) & (t->nslots - 1);
 	struct bucket *b;
 	double need = n > 0 ? n : 1;
 	bool ok;

@@ -14,8 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "redis.h"
 #include "schemas/mmo_err.h"
+#include "schemas/mmo_redis_url.h"
 #include "schemas/mmo_util.h"
 
 #define POOL       32
@@ -25,7 +28,7 @@
 struct gw_redis {
 	char host[256];
 	int port;
-	char user[128], pass[256];
+	char user[128], pass[512];
 	int db;
 	pthread_mutex_t mu;
 	redisContext *idle[POOL];
@@ -37,53 +40,17 @@ struct gw_redis {
 
 static int parse_url(struct gw_redis *r, const char *url, char *err, size_t errlen)
 {
-	const char *p = url, *at, *end;
-	char hostport[250];
+	struct mmo_redis_url u;
+	int rc = mmo_redis_url_parse(url, &u, err, errlen);
 
-	if (strncmp(p, "redis://", 8)) {
-		snprintf(err, errlen, "redis URL must start with redis://: '%.200s'", url);
-		return MMO_EINVAL;
-	}
-	p += 8;
-	end = p + strcspn(p, "/");
-	at = memchr(p, '@', (size_t)(end - p));
-	if (at) {
-		const char *colon = memchr(p, ':', (size_t)(at - p));
-
-		if (colon) {
-			snprintf(r->user, sizeof(r->user), "%.*s", (int)(colon - p), p);
-			snprintf(r->pass, sizeof(r->pass), "%.*s", (int)(at - colon - 1),
-			         colon + 1);
-		} else {
-			snprintf(r->pass, sizeof(r->pass), "%.*s", (int)(at - p), p);
-		}
-		p = at + 1;
-	}
-	snprintf(hostport, sizeof(hostport), "%.*s", (int)(end - p), p);
-	r->port = 6379;
-	char *colon = strrchr(hostport, ':');
-	if (colon) {
-		char *e;
-		long port = strtol(colon + 1, &e, 10);
-
-		if (*e || port <= 0 || port > 65535) {
-			snprintf(err, errlen, "bad port in redis URL '%.200s'", url);
-			return MMO_EINVAL;
-		}
-		r->port = (int)port;
-		*colon = 0;
-	}
-	snprintf(r->host, sizeof(r->host), "%s", hostport[0] ? hostport : "127.0.0.1");
-	if (*end == '/' && end[1]) {
-		char *e;
-		long db = strtol(end + 1, &e, 10);
-
-		if (*e || db < 0 || db > 1000) {
-			snprintf(err, errlen, "bad database in redis URL '%.200s'", url);
-			return MMO_EINVAL;
-		}
-		r->db = (int)db;
-	}
+	if (rc)
+		return rc;
+	snprintf(r->host, sizeof(r->host), "%s", u.host);
+	snprintf(r->user, sizeof(r->user), "%s", u.user);
+	snprintf(r->pass, sizeof(r->pass), "%s", u.password);
+	r->port = u.port;
+	r->db = u.db;
+	sodium_memzero(&u, sizeof(u));
 	return MMO_OK;
 }
 
@@ -214,7 +181,7 @@ struct redisReply *gw_redis_cmd(struct gw_redis *r, const char *fmt, ...)
 		va_start(ap, fmt);
 		rep = redisvCommand(c, fmt, ap);
 		va_end(ap);
-		gw_hist_observe(&r->m->redis_lat, mmo_mono_us() - t0);
+		mmo_hist_observe(&r->m->redis_lat, mmo_mono_us() - t0);
 		if (rep) {
 			put(r, c, true);
 			if (rep->type == REDIS_REPLY_ERROR) {
@@ -264,7 +231,7 @@ int gw_redis_pipe(struct gw_redis *r, const char *fmt, const char *const *args, 
 		ok = redisGetReply(c, &rep) == REDIS_OK && rep;
 		replies[got] = rep;
 	}
-	gw_hist_observe(&r->m->redis_lat, mmo_mono_us() - t0);
+	mmo_hist_observe(&r->m->redis_lat, mmo_mono_us() - t0);
 	put(r, c, ok);
 	if (!ok) {
 		for (size_t i = 0; i < n; i++) {

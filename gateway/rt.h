@@ -243,6 +243,7 @@ void hub_unregister(struct hub *h, struct rt_conn *c);
 int hub_subscribe(struct hub *h, struct rt_conn *c, const char *region);
 int hub_unsubscribe(struct hub *h, struct rt_conn *c, const char *region);
 void hub_player_pos(struct hub *h, const char *player, double x, double y);
+bool hub_player_known(struct hub *h, const char *player);
 /* Fan an event out to the sockets it concerns. */
 void hub_deliver(struct hub *h, const struct rt_event_meta *meta, struct gw_msg *m);
 /* Call fn for every open WebSocket of session jti (NULL: every one). */

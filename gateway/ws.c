@@ -113,7 +113,8 @@ static void auth_job(void *arg)
 
 			if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
 			    rep->element[0]->type == REDIS_REPLY_STRING &&
-			    rep->element[1]->type == REDIS_REPLY_STRING) {
+			    rep->element[1]->type == REDIS_REPLY_STRING && rep->element[0]->len &&
+			    rep->element[1]->len) {
 				char *e1, *e2;
 
 				it->x = strtod(rep->element[0]->str, &e1);
@@ -246,7 +247,8 @@ void ws_authed(struct rt_conn *c, struct rt_item *it)
 		rt_close(c, 1011, "out of memory");
 		return;
 	}
-	if (it->pos_known)
+	/* What the bus showed is newer than the Redis view's copy. */
+	if (it->pos_known && !hub_player_known(rt_hub(c), c->auth.sub))
 		hub_player_pos(rt_hub(c), c->auth.sub, it->x, it->y);
 	rt_read_start(c);
 }

@@ -104,7 +104,7 @@ static void pop_sent(struct rt_conn *c)
 
 	if (m->ts) {
 		atomic_fetch_add(&g->m.ws_sent, 1);
-		gw_hist_observe(&g->m.stage[GW_S_DELIVERY], mmo_now_us() - m->ts);
+		mmo_hist_observe(&g->m.stage[GW_S_DELIVERY], mmo_now_us() - m->ts);
 	}
 	gw_msg_unref(m);
 	c->qhead = (c->qhead + 1) % c->qcap;

@@ -53,7 +53,10 @@ static int teardown(void **state)
 {
 	(void)state;
 	ts_stop(redis_pid, SIGKILL, 2000);
-	ts_rmrf(DIR_);
+	if (getenv("KEEP"))
+		fprintf(stderr, "kept %s\n", DIR_);
+	else
+		ts_rmrf(DIR_);
 	return 0;
 }
 

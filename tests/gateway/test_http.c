@@ -15,8 +15,8 @@
 
 #include <cmocka.h>
 
-#include "schemas/event_json.h"
 #include "gwtest.h"
+#include "schemas/event_json.h"
 #include "schemas/mmo_util.h"
 
 static struct gwt *E;
