@@ -25,6 +25,7 @@
 
 #define MSGS_PER_S     20 /* client messages per second (burst 2x) */
 #define FRAME_HARD_MAX (1u << 20)
+#define WS_SNDBUF      (128 * 1024) /* kernel send buffer of a WebSocket */
 
 /* ---------------------------------------------------------------- the upgrade */
 
@@ -241,6 +242,14 @@ void ws_authed(struct rt_conn *c, struct rt_item *it)
 	c->head = NULL;
 	c->hlen = 0;
 	c->state = RT_WS;
+	{
+		/* Bound what the kernel holds for one socket: memory at tens of
+		 * thousands of sockets, and a reader that stops shows up in its
+		 * queue (the slow-consumer rule) instead of megabytes later. */
+		int sndbuf = WS_SNDBUF;
+
+		uv_send_buffer_size((uv_handle_t *)&c->tcp, &sndbuf);
+	}
 	atomic_fetch_add(&g->m.ws_conns, 1);
 	gw_metrics_request(&g->m, GW_R_WS, 101, 0);
 	if (hub_register(rt_hub(c), c)) {
