@@ -58,6 +58,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bench_http.h"
 #include "bench_util.h"
 #include "tools/bench/bench.h"
 #include "tools/cli/cli_util.h"
@@ -75,7 +76,7 @@
 #define SPACING     (1.5 * AOI)
 #define SPAWN       5000.0
 #define PACE_US     55000 /* per player: under the 20 moves/s limit */
-#define IO_TIMEOUT  10000 /* ms, one HTTP exchange */
+#define IO_TIMEOUT  BENCH_IO_TIMEOUT_MS
 #define PASSWORD    "bench-password"
 #define TOKEN_MAX   1024
 #define WS_RECS_MAX (8u << 20)
@@ -312,151 +313,6 @@ fail:
 	_exit(1);
 }
 
-/* ------------------------------------------------------------ HTTP client */
-
-struct hconn {
-	int fd, port;
-	size_t len;
-	char buf[16384];
-};
-
-static int dial(int port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET,
-	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-	                        .sin_port = htons((uint16_t)port)};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-
-	if (fd < 0)
-		return -1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static bool send_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
-/* Read into c->buf until pred-satisfying length; false on EOF/timeout. */
-static bool fill_more(struct hconn *c, int64_t deadline)
-{
-	struct pollfd p = {c->fd, POLLIN, 0};
-	ssize_t r;
-	int64_t left = (deadline - mmo_mono_us()) / 1000;
-
-	if (c->len >= sizeof(c->buf) - 1 || left <= 0)
-		return false;
-	if (poll(&p, 1, (int)left) <= 0)
-		return false;
-	r = recv(c->fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len, 0);
-	if (r <= 0)
-		return false;
-	c->len += (size_t)r;
-	c->buf[c->len] = 0;
-	return true;
-}
-
-/* One request on the keep-alive connection (reconnecting if needed). The
- * body of the answer is copied into out (NUL-terminated, cut to cap).
- * Returns the status, 0 on I/O failure. */
-static int hc_request(struct hconn *c, const char *path, const char *token, const char *body,
-                      char *out, size_t cap)
-{
-	char req[2048];
-	int n, status = 0;
-	int64_t deadline = mmo_mono_us() + (int64_t)IO_TIMEOUT * 1000;
-	size_t clen = 0, head;
-	char *end, *cl;
-
-	n = snprintf(req, sizeof(req),
-	             "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s%sContent-Type: "
-	             "application/json\r\nContent-Length: %zu\r\n\r\n%s",
-	             path, token ? "Authorization: Bearer " : "", token ? token : "",
-	             token ? "\r\n" : "", strlen(body), body);
-	if (n < 0 || (size_t)n >= sizeof(req))
-		return 0;
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (c->fd < 0) {
-			c->fd = dial(c->port);
-			c->len = 0;
-			if (c->fd < 0)
-				return 0;
-		}
-		if (send_all(c->fd, req, (size_t)n))
-			break;
-		close(c->fd);
-		c->fd = -1;
-	}
-	if (c->fd < 0)
-		return 0;
-	while (!(end = memmem(c->buf, c->len, "\r\n\r\n", 4)))
-		if (!fill_more(c, deadline))
-			goto broken;
-	head = (size_t)(end + 4 - c->buf);
-	if (sscanf(c->buf, "HTTP/1.%*d %d", &status) != 1)
-		goto broken;
-	*end = 0;
-	cl = strcasestr(c->buf, "\r\nContent-Length:");
-	if (cl)
-		clen = strtoul(cl + 17, NULL, 10);
-	if (head + clen >= sizeof(c->buf))
-		goto broken;
-	while (c->len < head + clen)
-		if (!fill_more(c, deadline))
-			goto broken;
-	if (out && cap) {
-		size_t k = clen < cap - 1 ? clen : cap - 1;
-
-		memcpy(out, c->buf + head, k);
-		out[k] = 0;
-	}
-	bool close_it = strcasestr(c->buf, "\r\nConnection: close") != NULL;
-	memmove(c->buf, c->buf + head + clen, c->len - head - clen);
-	c->len -= head + clen;
-	if (close_it) {
-		close(c->fd);
-		c->fd = -1;
-	}
-	return status;
-broken:
-	close(c->fd);
-	c->fd = -1;
-	return 0;
-}
-
-static bool json_str(const char *body, const char *key, char *out, size_t cap)
-{
-	char pat[64];
-	const char *p, *e;
-
-	snprintf(pat, sizeof(pat), "\"%s\":\"", key);
-	p = strstr(body, pat);
-	if (!p)
-		return false;
-	p += strlen(pat);
-	e = strchr(p, '"');
-	if (!e || (size_t)(e - p) >= cap)
-		return false;
-	memcpy(out, p, (size_t)(e - p));
-	out[e - p] = 0;
-	return true;
-}
-
 /* ------------------------------------------------------------ players */
 
 struct player {
@@ -493,15 +349,15 @@ static void *setup_main(void *arg)
 
 		snprintf(body, sizeof(body),
 		         "{\"username\":\"bench%u\",\"password\":\"" PASSWORD "\"}", i);
-		st = hc_request(c, "/api/auth/register", NULL, body, out, sizeof(out));
+		st = bench_hc_request(c, "/api/auth/register", NULL, body, out, sizeof(out));
 		if (st != 201 && st != 409) {
 			snprintf(s->why, sizeof(s->why), "register bench%u: status %d %.120s", i,
 			         st, out);
 			atomic_store(&s->failed, 1);
 			break;
 		}
-		st = hc_request(c, "/api/auth/login", NULL, body, out, sizeof(out));
-		if (st != 200 || !json_str(out, "token", p->token, sizeof(p->token))) {
+		st = bench_hc_request(c, "/api/auth/login", NULL, body, out, sizeof(out));
+		if (st != 200 || !bench_json_str(out, "token", p->token, sizeof(p->token))) {
 			snprintf(s->why, sizeof(s->why), "login bench%u: status %d %.120s", i, st,
 			         out);
 			atomic_store(&s->failed, 1);
@@ -612,7 +468,7 @@ static void *load_main(void *arg)
 			break;
 		next_pos(p, t0, &x, &y);
 		snprintf(body, sizeof(body), "{\"x\":%.3f,\"y\":%.3f,\"z\":0}", x, y);
-		st = hc_request(c, "/api/players/move", p->token, body, out, sizeof(out));
+		st = bench_hc_request(c, "/api/players/move", p->token, body, out, sizeof(out));
 		t1 = mmo_mono_us();
 		p->next = t0 + PACE_US;
 		if (st == 200) {
@@ -749,7 +605,7 @@ static bool ws_send_text(int fd, const char *s)
 	f[1] = (uint8_t)(0x80 | n);
 	memset(f + 2, 0, 4); /* a zero mask: the payload goes as is */
 	memcpy(f + 6, s, n);
-	return send_all(fd, (char *)f, n + 6);
+	return bench_send_all(fd, (char *)f, n + 6);
 }
 
 static void ws_pong(int fd, const uint8_t *pl, size_t n)
@@ -762,7 +618,7 @@ static void ws_pong(int fd, const uint8_t *pl, size_t n)
 	f[1] = (uint8_t)(0x80 | n);
 	memset(f + 2, 0, 4);
 	memcpy(f + 6, pl, n);
-	send_all(fd, (char *)f, n + 6);
+	bench_send_all(fd, (char *)f, n + 6);
 }
 
 /* Subscribe s to the region of its player's place. */
@@ -782,7 +638,7 @@ static int ws_open(struct wsrun *r, struct wsock *s, char *why, size_t wl)
 	int status = 0;
 	int64_t deadline = mmo_mono_us() + (int64_t)IO_TIMEOUT * 1000;
 
-	s->fd = dial(r->port);
+	s->fd = bench_dial(r->port);
 	if (s->fd < 0) {
 		snprintf(why, wl, "connect: %s", strerror(errno));
 		return -1;
@@ -792,7 +648,7 @@ static int ws_open(struct wsrun *r, struct wsock *s, char *why, size_t wl)
 	         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 	         "Sec-WebSocket-Version: 13\r\n\r\n",
 	         r->pl[s->player].token);
-	if (!send_all(s->fd, req, strlen(req)))
+	if (!bench_send_all(s->fd, req, strlen(req)))
 		goto fail;
 	while (!(end = memmem(s->buf, s->len, "\r\n\r\n", 4))) {
 		struct pollfd p = {s->fd, POLLIN, 0};
