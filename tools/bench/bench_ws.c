@@ -98,7 +98,7 @@ static void note_fail(bench_ws *w, unsigned i, const char *what)
 {
 	pthread_mutex_lock(&w->mu);
 	if (!w->why[0])
-		snprintf(w->why, sizeof(w->why), "socket %u: %s", i, what);
+		snprintf(w->why, sizeof(w->why), "socket %u: %.120s", i, what);
 	pthread_mutex_unlock(&w->mu);
 }
 
@@ -266,12 +266,60 @@ static bool send_upgrade(bench_ws *w, struct wsock *s, unsigned i, int ep)
 	return n > 0 && (size_t)n < sizeof(req) && out(s, ep, req, (size_t)n);
 }
 
-static uint64_t num_after(const char *p, size_t n, const char *key, bool *found)
+/* Where the value of "key" starts in the JSON text p[0..n) (spaces after
+ * the colon skipped), or NULL. Good enough for the flat messages the
+ * gateway sends: a key's quoted name does not occur inside a value. */
+static const char *val_of(const char *p, size_t n, const char *key)
 {
-	const char *q = memmem(p, n, key, strlen(key));
+	char pat[40];
+	int k = snprintf(pat, sizeof(pat), "\"%s\":", key);
+	const char *q = memmem(p, n, pat, (size_t)k);
 
-	*found = q != NULL;
-	return q ? strtoull(q + strlen(key), NULL, 10) : 0;
+	if (!q)
+		return NULL;
+	q += k;
+	while (q < p + n && *q == ' ')
+		q++;
+	return q < p + n ? q : NULL;
+}
+
+static bool str_is(const char *p, size_t n, const char *key, const char *want)
+{
+	const char *v = val_of(p, n, key);
+	size_t k = strlen(want);
+
+	return v && *v == '"' && (size_t)(p + n - v) > k + 1 && !memcmp(v + 1, want, k) &&
+	       v[k + 1] == '"';
+}
+
+static bool num_of(const char *p, size_t n, const char *key, uint64_t *out)
+{
+	const char *v = val_of(p, n, key);
+
+	if (v && *v == '"')
+		v++; /* a ref is a string of digits */
+	if (!v || *v < '0' || *v > '9')
+		return false;
+	*out = strtoull(v, NULL, 10);
+	return true;
+}
+
+/* The answer to the move in flight k of s: an ack (with seq) or not. */
+static void answer(struct wthread *t, struct wsock *s, unsigned k, unsigned i, bool ack,
+                   const char *p, size_t n)
+{
+	struct bench_ws_send e = {.t = s->fl[k].t, .sock = i};
+
+	if (ack && num_of(p, n, "seq", &e.seq) && recs_push(&t->snd, &e)) {
+		t->acked++;
+	} else {
+		char m[160];
+
+		t->errors++;
+		snprintf(m, sizeof(m), "move answered %.*s", (int)(n < 120 ? n : 120), p);
+		note_fail(t->w, i, m);
+	}
+	s->fl[k] = s->fl[--s->nfl];
 }
 
 /* One text message of socket i. */
@@ -279,62 +327,38 @@ static void on_text(struct wthread *t, struct wsock *s, unsigned i, const char *
                     int64_t now, int ep)
 {
 	bench_ws *w = t->w;
-	bool f;
+	bool ack = str_is(p, n, "type", "ack"), err = !ack && str_is(p, n, "type", "error");
+	uint64_t ref;
 
-	if (memmem(p, n, "\"type\":\"world.update\"", 21)) {
-		struct bench_ws_delivery d;
+	if (!ack && !err && str_is(p, n, "type", "world.update")) {
+		struct bench_ws_delivery d = {.t = now, .sock = i};
 
-		if (!atomic_load(&w->measuring))
-			return;
-		d.cause_seq = num_after(p, n, "\"cause_seq\":", &f);
-		d.t = now;
-		d.sock = i;
-		if (f)
+		if (atomic_load(&w->measuring) && num_of(p, n, "cause_seq", &d.cause_seq))
 			recs_push(&t->del, &d);
 		return;
 	}
-	if (s->state == S_SUBSCRIBING && memmem(p, n, "\"type\":\"subscribed\"", 19)) {
-		s->state = S_READY;
-		atomic_fetch_add(&w->subscribed, 1);
-		atomic_fetch_add(&w->opened, 1);
+	if (s->state == S_SUBSCRIBING) {
+		if (str_is(p, n, "type", "subscribed")) {
+			s->state = S_READY;
+			atomic_fetch_add(&w->subscribed, 1);
+			atomic_fetch_add(&w->opened, 1);
+		} else if (err && memmem(p, n, "rate_limited", 12)) {
+			subscribe(w, s, i, ep); /* one more try per answer */
+		} else if (err) {
+			kill_sock(w, s, ep, "subscribe refused", i);
+		}
 		return;
 	}
-	{
-		const char *r = memmem(p, n, "\"ref\":\"", 7);
-		uint32_t ref;
-
-		if (!r) {
-			if (s->state == S_SUBSCRIBING && memmem(p, n, "\"type\":\"error\"", 14)) {
-				if (memmem(p, n, "rate_limited", 12))
-					subscribe(w, s, i, ep); /* slowly: one per answer */
-				else
-					kill_sock(w, s, ep, "subscribe refused", i);
+	if (!(ack || err) || !s->nfl)
+		return;
+	if (num_of(p, n, "ref", &ref)) {
+		for (unsigned k = 0; k < s->nfl; k++)
+			if (s->fl[k].ref == ref) {
+				answer(t, s, k, i, ack, p, n);
+				break;
 			}
-			return;
-		}
-		ref = (uint32_t)strtoul(r + 7, NULL, 10);
-		for (unsigned k = 0; k < s->nfl; k++) {
-			if (s->fl[k].ref != ref)
-				continue;
-			if (memmem(p, n, "\"type\":\"ack\"", 12)) {
-				struct bench_ws_send e = {.t = s->fl[k].t, .sock = i};
-
-				e.seq = num_after(p, n, "\"seq\":", &f);
-				if (f && recs_push(&t->snd, &e))
-					t->acked++;
-			} else {
-				t->errors++;
-				if (!w->why[0]) {
-					char m[128];
-
-					snprintf(m, sizeof(m), "move answered %.*s",
-					         (int)(n < 100 ? n : 100), p);
-					note_fail(w, i, m);
-				}
-			}
-			s->fl[k] = s->fl[--s->nfl];
-			break;
-		}
+	} else if (err) {
+		answer(t, s, 0, i, false, p, n); /* a server that does not echo the ref */
 	}
 }
 
