@@ -1093,8 +1093,9 @@ static int parse_config(int argc, char **argv, struct config *cfg)
 	return EXIT_OK;
 }
 
-/* Raise RLIMIT_NOFILE to its hard limit; false (with a message) when that
- * is below what the run needs. The backend child inherits it. */
+/* Raise RLIMIT_NOFILE to its hard limit (and the hard limit to the need
+ * when privileged); false (with a message) when it stays below what the
+ * run needs. The backend child inherits it. */
 static bool raise_nofile(const struct config *cfg)
 {
 	rlim_t need = (rlim_t)cfg->ws_clients + 3 * (rlim_t)cfg->clients + FD_SPARE;
@@ -1103,6 +1104,13 @@ static bool raise_nofile(const struct config *cfg)
 	if (getrlimit(RLIMIT_NOFILE, &rl)) {
 		cli_err(CMD, "getrlimit: %s", strerror(errno));
 		return false;
+	}
+	if (rl.rlim_max < need) {
+		/* Only a privileged process may raise the hard limit: try. */
+		struct rlimit up = {need, need};
+
+		if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
