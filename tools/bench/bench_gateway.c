@@ -155,6 +155,28 @@ static long pid_rss_kb(pid_t pid)
 	return kb;
 }
 
+/* CPU seconds (user + system) of pid so far, from /proc; 0 if unknown. */
+static double pid_cpu_s(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* the command name may hold spaces */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+	                 &st) != 2)
+		return 0;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 /* ------------------------------------------------------------ histogram */
 
 /* Log-linear buckets in µs: exact below 128, then 64 per power of two. */
@@ -711,8 +733,8 @@ static int ws_phase(const struct config *cfg, struct player *pl, int gw_port, un
 	struct sent *sv = NULL;
 	size_t ns = 0;
 	uint64_t matched = 0, unmatched = 0, foreign = 0, dup = 0;
-	int64_t t0, last = 0, start, end;
-	double secs = cfg->duration;
+	int64_t t0, last = 0, start, end, t_quiet;
+	double secs = cfg->duration, cpu_me = 0, cpu_srv = 0;
 	char fwhy[160] = "";
 	int rc = -1;
 
@@ -751,6 +773,8 @@ static int ws_phase(const struct config *cfg, struct player *pl, int gw_port, un
 	        k.subscribed);
 	start = mmo_mono_us() + 100000;
 	end = start + (int64_t)cfg->duration * 1000000;
+	cpu_me = pid_cpu_s(getpid());
+	cpu_srv = pid_cpu_s(server_pid);
 	bench_ws_measure(ws, cfg->ws_socket ? cfg->ws_rate : 0, start, end);
 	if (!cfg->ws_socket) {
 		memset(ph, 0, sizeof(*ph));
@@ -774,8 +798,27 @@ static int ws_phase(const struct config *cfg, struct player *pl, int gw_port, un
 			sample_rss(rss_peak);
 		}
 	}
-	bench_sleep_us(2000000); /* deliveries still in flight */
+	/* Deliveries still in flight: until none came for a second (30 s at most). */
+	{
+		int64_t t_end = mmo_mono_us(), t_last = t_end;
+		uint64_t seen = ~0ull;
+
+		while (!interrupted && mmo_mono_us() - t_last < 1000000 &&
+		       mmo_mono_us() - t_end < 30000000) {
+			bench_ws_counts(ws, &k, NULL, 0);
+			if (k.delivered != seen) {
+				seen = k.delivered;
+				t_last = mmo_mono_us();
+			}
+			bench_sleep_us(100000);
+		}
+		fprintf(stderr, "bench: ws: deliveries drained %.1f s after the last move\n",
+		        (double)(t_last - t_end) / 1e6);
+	}
 	bench_ws_quiet(ws);
+	t_quiet = mmo_mono_us();
+	cpu_me = pid_cpu_s(getpid()) - cpu_me;
+	cpu_srv = pid_cpu_s(server_pid) - cpu_srv;
 	sample_rss(rss_peak);
 	bench_ws_stop(ws);
 	bench_ws_counts(ws, &k, fwhy, sizeof(fwhy));
@@ -797,8 +840,7 @@ static int ws_phase(const struct config *cfg, struct player *pl, int gw_port, un
 		}
 		if (cfg->ws_socket) {
 			for (size_t i = 0; i < nw; i++)
-				if (wv[i].t >= start && wv[i].t < end)
-					sv[ns++] = (struct sent){wv[i].seq, wv[i].t, wv[i].sock, 0};
+				sv[ns++] = (struct sent){wv[i].seq, wv[i].t, wv[i].sock, 0};
 		} else {
 			for (size_t i = 0; i < na; i++)
 				sv[ns++] = (struct sent){ph->acc[i].seq, ph->acc[i].t, ph->acc[i].player, 0};
@@ -847,6 +889,8 @@ static int ws_phase(const struct config *cfg, struct player *pl, int gw_port, un
 			       r, (unsigned long long)k.sent, (unsigned long long)k.acked,
 			       (unsigned long long)k.move_errors, (unsigned long long)k.unacked,
 			       fwhy[0] ? " first failure: " : "", fwhy);
+		printf("run %u ws: cpu_s bench=%.1f backend=%.1f over %.1f s (moves and drain)\n", r,
+		       cpu_me, cpu_srv, (double)(t_quiet - start) / 1e6);
 		if (res->missing)
 			printf("run %u ws: WARNING: %llu expected deliveries are missing\n", r,
 			       (unsigned long long)res->missing);

@@ -84,6 +84,7 @@ struct bench_ws {
 	struct wsock *s;
 	struct wthread t[THREADS_MAX];
 	atomic_uint opened, failed, subscribed, closed;
+	atomic_uint_fast64_t delivered;
 	atomic_bool measuring, stop;
 	atomic_uint rate;
 	_Atomic int64_t start_us, end_us;
@@ -333,8 +334,9 @@ static void on_text(struct wthread *t, struct wsock *s, unsigned i, const char *
 	if (!ack && !err && str_is(p, n, "type", "world.update")) {
 		struct bench_ws_delivery d = {.t = now, .sock = i};
 
-		if (atomic_load(&w->measuring) && num_of(p, n, "cause_seq", &d.cause_seq))
-			recs_push(&t->del, &d);
+		if (atomic_load(&w->measuring) && num_of(p, n, "cause_seq", &d.cause_seq) &&
+		    recs_push(&t->del, &d))
+			atomic_fetch_add(&w->delivered, 1);
 		return;
 	}
 	if (s->state == S_SUBSCRIBING) {
@@ -675,6 +677,7 @@ void bench_ws_counts(bench_ws *w, struct bench_ws_counts *c, char *why, size_t w
 	c->failed = atomic_load(&w->failed);
 	c->subscribed = atomic_load(&w->subscribed);
 	c->closed = atomic_load(&w->closed);
+	c->delivered = atomic_load(&w->delivered);
 	for (unsigned k = 0; k < w->o.threads; k++) {
 		c->sent += w->t[k].sent;
 		c->acked += w->t[k].acked;

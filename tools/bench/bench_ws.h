@@ -39,6 +39,7 @@ struct bench_ws_send {
 struct bench_ws_counts {
 	unsigned opened, failed, subscribed, closed;
 	uint64_t sent, acked, move_errors, unacked;
+	uint64_t delivered; /* world.updates recorded so far */
 };
 
 /* Start the threads; they connect, upgrade (?token=) and subscribe every
