@@ -569,7 +569,7 @@ static void *thread_main(void *arg)
 					break;
 				}
 				if (due > now) {
-					int64_t ms = (due - now) / 1000;
+					int64_t ms = (due - now + 999) / 1000; /* no spinning */
 
 					wait_ms = ms < wait_ms ? ms : wait_ms;
 					break;
