@@ -85,13 +85,13 @@
 #include "bench_players.h"
 #include "bench_util.h"
 #include "bench_ws.h"
-#include "tools/bench/bench.h"
-#include "tools/cli/cli_util.h"
-#include "log/evlog.h"
 #include "gateway/gateway.h"
-#include "schemas/mmo_util.h"
+#include "log/evlog.h"
 #include "projector/views/views.h"
 #include "projector/world/world.h"
+#include "schemas/mmo_util.h"
+#include "tools/bench/bench.h"
+#include "tools/cli/cli_util.h"
 
 #define CMD         "bench gateway"
 #define RUNS_MAX    99
@@ -102,7 +102,7 @@
 #define SWAY        (0.05 * AOI)
 #define SPACING     (2.5 * AOI)
 #define SPAWN       5000.0
-#define MAX_SPEED   10.0 /* projector/world/rules.c */
+#define MAX_SPEED   10.0  /* projector/world/rules.c */
 #define PACE_US     55000 /* per player: under the 20 moves/s limit */
 #define JWT_KEY     "bench-gateway-signing-key-0123456789"
 #define TOKEN_TTL_S (3 * 3600)
@@ -171,8 +171,8 @@ static double pid_cpu_s(pid_t pid)
 	fclose(f);
 	buf[n] = 0;
 	p = strrchr(buf, ')'); /* the command name may hold spaces */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-	                 &st) != 2)
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
 		return 0;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
@@ -444,7 +444,8 @@ static int check_players(const struct player *pl, unsigned n, unsigned redis_por
 			if (ok)
 				break;
 			if (mmo_mono_us() > until || interrupted) {
-				snprintf(why, wl, "player %s is not at its place (%.3f, %.3f) in the view",
+				snprintf(why, wl,
+				         "player %s is not at its place (%.3f, %.3f) in the view",
 				         p->id, p->tx, p->ty);
 				goto out;
 			}
@@ -844,7 +845,8 @@ static int ws_phase(const struct config *cfg, struct player *pl, int gw_port, un
 				sv[ns++] = (struct sent){wv[i].seq, wv[i].t, wv[i].sock, 0};
 		} else {
 			for (size_t i = 0; i < na; i++)
-				sv[ns++] = (struct sent){ph->acc[i].seq, ph->acc[i].t, ph->acc[i].player, 0};
+				sv[ns++] = (struct sent){ph->acc[i].seq, ph->acc[i].t,
+				                         ph->acc[i].player, 0};
 		}
 		qsort(sv, ns, sizeof(*sv), cmp_sent);
 		for (unsigned i = 0; i < cfg->ws_clients; i++)
@@ -883,18 +885,20 @@ static int ws_phase(const struct config *cfg, struct player *pl, int gw_port, un
 		printf("run %u ws: clients=%u moves=%s moves_per_s=%.0f deliveries_per_s=%.0f "
 		       "delivered=%llu expected=%llu missing=%llu duplicate=%llu foreign=%llu "
 		       "unmatched=%llu closed=%u p50_us=%llu p99_us=%llu\n",
-		       r, res->ws_open, cfg->ws_socket ? "socket" : "rest", res->ws_rate, res->ws_dps,
-		       (unsigned long long)matched, (unsigned long long)res->expected,
+		       r, res->ws_open, cfg->ws_socket ? "socket" : "rest", res->ws_rate,
+		       res->ws_dps, (unsigned long long)matched, (unsigned long long)res->expected,
 		       (unsigned long long)res->missing, (unsigned long long)dup,
 		       (unsigned long long)foreign, (unsigned long long)unmatched, k.closed,
-		       (unsigned long long)hist_pct(dh, 0.50), (unsigned long long)hist_pct(dh, 0.99));
+		       (unsigned long long)hist_pct(dh, 0.50),
+		       (unsigned long long)hist_pct(dh, 0.99));
 		if (cfg->ws_socket)
-			printf("run %u ws: socket moves sent=%llu acked=%llu errors=%llu unacked=%llu%s%s\n",
+			printf("run %u ws: socket moves sent=%llu acked=%llu errors=%llu "
+			       "unacked=%llu%s%s\n",
 			       r, (unsigned long long)k.sent, (unsigned long long)k.acked,
 			       (unsigned long long)k.move_errors, (unsigned long long)k.unacked,
 			       fwhy[0] ? " first failure: " : "", fwhy);
-		printf("run %u ws: cpu_s bench=%.1f backend=%.1f over %.1f s (moves and drain)\n", r,
-		       cpu_me, cpu_srv, (double)(t_quiet - start) / 1e6);
+		printf("run %u ws: cpu_s bench=%.1f backend=%.1f over %.1f s (moves and drain)\n",
+		       r, cpu_me, cpu_srv, (double)(t_quiet - start) / 1e6);
 		if (res->missing)
 			printf("run %u ws: WARNING: %llu expected deliveries are missing\n", r,
 			       (unsigned long long)res->missing);
@@ -1118,8 +1122,8 @@ static int parse_config(int argc, char **argv, struct config *cfg)
 		return EXIT_USAGE;
 	}
 	if (cfg->ws_clients && (double)cfg->ws_rate / cfg->ws_clients > 18) {
-		cli_err(CMD, "--ws-rate %u over %u players is %.1f moves/s each, over 18", cfg->ws_rate,
-		        cfg->ws_clients, (double)cfg->ws_rate / cfg->ws_clients);
+		cli_err(CMD, "--ws-rate %u over %u players is %.1f moves/s each, over 18",
+		        cfg->ws_rate, cfg->ws_clients, (double)cfg->ws_rate / cfg->ws_clients);
 		return EXIT_USAGE;
 	}
 	s = cli_opt("ws-moves", a_m, "socket");
@@ -1171,10 +1175,11 @@ static bool raise_nofile(const struct config *cfg)
 	       (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
 	       (unsigned long long)need);
 	if (rl.rlim_cur < need) {
-		cli_err(CMD,
-		        "RLIMIT_NOFILE hard limit %llu is below the %llu this run needs (ulimit -Hn, "
-		        "or fewer --ws-clients)",
-		        (unsigned long long)rl.rlim_max, (unsigned long long)need);
+		cli_err(
+		    CMD,
+		    "RLIMIT_NOFILE hard limit %llu is below the %llu this run needs (ulimit -Hn, "
+		    "or fewer --ws-clients)",
+		    (unsigned long long)rl.rlim_max, (unsigned long long)need);
 		return false;
 	}
 	return true;
@@ -1250,7 +1255,8 @@ int bench_gateway(int argc, char **argv)
 		snprintf(why, sizeof(why), "cannot create %.300s: %s", dir, strerror(errno));
 		goto fail;
 	}
-	fprintf(stderr, "bench: %u players, sessions and tokens made in %.1f s; the backend logs "
+	fprintf(stderr,
+	        "bench: %u players, sessions and tokens made in %.1f s; the backend logs "
 	        "them in and places them (a %.0f-unit hop: ~%.0f s)\n",
 	        cfg.players, (double)(mmo_mono_us() - t_setup) / 1e6, max_hop(pl, cfg.players),
 	        max_hop(pl, cfg.players) / MAX_SPEED + 0.5);
@@ -1346,7 +1352,8 @@ int bench_gateway(int argc, char **argv)
 			ws_open_min = res.ws_open;
 	}
 	{
-		double m_rate = bench_median(v_rate, cfg.runs), m_p99 = bench_median(v_p99, cfg.runs),
+		double m_rate = bench_median(v_rate, cfg.runs),
+		       m_p99 = bench_median(v_p99, cfg.runs),
 		       m_ratio = bench_median(v_ratio, cfg.runs),
 		       m_ws99 = bench_median(v_wsp99, cfg.runs);
 		double rss_mb = (double)rss_peak / 1024.0;
@@ -1368,11 +1375,12 @@ int bench_gateway(int argc, char **argv)
 		printf("target: no expected WebSocket delivery missing: %s\n",
 		       missing ? "MISSED" : "met");
 		printf("target: rss_mb < 2048: %s\n", rss_mb < 2048 ? "met" : "MISSED");
-		printf("gateway moves_per_s=%.0f p99_ms=%.2f ratio_vs_http_ceiling=%.3f ws_clients=%u "
-		       "ws_moves_per_s=%.0f ws_deliveries_per_s=%.0f ws_p99_ms=%.2f rss_mb=%.0f\n",
-		       m_rate, m_p99, m_ratio, cfg.ws_clients ? ws_open_min : 0,
-		       bench_median(v_wsrate, cfg.runs), bench_median(v_wsdps, cfg.runs), m_ws99,
-		       rss_mb);
+		printf(
+		    "gateway moves_per_s=%.0f p99_ms=%.2f ratio_vs_http_ceiling=%.3f ws_clients=%u "
+		    "ws_moves_per_s=%.0f ws_deliveries_per_s=%.0f ws_p99_ms=%.2f rss_mb=%.0f\n",
+		    m_rate, m_p99, m_ratio, cfg.ws_clients ? ws_open_min : 0,
+		    bench_median(v_wsrate, cfg.runs), bench_median(v_wsdps, cfg.runs), m_ws99,
+		    rss_mb);
 		fflush(stdout);
 	}
 	rc = EXIT_OK;

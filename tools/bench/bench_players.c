@@ -49,7 +49,8 @@ int bench_players_issue(struct player *pl, size_t n, const char *key, int ttl_s,
 		bad = jwt_new(&j) ||
 		      jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *)key, (int)strlen(key)) ||
 		      jwt_add_grant(j, "sub", pl[i].id) || jwt_add_grant(j, "role", "player") ||
-		      jwt_add_grant_int(j, "iat", now) || jwt_add_grant_int(j, "exp", now + ttl_s) ||
+		      jwt_add_grant_int(j, "iat", now) ||
+		      jwt_add_grant_int(j, "exp", now + ttl_s) ||
 		      jwt_add_grant(j, "jti", pl[i].jti) || !(s = jwt_encode_str(j)) ||
 		      strlen(s) >= sizeof(pl[i].token);
 		if (!bad)
@@ -64,8 +65,8 @@ int bench_players_issue(struct player *pl, size_t n, const char *key, int ttl_s,
 	return 0;
 }
 
-int bench_players_sessions(const struct player *pl, size_t n, unsigned port, int ttl_s,
-                           char *why, size_t wl)
+int bench_players_sessions(const struct player *pl, size_t n, unsigned port, int ttl_s, char *why,
+                           size_t wl)
 {
 	redisContext *c = redisConnect("127.0.0.1", (int)port);
 	int rc = -1;
@@ -86,7 +87,9 @@ int bench_players_sessions(const struct player *pl, size_t n, unsigned port, int
 			if (redisGetReply(c, (void **)&r) != REDIS_OK || !r ||
 			    r->type == REDIS_REPLY_ERROR) {
 				snprintf(why, wl, "redis SET: %s",
-				         r ? r->str : c->errstr[0] ? c->errstr : "no reply");
+				         r              ? r->str
+				         : c->errstr[0] ? c->errstr
+				                        : "no reply");
 				freeReplyObject(r);
 				goto out;
 			}

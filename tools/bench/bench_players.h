@@ -30,8 +30,8 @@ int bench_players_issue(struct player *pl, size_t n, const char *key, int ttl_s,
 
 /* Store the sessions (mmo:session:{jti} = id, EX ttl_s) in the Redis on
  * 127.0.0.1:port, pipelined. 0 or -1 with why filled. */
-int bench_players_sessions(const struct player *pl, size_t n, unsigned port, int ttl_s,
-                           char *why, size_t wl);
+int bench_players_sessions(const struct player *pl, size_t n, unsigned port, int ttl_s, char *why,
+                           size_t wl);
 
 /* Append player.register + player.login of each player (event ids as the
  * gateway makes them) through an ingest client of zctx at endpoint, in

@@ -414,8 +414,8 @@ static long frames(struct wthread *t, struct wsock *s, unsigned i, const uint8_t
 }
 
 /* Read what s has; false when it died. */
-static bool on_readable(struct wthread *t, struct wsock *s, unsigned i, uint8_t *scr,
-                        int64_t now, int ep)
+static bool on_readable(struct wthread *t, struct wsock *s, unsigned i, uint8_t *scr, int64_t now,
+                        int ep)
 {
 	for (;;) {
 		size_t have = s->rxlen;
@@ -428,7 +428,8 @@ static bool on_readable(struct wthread *t, struct wsock *s, unsigned i, uint8_t 
 		if (got < 0 && (errno == EAGAIN || errno == EINTR))
 			return true;
 		if (got <= 0) {
-			kill_sock(t->w, s, ep, got == 0 ? "closed by the server" : strerror(errno), i);
+			kill_sock(t->w, s, ep, got == 0 ? "closed by the server" : strerror(errno),
+			          i);
 			return false;
 		}
 		have += (size_t)got;
@@ -530,12 +531,14 @@ static void *thread_main(void *arg)
 		while (next_conn < t->n) {
 			unsigned pending = 0;
 
-			for (unsigned k = next_conn > CONNECTING_MAX * 2 ? next_conn - CONNECTING_MAX * 2
-			                                                  : 0;
+			for (unsigned k = next_conn > CONNECTING_MAX * 2
+			                      ? next_conn - CONNECTING_MAX * 2
+			                      : 0;
 			     k < next_conn; k++) {
 				uint8_t st = w->s[t->id + k * T].state;
 
-				pending += st == S_CONNECTING || st == S_UPGRADING || st == S_SUBSCRIBING;
+				pending +=
+				    st == S_CONNECTING || st == S_UPGRADING || st == S_SUBSCRIBING;
 			}
 			if (pending >= CONNECTING_MAX)
 				break;
@@ -599,7 +602,8 @@ static void *thread_main(void *arg)
 
 				getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &el);
 				if (err || (ev[k].events & (EPOLLERR | EPOLLHUP))) {
-					kill_sock(w, s, ep, err ? strerror(err) : "connect failed", i);
+					kill_sock(w, s, ep, err ? strerror(err) : "connect failed",
+					          i);
 					continue;
 				}
 				if (!send_upgrade(w, s, i, ep))
