@@ -686,6 +686,63 @@ static struct sent *find_sent(struct sent *v, size_t n, uint64_t seq)
 	return lo < n && v[lo].seq == seq ? &v[lo] : NULL;
 }
 
+/* ------------------------------------------------------------ server stages */
+
+/* The gateway's own per-stage latency sums (GET /metrics, no auth):
+ * commit (append to the log durable), outcome (the world's decision back),
+ * delivery (to the sockets). Differences of two reads give a phase's mean. */
+struct stages {
+	double sum[3];
+	double n[3];
+};
+
+static const char *const stage_name[3] = {"commit", "outcome", "delivery"};
+
+static void read_stages(int port, struct stages *st)
+{
+	struct hconn *c = calloc(1, sizeof(*c));
+	char *body = malloc(sizeof(c->buf));
+
+	memset(st, 0, sizeof(*st));
+	if (!c || !body)
+		goto out;
+	c->fd = -1;
+	c->port = port;
+	if (bench_hc_request(c, "/metrics", NULL, NULL, body, sizeof(c->buf)) != 200)
+		goto out;
+	for (int k = 0; k < 3; k++) {
+		char key[96];
+		const char *q;
+
+		snprintf(key, sizeof(key), "mmo_gw_event_latency_seconds_sum{stage=\"%s\"} ",
+		         stage_name[k]);
+		if ((q = strstr(body, key)))
+			st->sum[k] = strtod(q + strlen(key), NULL);
+		snprintf(key, sizeof(key), "mmo_gw_event_latency_seconds_count{stage=\"%s\"} ",
+		         stage_name[k]);
+		if ((q = strstr(body, key)))
+			st->n[k] = strtod(q + strlen(key), NULL);
+	}
+out:
+	if (c && c->fd >= 0)
+		close(c->fd);
+	free(c);
+	free(body);
+}
+
+/* One line of the stages' mean latency between two reads. */
+static void note_stages(unsigned r, const char *phase, const struct stages *a,
+                        const struct stages *b)
+{
+	printf("run %u %s: gateway stages mean_ms", r, phase);
+	for (int k = 0; k < 3; k++) {
+		double n = b->n[k] - a->n[k];
+
+		printf(" %s=%.2f", stage_name[k], n > 0 ? (b->sum[k] - a->sum[k]) / n * 1e3 : 0.0);
+	}
+	printf(" (from its /metrics)\n");
+}
+
 /* ------------------------------------------------------------ one run */
 
 struct result {
@@ -736,6 +793,7 @@ static int ws_phase(const struct config *cfg, struct player *pl, int gw_port, un
 	uint64_t matched = 0, unmatched = 0, foreign = 0, dup = 0;
 	int64_t t0, last = 0, start = 0, end, t_quiet, t_last, t_max = 0;
 	double secs = cfg->duration, cpu_me = 0, cpu_srv = 0;
+	struct stages st0, st1;
 	char fwhy[160] = "";
 	int rc = -1;
 
@@ -774,6 +832,7 @@ static int ws_phase(const struct config *cfg, struct player *pl, int gw_port, un
 	        k.subscribed);
 	start = mmo_mono_us() + 100000;
 	end = start + (int64_t)cfg->duration * 1000000;
+	read_stages(gw_port, &st0);
 	cpu_me = pid_cpu_s(getpid());
 	cpu_srv = pid_cpu_s(server_pid);
 	bench_ws_measure(ws, cfg->ws_socket ? cfg->ws_rate : 0, start, end);
@@ -819,6 +878,7 @@ static int ws_phase(const struct config *cfg, struct player *pl, int gw_port, un
 	}
 	bench_ws_quiet(ws);
 	t_quiet = mmo_mono_us();
+	read_stages(gw_port, &st1);
 	cpu_me = pid_cpu_s(getpid()) - cpu_me;
 	cpu_srv = pid_cpu_s(server_pid) - cpu_srv;
 	sample_rss(rss_peak);
@@ -899,6 +959,7 @@ static int ws_phase(const struct config *cfg, struct player *pl, int gw_port, un
 			       fwhy[0] ? " first failure: " : "", fwhy);
 		printf("run %u ws: cpu_s bench=%.1f backend=%.1f over %.1f s (moves and drain)\n",
 		       r, cpu_me, cpu_srv, (double)(t_quiet - start) / 1e6);
+		note_stages(r, "ws", &st0, &st1);
 		if (res->missing)
 			printf("run %u ws: WARNING: %llu expected deliveries are missing\n", r,
 			       (unsigned long long)res->missing);
@@ -926,6 +987,7 @@ static int one_run(const struct config *cfg, struct player *pl, int gw_port, int
 {
 	struct phase *ph = calloc(1, sizeof(*ph));
 	double secs = cfg->duration;
+	struct stages st0, st1;
 	int rc = -1;
 
 	if (!ph) {
@@ -974,9 +1036,12 @@ static int one_run(const struct config *cfg, struct player *pl, int gw_port, int
 	ph->np = cfg->players;
 	ph->port = gw_port;
 	ph->rate = cfg->rest_rate;
+	read_stages(gw_port, &st0);
 	if (run_phase(ph, why, wl) || interrupted)
 		goto out;
+	read_stages(gw_port, &st1);
 	note_phase("moves_open_loop", r, ph, secs);
+	note_stages(r, "moves_open_loop", &st0, &st1);
 	res->open_per_s = (double)ph->ok / secs;
 	res->open_p99_ms = (double)hist_pct(&ph->h, 0.99) / 1000.0;
 	sample_rss(rss_peak);
