@@ -83,6 +83,7 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bench_hist.h"
 #include "bench_http.h"
 #include "bench_players.h"
 #include "bench_util.h"
@@ -177,68 +178,6 @@ static double pid_cpu_s(pid_t pid)
 	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
 		return 0;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* ------------------------------------------------------------ histogram */
-
-/* Log-linear buckets in µs: exact below 128, then 64 per power of two. */
-#define HIST_SUB 64
-#define HIST_N   (2 * HIST_SUB + 40 * HIST_SUB)
-
-struct hist {
-	uint64_t n, b[HIST_N];
-};
-
-static unsigned hist_idx(uint64_t v)
-{
-	unsigned e = 0;
-
-	if (v < 2 * HIST_SUB)
-		return (unsigned)v;
-	while ((v >> e) >= 2 * HIST_SUB)
-		e++;
-	if (e >= 40)
-		return HIST_N - 1;
-	return 2 * HIST_SUB + (e - 1) * HIST_SUB + (unsigned)((v >> e) - HIST_SUB);
-}
-
-static uint64_t hist_low(unsigned i)
-{
-	unsigned e;
-
-	if (i < 2 * HIST_SUB)
-		return i;
-	e = (i - 2 * HIST_SUB) / HIST_SUB + 1;
-	return ((uint64_t)HIST_SUB + (i - 2 * HIST_SUB) % HIST_SUB) << e;
-}
-
-static void hist_add(struct hist *h, uint64_t v)
-{
-	h->n++;
-	h->b[hist_idx(v)]++;
-}
-
-static void hist_merge(struct hist *to, const struct hist *from)
-{
-	to->n += from->n;
-	for (unsigned i = 0; i < HIST_N; i++)
-		to->b[i] += from->b[i];
-}
-
-static uint64_t hist_pct(const struct hist *h, double p)
-{
-	uint64_t want = (uint64_t)ceil((double)h->n * p), seen = 0;
-
-	if (!h->n)
-		return 0;
-	if (want < 1)
-		want = 1;
-	for (unsigned i = 0; i < HIST_N; i++) {
-		seen += h->b[i];
-		if (seen >= want)
-			return hist_low(i);
-	}
-	return hist_low(HIST_N - 1);
 }
 
 /* ------------------------------------------------------------ redis-server */
@@ -562,7 +501,7 @@ static void *load_main(void *arg)
 		p->next = t0 + PACE_US;
 		if (st == 200) {
 			ok++;
-			hist_add(h, (uint64_t)(t1 - from));
+			bench_hist_add(h, (uint64_t)(t1 - from));
 			if (!ph->ceiling) {
 				const char *s = strstr(out, "\"seq\":");
 
@@ -596,7 +535,7 @@ static void *load_main(void *arg)
 out:
 	pthread_mutex_lock(&ph->mu);
 	if (h)
-		hist_merge(&ph->h, h);
+		bench_hist_merge(&ph->h, h);
 	ph->ok += ok;
 	ph->rejected += rej;
 	ph->pending += pend;
@@ -759,8 +698,8 @@ static void note_phase(const char *name, unsigned r, const struct phase *ph, dou
 	printf("run %u %s: per_s=%.0f ok=%llu p50_us=%llu p99_us=%llu rejected=%llu "
 	       "pending_202=%llu rate_limited=%llu errors=%llu\n",
 	       r, name, (double)ph->ok / secs, (unsigned long long)ph->ok,
-	       (unsigned long long)hist_pct(&ph->h, 0.50),
-	       (unsigned long long)hist_pct(&ph->h, 0.99), (unsigned long long)ph->rejected,
+	       (unsigned long long)bench_hist_pct(&ph->h, 0.50),
+	       (unsigned long long)bench_hist_pct(&ph->h, 0.99), (unsigned long long)ph->rejected,
 	       (unsigned long long)ph->pending, (unsigned long long)ph->limited,
 	       (unsigned long long)ph->errors);
 	if (ph->reject_why[0])
@@ -926,7 +865,7 @@ static int ws_phase(const struct config *cfg, struct player *pl, int gw_port, un
 				s->got++;
 				if (dv[i].t > t_max)
 					t_max = dv[i].t;
-				hist_add(dh, dv[i].t > s->t ? (uint64_t)(dv[i].t - s->t) : 0);
+				bench_hist_add(dh, dv[i].t > s->t ? (uint64_t)(dv[i].t - s->t) : 0);
 			}
 		}
 		for (size_t i = 0; i < ns; i++) {
@@ -942,8 +881,8 @@ static int ws_phase(const struct config *cfg, struct player *pl, int gw_port, un
 		res->ws_rate = (double)ns / secs;
 		/* Over the moves' time, or to the last delivery if that is later. */
 		res->ws_dps = (double)matched / fmax(secs, (double)(t_max - start) / 1e6);
-		res->ws_p50_ms = (double)hist_pct(dh, 0.50) / 1000.0;
-		res->ws_p99_ms = (double)hist_pct(dh, 0.99) / 1000.0;
+		res->ws_p50_ms = (double)bench_hist_pct(dh, 0.50) / 1000.0;
+		res->ws_p99_ms = (double)bench_hist_pct(dh, 0.99) / 1000.0;
 		printf("run %u ws: clients=%u moves=%s moves_per_s=%.0f deliveries_per_s=%.0f "
 		       "delivered=%llu expected=%llu missing=%llu duplicate=%llu foreign=%llu "
 		       "unmatched=%llu closed=%u p50_us=%llu p99_us=%llu\n",
@@ -951,8 +890,8 @@ static int ws_phase(const struct config *cfg, struct player *pl, int gw_port, un
 		       res->ws_dps, (unsigned long long)matched, (unsigned long long)res->expected,
 		       (unsigned long long)res->missing, (unsigned long long)dup,
 		       (unsigned long long)foreign, (unsigned long long)unmatched, k.closed,
-		       (unsigned long long)hist_pct(dh, 0.50),
-		       (unsigned long long)hist_pct(dh, 0.99));
+		       (unsigned long long)bench_hist_pct(dh, 0.50),
+		       (unsigned long long)bench_hist_pct(dh, 0.99));
 		if (cfg->ws_socket)
 			printf("run %u ws: socket moves sent=%llu acked=%llu errors=%llu "
 			       "unacked=%llu%s%s\n",
@@ -1019,8 +958,8 @@ static int one_run(const struct config *cfg, struct player *pl, int gw_port, int
 		goto out;
 	note_phase("moves", r, ph, secs);
 	res->per_s = (double)ph->ok / secs;
-	res->p50_ms = (double)hist_pct(&ph->h, 0.50) / 1000.0;
-	res->p99_ms = (double)hist_pct(&ph->h, 0.99) / 1000.0;
+	res->p50_ms = (double)bench_hist_pct(&ph->h, 0.50) / 1000.0;
+	res->p99_ms = (double)bench_hist_pct(&ph->h, 0.99) / 1000.0;
 	res->ratio = res->ceil_per_s > 0 ? res->per_s / res->ceil_per_s : 0;
 	sample_rss(rss_peak);
 	if (ph->ok == 0) {
@@ -1045,7 +984,7 @@ static int one_run(const struct config *cfg, struct player *pl, int gw_port, int
 	note_phase("moves_open_loop", r, ph, secs);
 	note_stages(r, "moves_open_loop", &st0, &st1);
 	res->open_per_s = (double)ph->ok / secs;
-	res->open_p99_ms = (double)hist_pct(&ph->h, 0.99) / 1000.0;
+	res->open_p99_ms = (double)bench_hist_pct(&ph->h, 0.99) / 1000.0;
 	sample_rss(rss_peak);
 
 	if (cfg->ws_clients) {
