@@ -75,23 +75,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-#include <zmq.h>
 
+#include "bench_backend.h"
 #include "bench_hist.h"
 #include "bench_http.h"
 #include "bench_players.h"
 #include "bench_util.h"
 #include "bench_ws.h"
-#include "gateway/gateway.h"
-#include "log/evlog.h"
-#include "projector/views/views.h"
-#include "projector/world/world.h"
 #include "schemas/mmo_util.h"
 #include "tools/bench/bench.h"
 #include "tools/cli/cli_util.h"
@@ -209,8 +204,6 @@ static void child_stop(volatile pid_t *pp, int sig, int wait_ms)
 	*pp = 0;
 }
 
-/* ------------------------------------------------------------ the server child */
-
 /* The farthest place from the spawn point. */
 static double max_hop(const struct player *pl, unsigned n)
 {
@@ -223,111 +216,6 @@ static double max_hop(const struct player *pl, unsigned n)
 			m = d;
 	}
 	return m;
-}
-
-/* Runs in the forked child: log, world, views and gateway as `mmo serve`
- * wires them, plus the gateway options that serve cannot set; before the
- * gateway starts, the players' register + login and (once the rules allow
- * the hop) their placement moves go into the log. Writes the HTTP port (or
- * 0) to fd, then waits for SIGTERM. Never returns. */
-static void server_main(const struct config *cfg, const struct player *pl, const char *dir,
-                        unsigned redis_port, int fd)
-{
-	char logdir[4300], redis_url[64], msg[512];
-	struct evlog_opts lo = {0};
-	struct evlog_server_opts so = {0};
-	struct world_runner_opts wo = {0};
-	struct views_opts vo = {0};
-	struct gw_opts go = {0};
-	evlog *log = NULL;
-	evlog_server *srv = NULL;
-	world_runner *wrun = NULL;
-	views_runner *vrun = NULL;
-	gw *g = NULL;
-	void *zctx;
-	sigset_t set;
-	int port = 0, sig;
-	int64_t t_login;
-	ssize_t wr;
-
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	snprintf(logdir, sizeof(logdir), "%s/log", dir);
-	snprintf(redis_url, sizeof(redis_url), "redis://127.0.0.1:%u", redis_port);
-	lo.dir = logdir;
-	lo.nosync = cfg->nosync;
-	zctx = zmq_ctx_new();
-	if (evlog_open(&lo, &log, msg, sizeof(msg)))
-		goto fail;
-	so.log = log;
-	so.zctx = zctx;
-	so.ingest = "inproc://mmo-ingest";
-	so.bus = "inproc://mmo-bus";
-	if (evlog_server_start(&so, &srv, msg, sizeof(msg)))
-		goto fail;
-	wo.log = log;
-	wo.zctx = zctx;
-	wo.ingest = so.ingest;
-	wo.bus = so.bus;
-	wo.data_dir = dir;
-	if (world_runner_start(&wo, &wrun, msg, sizeof(msg)))
-		goto fail;
-	vo.log = log;
-	vo.zctx = zctx;
-	vo.bus = so.bus;
-	vo.ingest = so.ingest;
-	vo.data_dir = dir;
-	vo.redis_url = redis_url;
-	if (views_runner_start(&vo, &vrun, msg, sizeof(msg)))
-		goto fail;
-	if (bench_players_log_login(zctx, so.ingest, pl, cfg->players, msg, sizeof(msg)))
-		goto fail;
-	t_login = mmo_mono_us();
-	bench_sleep_us(t_login + (int64_t)(max_hop(pl, cfg->players) / MAX_SPEED * 1e6) + 500000 -
-	               mmo_mono_us());
-	if (bench_players_log_place(zctx, so.ingest, pl, cfg->players, msg, sizeof(msg)))
-		goto fail;
-	go.log = log;
-	go.zctx = zctx;
-	go.ingest = so.ingest;
-	go.bus = so.bus;
-	go.http = "127.0.0.1:0";
-	go.redis_url = redis_url;
-	go.data_dir = dir;
-	go.jwt_key = JWT_KEY;
-	go.http_threads = (int)cfg->http_threads;
-	go.ws_max = (int)cfg->ws_clients + 16;
-	go.aoi_radius = AOI;
-	go.token_ttl_s = TOKEN_TTL_S;
-	go.login_fail_addr = 1000000;
-	if (gw_start(&go, &g, msg, sizeof(msg)))
-		goto fail;
-	port = gw_port(g);
-	wr = write(fd, &port, sizeof(port));
-	(void)wr;
-	close(fd);
-	do {
-		if (sigwait(&set, &sig) != 0)
-			sig = SIGTERM;
-	} while (sig != SIGINT && sig != SIGTERM);
-	gw_stop(g);
-	views_runner_stop(vrun);
-	world_runner_stop(wrun);
-	evlog_server_stop(srv);
-	zmq_ctx_term(zctx);
-	evlog_close(log);
-	_exit(0);
-fail:
-	fprintf(stderr, "bench: server: %s\n", msg);
-	wr = write(fd, &port, sizeof(port));
-	(void)wr;
-	_exit(1);
 }
 
 /* ------------------------------------------------------------ players */
@@ -1276,8 +1164,23 @@ int bench_gateway(int argc, char **argv)
 			goto fail;
 		}
 		if (pid == 0) {
+			struct bench_backend_opts bo = {
+			    .dir = dir,
+			    .redis_port = redis_port,
+			    .fd = pfd[1],
+			    .nosync = cfg.nosync,
+			    .pl = pl,
+			    .n = cfg.players,
+			    .hop_wait_us =
+			        (int64_t)(max_hop(pl, cfg.players) / MAX_SPEED * 1e6) + 500000,
+			    .http_threads = (int)cfg.http_threads,
+			    .ws_max = (int)cfg.ws_clients + 16,
+			    .aoi_radius = AOI,
+			    .jwt_key = JWT_KEY,
+			    .token_ttl_s = TOKEN_TTL_S};
+
 			close(pfd[0]);
-			server_main(&cfg, pl, dir, redis_port, pfd[1]);
+			bench_backend_main(&bo);
 		}
 		server_pid = pid;
 	}
