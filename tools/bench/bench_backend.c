@@ -1,0 +1,125 @@
+/* bench_backend.c - the backend under test of `mmo bench gateway`, run in
+ * a child forked before the bench has any thread: log (fresh folder),
+ * world, views and gateway wired as `mmo serve` wires them, plus the
+ * gateway options serve cannot set (http_threads, ws_max, aoi_radius). Its
+ * RSS and CPU are its own; it inherits the bench's RLIMIT_NOFILE. Before
+ * the gateway starts, the bench's players are logged in and placed through
+ * the log's ingest (bench_players.c).
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "bench_backend.h"
+#include "bench_util.h"
+#include "gateway/gateway.h"
+#include "log/evlog.h"
+#include "projector/views/views.h"
+#include "projector/world/world.h"
+#include "schemas/mmo_util.h"
+
+/* Runs in the forked child: log, world, views and gateway as `mmo serve`
+ * wires them, plus the gateway options that serve cannot set; before the
+ * gateway starts, the players' register + login and (once the rules allow
+ * the hop) their placement moves go into the log. Writes the HTTP port (or
+ * 0) to fd, then waits for SIGTERM. Never returns. */
+void bench_backend_main(const struct bench_backend_opts *o)
+{
+	char logdir[4300], redis_url[64], msg[512];
+	struct evlog_opts lo = {0};
+	struct evlog_server_opts so = {0};
+	struct world_runner_opts wo = {0};
+	struct views_opts vo = {0};
+	struct gw_opts go = {0};
+	evlog *log = NULL;
+	evlog_server *srv = NULL;
+	world_runner *wrun = NULL;
+	views_runner *vrun = NULL;
+	gw *g = NULL;
+	void *zctx;
+	sigset_t set;
+	int port = 0, sig;
+	int64_t t_login;
+	ssize_t wr;
+
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(logdir, sizeof(logdir), "%s/log", o->dir);
+	snprintf(redis_url, sizeof(redis_url), "redis://127.0.0.1:%u", o->redis_port);
+	lo.dir = logdir;
+	lo.nosync = o->nosync;
+	zctx = zmq_ctx_new();
+	if (evlog_open(&lo, &log, msg, sizeof(msg)))
+		goto fail;
+	so.log = log;
+	so.zctx = zctx;
+	so.ingest = "inproc://mmo-ingest";
+	so.bus = "inproc://mmo-bus";
+	if (evlog_server_start(&so, &srv, msg, sizeof(msg)))
+		goto fail;
+	wo.log = log;
+	wo.zctx = zctx;
+	wo.ingest = so.ingest;
+	wo.bus = so.bus;
+	wo.data_dir = o->dir;
+	if (world_runner_start(&wo, &wrun, msg, sizeof(msg)))
+		goto fail;
+	vo.log = log;
+	vo.zctx = zctx;
+	vo.bus = so.bus;
+	vo.ingest = so.ingest;
+	vo.data_dir = o->dir;
+	vo.redis_url = redis_url;
+	if (views_runner_start(&vo, &vrun, msg, sizeof(msg)))
+		goto fail;
+	if (bench_players_log_login(zctx, so.ingest, o->pl, o->n, msg, sizeof(msg)))
+		goto fail;
+	t_login = mmo_mono_us();
+	bench_sleep_us(t_login + o->hop_wait_us - mmo_mono_us());
+	if (bench_players_log_place(zctx, so.ingest, o->pl, o->n, msg, sizeof(msg)))
+		goto fail;
+	go.log = log;
+	go.zctx = zctx;
+	go.ingest = so.ingest;
+	go.bus = so.bus;
+	go.http = "127.0.0.1:0";
+	go.redis_url = redis_url;
+	go.data_dir = o->dir;
+	go.jwt_key = o->jwt_key;
+	go.http_threads = o->http_threads;
+	go.ws_max = o->ws_max;
+	go.aoi_radius = o->aoi_radius;
+	go.token_ttl_s = o->token_ttl_s;
+	go.login_fail_addr = 1000000;
+	if (gw_start(&go, &g, msg, sizeof(msg)))
+		goto fail;
+	port = gw_port(g);
+	wr = write(o->fd, &port, sizeof(port));
+	(void)wr;
+	close(o->fd);
+	do {
+		if (sigwait(&set, &sig) != 0)
+			sig = SIGTERM;
+	} while (sig != SIGINT && sig != SIGTERM);
+	gw_stop(g);
+	views_runner_stop(vrun);
+	world_runner_stop(wrun);
+	evlog_server_stop(srv);
+	zmq_ctx_term(zctx);
+	evlog_close(log);
+	_exit(0);
+fail:
+	fprintf(stderr, "bench: server: %s\n", msg);
+	wr = write(o->fd, &port, sizeof(port));
+	(void)wr;
+	_exit(1);
+}
