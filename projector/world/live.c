@@ -36,6 +36,16 @@
 #define DEFAULT_EVERY 10000
 #define STOP_REBUILD  (-1000) /* on_record's "stop delivering: rebuild first" */
 
+struct outbox {
+	struct evlog_in in[EVLOG_REQ_MAX];
+	uint64_t seqs[EVLOG_REQ_MAX];
+	uint64_t cause[EVLOG_REQ_MAX]; /* the intent each queued outcome answers */
+	int errs[EVLOG_REQ_MAX];
+	size_t nin;
+	uint8_t *obuf;
+	size_t olen;
+};
+
 struct world_runner {
 	evlog *log;
 	void *zctx;
@@ -55,15 +65,18 @@ struct world_runner {
 	evlog_sub *sub;
 	uint64_t last_snap;
 	uint8_t last_hash[EVLOG_HASH_LEN];
-	bool rebuild;
+	atomic_bool rebuild; /* set by the sender on a conflict */
 	bool live_logged;
-	struct evlog_in in[EVLOG_REQ_MAX];
-	uint64_t seqs[EVLOG_REQ_MAX];
-	uint64_t cause[EVLOG_REQ_MAX]; /* the intent each queued outcome answers */
-	int errs[EVLOG_REQ_MAX];
-	size_t nin;
-	uint8_t *obuf;
-	size_t olen;
+	/* Outcomes: decided into *cur while the sender thread appends the
+	 * other box (one batch in flight: deciding never waits for the last
+	 * batch's fsync unless a second batch is ready before it). */
+	struct outbox box[2], *cur;
+	pthread_t sender;
+	bool sender_started, sender_stop;
+	pthread_mutex_t smu;
+	pthread_cond_t scv, dcv;
+	struct outbox *sending; /* NULL: the sender is idle */
+	int send_err;           /* the sender gave up (stopping): sticky */
 
 	world_decision_fn *on_decision; /* guarded by mu */
 	void *decision_arg;
@@ -102,36 +115,36 @@ static void conflict(world_runner *r, uint64_t cause)
 	world_logged_free(&lg);
 }
 
-/* Send the queued outcomes; retry until they are acked (or, once stopping,
- * for about 5 s). Returns MMO_OK when the queue is empty. */
-static int flush(world_runner *r)
+/* Append the outcomes of box; retry until they are acked (or, once
+ * stopping, for about 5 s). Sender thread. */
+static int send_box(world_runner *r, struct outbox *box)
 {
 	int attempt = 0, err;
 
-	while (r->nin) {
-		err = evlog_client_append(r->cli, r->in, r->nin, r->seqs, r->errs);
+	while (box->nin) {
+		err = evlog_client_append(r->cli, box->in, box->nin, box->seqs, box->errs);
 		if (!err) {
 			pthread_mutex_lock(&r->mu);
-			for (size_t i = 0; i < r->nin; i++) {
-				if (!r->errs[i])
+			for (size_t i = 0; i < box->nin; i++) {
+				if (!box->errs[i])
 					r->st.appended++;
-				else if (r->errs[i] == MMO_ECONFLICT)
+				else if (box->errs[i] == MMO_ECONFLICT)
 					r->st.conflicts++;
 				else
 					r->st.errors++;
 			}
 			pthread_mutex_unlock(&r->mu);
-			for (size_t i = 0; i < r->nin; i++) {
-				if (r->errs[i] == MMO_ECONFLICT)
-					conflict(r, r->cause[i]);
-				else if (r->errs[i])
+			for (size_t i = 0; i < box->nin; i++) {
+				if (box->errs[i] == MMO_ECONFLICT)
+					conflict(r, box->cause[i]);
+				else if (box->errs[i])
 					mmo_logf(MMO_LOG_ERROR, "world",
 					         "the log refused an outcome of seq %llu: %s",
-					         (unsigned long long)r->cause[i],
-					         mmo_strerror(r->errs[i]));
+					         (unsigned long long)box->cause[i],
+					         mmo_strerror(box->errs[i]));
 			}
-			r->nin = 0;
-			r->olen = 0;
+			box->nin = 0;
+			box->olen = 0;
 			return MMO_OK;
 		}
 		pthread_mutex_lock(&r->mu);
@@ -139,7 +152,7 @@ static int flush(world_runner *r)
 		pthread_mutex_unlock(&r->mu);
 		if (attempt % 20 == 0)
 			mmo_logf(MMO_LOG_WARN, "world",
-			         "appending %zu outcomes failed: %s; retrying", r->nin,
+			         "appending %zu outcomes failed: %s; retrying", box->nin,
 			         mmo_strerror(err));
 		if (atomic_load(&r->stop) && attempt >= 50)
 			return err;
@@ -149,12 +162,73 @@ static int flush(world_runner *r)
 	return MMO_OK;
 }
 
+static void *sender_main(void *arg)
+{
+	world_runner *r = arg;
+
+	pthread_mutex_lock(&r->smu);
+	for (;;) {
+		struct outbox *box;
+		int err;
+
+		while (!r->sending && !r->sender_stop)
+			pthread_cond_wait(&r->scv, &r->smu);
+		if (!r->sending)
+			break;
+		box = r->sending;
+		pthread_mutex_unlock(&r->smu);
+		err = send_box(r, box);
+		pthread_mutex_lock(&r->smu);
+		if (err)
+			r->send_err = err;
+		box->nin = 0;
+		box->olen = 0;
+		r->sending = NULL;
+		pthread_cond_broadcast(&r->dcv);
+	}
+	pthread_mutex_unlock(&r->smu);
+	return NULL;
+}
+
+/* Hand the decided outcomes to the sender (waiting only for the batch
+ * before them). MMO_OK, or the error the sender gave up with. */
+static int flush(world_runner *r)
+{
+	int err;
+
+	pthread_mutex_lock(&r->smu);
+	while (r->sending)
+		pthread_cond_wait(&r->dcv, &r->smu);
+	err = r->send_err;
+	if (!err && r->cur->nin) {
+		r->sending = r->cur;
+		r->cur = r->cur == &r->box[0] ? &r->box[1] : &r->box[0];
+		pthread_cond_signal(&r->scv);
+	}
+	pthread_mutex_unlock(&r->smu);
+	return err;
+}
+
+/* Every decided outcome acked by the log (before a snapshot, at a stop). */
+static int flush_all(world_runner *r)
+{
+	int err = flush(r);
+
+	pthread_mutex_lock(&r->smu);
+	while (r->sending)
+		pthread_cond_wait(&r->dcv, &r->smu);
+	if (!err)
+		err = r->send_err;
+	pthread_mutex_unlock(&r->smu);
+	return err;
+}
+
 static int snapshot(world_runner *r)
 {
 	int64_t t0 = mmo_mono_us();
 	int err;
 
-	if (r->nin && flush(r))
+	if (flush_all(r))
 		return MMO_EIO;
 	if (r->rebuild)
 		return MMO_OK; /* the state is about to be rebuilt: not worth keeping */
@@ -202,20 +276,20 @@ static void decide(world_runner *r, const Mmo__Event *ev)
 		size_t len;
 
 		world_apply_outcome(r->w, &out.ev[i].b.ev, ev);
-		err = mmo_event_encode(&out.ev[i].b.ev, r->obuf + r->olen, OUTBOX_BYTES - r->olen,
-		                       &len);
+		err = mmo_event_encode(&out.ev[i].b.ev, r->cur->obuf + r->cur->olen,
+		                       OUTBOX_BYTES - r->cur->olen, &len);
 		if (err) {
 			r->st.errors++;
 			mmo_logf(MMO_LOG_ERROR, "world", "outcome %s does not encode: %s",
 			         out.ev[i].event_id, mmo_strerror(err));
 			continue;
 		}
-		r->in[r->nin].buf = r->obuf + r->olen;
-		r->in[r->nin].len = len;
-		r->in[r->nin].priority = MMO_PRIO_HIGH;
-		r->cause[r->nin] = ev->seq;
-		r->nin++;
-		r->olen += len;
+		r->cur->in[r->cur->nin].buf = r->cur->obuf + r->cur->olen;
+		r->cur->in[r->cur->nin].len = len;
+		r->cur->in[r->cur->nin].priority = MMO_PRIO_HIGH;
+		r->cur->cause[r->cur->nin] = ev->seq;
+		r->cur->nin++;
+		r->cur->olen += len;
 	}
 }
 
@@ -265,8 +339,8 @@ static int on_record(const struct evlog_rec *rec, void *arg)
 	pthread_mutex_unlock(&r->mu);
 	mmo_event_free(ev);
 
-	if (r->nin + WORLD_OUTCOME_MAX > EVLOG_REQ_MAX ||
-	    r->olen + WORLD_OUTCOME_MAX * OUT_EV_MAX > OUTBOX_BYTES) {
+	if (r->cur->nin + WORLD_OUTCOME_MAX > EVLOG_REQ_MAX ||
+	    r->cur->olen + WORLD_OUTCOME_MAX * OUT_EV_MAX > OUTBOX_BYTES) {
 		if (flush(r))
 			return MMO_ECLOSED;
 	}
@@ -331,6 +405,10 @@ static void *run(void *arg)
 	int err;
 
 	err = evlog_client_open(r->zctx, r->ingest, 5000, &r->cli);
+	if (!err && pthread_create(&r->sender, NULL, sender_main, r))
+		err = MMO_EIO;
+	else if (!err)
+		r->sender_started = true;
 	if (!err)
 		err = follow_open(r);
 	if (err) {
@@ -361,6 +439,7 @@ static void *run(void *arg)
 		}
 		if (r->rebuild) {
 			/* The log holds other outcomes than ours: rebuild from it. */
+			flush_all(r); /* nothing of the old state in flight */
 			r->rebuild = false;
 			pthread_mutex_lock(&r->mu);
 			r->st.rebuilds++;
@@ -376,8 +455,17 @@ static void *run(void *arg)
 	}
 out:
 	/* Drain: send what was decided, then a last snapshot if all is logged. */
-	if (r->cli && flush(r) == MMO_OK && !r->rebuild && r->w->seq > r->last_snap)
+	if (r->cli && r->sender_started && flush_all(r) == MMO_OK && !r->rebuild &&
+	    r->w->seq > r->last_snap)
 		snapshot(r);
+	if (r->sender_started) {
+		pthread_mutex_lock(&r->smu);
+		r->sender_stop = true;
+		pthread_cond_signal(&r->scv);
+		pthread_mutex_unlock(&r->smu);
+		pthread_join(r->sender, NULL);
+		r->sender_started = false;
+	}
 	evlog_sub_close(r->sub);
 	r->sub = NULL;
 	evlog_client_close(r->cli);
@@ -426,8 +514,13 @@ int world_runner_start(const struct world_runner_opts *o, world_runner **out, ch
 		err = MMO_EINVAL;
 		goto fail;
 	}
-	r->obuf = malloc(OUTBOX_BYTES);
-	if (!r->obuf) {
+	pthread_mutex_init(&r->smu, NULL);
+	pthread_cond_init(&r->scv, NULL);
+	pthread_cond_init(&r->dcv, NULL);
+	r->cur = &r->box[0];
+	r->box[0].obuf = malloc(OUTBOX_BYTES);
+	r->box[1].obuf = malloc(OUTBOX_BYTES);
+	if (!r->box[0].obuf || !r->box[1].obuf) {
 		err = MMO_ENOMEM;
 		goto fail;
 	}
@@ -473,7 +566,11 @@ fail:
 		snprintf(errmsg, errlen, "%s", msg[0] ? msg : mmo_errdesc(err));
 	world_snapdb_close(r->db);
 	world_free(r->w);
-	free(r->obuf);
+	free(r->box[0].obuf);
+	free(r->box[1].obuf);
+	pthread_cond_destroy(&r->scv);
+	pthread_cond_destroy(&r->dcv);
+	pthread_mutex_destroy(&r->smu);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
 	return err;
@@ -501,7 +598,11 @@ void world_runner_stop(world_runner *r)
 	         (unsigned long long)r->st.snapshots);
 	world_snapdb_close(r->db);
 	world_free(r->w);
-	free(r->obuf);
+	free(r->box[0].obuf);
+	free(r->box[1].obuf);
+	pthread_cond_destroy(&r->scv);
+	pthread_cond_destroy(&r->dcv);
+	pthread_mutex_destroy(&r->smu);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
 }

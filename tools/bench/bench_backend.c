@@ -102,6 +102,7 @@ void bench_backend_main(const struct bench_backend_opts *o)
 	go.login_fail_addr = 1000000;
 	if (gw_start(&go, &g, msg, sizeof(msg)))
 		goto fail;
+	world_runner_set_decision_hook(wrun, gw_world_decided, g); /* as mmo serve does */
 	port = gw_port(g);
 	wr = write(o->fd, &port, sizeof(port));
 	(void)wr;
@@ -110,6 +111,7 @@ void bench_backend_main(const struct bench_backend_opts *o)
 		if (sigwait(&set, &sig) != 0)
 			sig = SIGTERM;
 	} while (sig != SIGINT && sig != SIGTERM);
+	world_runner_set_decision_hook(wrun, NULL, NULL);
 	gw_stop(g);
 	views_runner_stop(vrun);
 	world_runner_stop(wrun);
