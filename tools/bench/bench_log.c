@@ -1,4 +1,4 @@
-/* bench.c - `mmo bench log`: the log's ingest against its physical limit
+/* bench_log.c - `mmo bench log`: the log's ingest against its physical limit
  * (raw LMDB appends) and a peer (Redis Streams), in one run.
  *
  * Each run has three phases, on the same machine, with the same number of
@@ -45,10 +45,10 @@
 #include <zmq.h>
 
 #include "bench_util.h"
-#include "tools/bench/bench.h"
-#include "tools/cli/cli_util.h"
 #include "log/evlog.h"
 #include "schemas/mmo_util.h"
+#include "tools/bench/bench.h"
+#include "tools/cli/cli_util.h"
 
 #define CMD               "bench log"
 #define PRODUCERS_MAX     64
@@ -1152,25 +1152,6 @@ out:
 
 /* ------------------------------------------------------------ the command */
 
-static void bench_help(FILE *f)
-{
-	fprintf(f, "usage: mmo bench log|replay|audit|gateway|views [options]\n"
-	           "Benchmarks against the physical limit (and a peer), in the same run.\n"
-	           "\n"
-	           "commands:\n"
-	           "  log      the log's durable append rate and ack latency, against raw LMDB\n"
-	           "           appends and Redis Streams XADD (appendfsync always)\n"
-	           "  replay   the fold rate of `mmo replay`, against a bare LMDB cursor scan\n"
-	           "           of the same records\n"
-	           "  audit    the verify rate, against SHA-256 of the same records; the cost of\n"
-	           "           a one-player query on logs of 1 M and 10 M events\n"
-	           "  gateway  authenticated moves against the HTTP ceiling of civetweb;\n"
-	           "           WebSocket delivery latency with thousands of clients\n"
-	           "  views    the Redis projector's apply rate against pipelined HSETs\n"
-	           "\n"
-	           "`mmo bench <command> --help` lists its options.\n");
-}
-
 static void log_help(FILE *f)
 {
 	fprintf(
@@ -1254,8 +1235,9 @@ static int parse_config(int argc, char **argv, struct config *cfg)
 		return EXIT_USAGE;
 	}
 	if (!bench_parse_num(CMD, "events", cli_opt("events", a_n, "200000"), 1, 1000000000000ULL,
-	               &cfg->events) ||
-	    !bench_parse_num(CMD, "producers", cli_opt("producers", a_p, "4"), 1, PRODUCERS_MAX, &v))
+	                     &cfg->events) ||
+	    !bench_parse_num(CMD, "producers", cli_opt("producers", a_p, "4"), 1, PRODUCERS_MAX,
+	                     &v))
 		return EXIT_USAGE;
 	cfg->producers = (unsigned)v;
 	s = cli_opt("size", a_s, "200");
@@ -1266,7 +1248,8 @@ static int parse_config(int argc, char **argv, struct config *cfg)
 	if (!bench_parse_num(CMD, "window", cli_opt("window", a_w, "64"), 1, WINDOW_MAX, &v))
 		return EXIT_USAGE;
 	cfg->window = (unsigned)v;
-	if (!bench_parse_num(CMD, "per-request", cli_opt("per-request", a_k, "1"), 1, EVLOG_REQ_MAX, &v))
+	if (!bench_parse_num(CMD, "per-request", cli_opt("per-request", a_k, "1"), 1, EVLOG_REQ_MAX,
+	                     &v))
 		return EXIT_USAGE;
 	cfg->per_req = (unsigned)v;
 	if (!bench_parse_num(CMD, "runs", cli_opt("runs", a_r, "3"), 1, RUNS_MAX, &v))
@@ -1288,7 +1271,7 @@ static int parse_config(int argc, char **argv, struct config *cfg)
 	return EXIT_OK;
 }
 
-static int bench_log(int argc, char **argv)
+int bench_log(int argc, char **argv)
 {
 	struct config cfg = {0};
 	struct evtpl *tpl = calloc(1, sizeof(*tpl));
@@ -1448,28 +1431,4 @@ out:
 	sigaction(SIGPIPE, &old_pipe, NULL);
 	free(tpl);
 	return rc;
-}
-
-int cmd_bench(int argc, char **argv)
-{
-	if (argc < 2) {
-		bench_help(stderr);
-		return EXIT_USAGE;
-	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-		bench_help(stdout);
-		return EXIT_OK;
-	}
-	if (!strcmp(argv[1], "log"))
-		return bench_log(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "replay"))
-		return bench_replay(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "audit"))
-		return bench_audit(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "gateway"))
-		return bench_gateway(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "views"))
-		return bench_views(argc - 1, argv + 1);
-	cli_err("bench", "unknown benchmark '%s' (see mmo bench --help)", argv[1]);
-	return EXIT_USAGE;
 }
