@@ -35,10 +35,12 @@ struct evlog {
 	struct arena arena;
 };
 
+/* ------------------------------------------------------------ rec.c */
+
 /* Begin a read-only transaction, adopting a map grown by another process. */
 int evlog_rtxn(evlog *l, MDB_txn **txn);
 
-/* Translate an LMDB return code. */
+/* Translate an LMDB return code into mmo_err. */
 int evlog_mdb_err(int rc);
 
 static inline void be64_put(uint8_t *p, uint64_t v)
@@ -73,6 +75,28 @@ static inline uint32_t be32_get(const uint8_t *p)
 /* Decode an event with allocations from an arena (reset by the caller). */
 int evlog_decode_arena(struct arena *a, const uint8_t *buf, size_t len, Mmo__Event **out);
 
+/* ------------------------------------------------------------ bus.c */
+
+struct evlog_bus_region {
+	char *name; /* NULL = empty */
+	uint64_t last;
+};
+
+/* The PUB side of the server: pub (NULL: no bus; the last seq per region
+ * is still kept) is the server's socket, closed by the server. */
+struct evlog_bus {
+	evlog *log;
+	void *pub;
+	struct evlog_bus_region *regions;
+	size_t nregions, regions_cap;
+};
+
+int evlog_bus_init(struct evlog_bus *b, evlog *log);
+void evlog_bus_free(struct evlog_bus *b);
+/* Publish one committed event (in its input, o its outcome), and remember
+ * its seq as its region's newest. Drops it if the socket refuses. */
+void evlog_bus_publish(struct evlog_bus *b, const struct evlog_in *in, const struct evlog_out *o);
+
 /* ------------------------------------------------------------ index.c */
 
 #define EVLOG_IKEYS_MAX 3
@@ -106,5 +130,24 @@ int evlog_region_prev(evlog *l, const char *region, uint64_t before, uint64_t *p
  * none. txn is a read txn on the log env. */
 int evlog_time_range(evlog *l, MDB_txn *txn, int64_t since, int64_t until, uint64_t *lo,
                      uint64_t *hi);
+
+/* The indexer thread: follows the commits the intake announces and keeps
+ * the secondary indexes up to them (evlog_index_sync), retrying on error. */
+struct evlog_indexer {
+	evlog *log;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	uint64_t committed; /* head seq to reach (mu) */
+	uint64_t indexed;   /* reached so far (mu) */
+	bool stop;          /* (mu) */
+};
+
+int evlog_indexer_start(struct evlog_indexer *x, evlog *log);
+/* Commits reached head. */
+void evlog_indexer_notify(struct evlog_indexer *x, uint64_t head);
+/* Catch up to head (0: to what was announced), then stop and join. */
+void evlog_indexer_stop(struct evlog_indexer *x, uint64_t head);
+uint64_t evlog_indexer_indexed(struct evlog_indexer *x);
 
 #endif

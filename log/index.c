@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "evlog_int.h"
@@ -284,4 +285,103 @@ bool evlog_index_matches(const Mmo__Event *ev, enum evlog_index idx, const char 
 			return true;
 	}
 	return false;
+}
+
+/* ------------------------------------------------------------ the indexer thread */
+
+/* Events per index transaction. LMDB keeps the pages a transaction dirtied
+ * on a free list for reuse, so this bounds the indexer's memory (random
+ * player keys dirty about one page per event: 4096 events, ~16 MB). */
+#define INDEX_CHUNK 4096
+
+static void *indexer_main(void *arg)
+{
+	struct evlog_indexer *x = arg;
+	uint64_t indexed = 0;
+	bool failed = false;
+
+	for (;;) {
+		uint64_t target;
+		bool stop;
+		int err;
+
+		pthread_mutex_lock(&x->mu);
+		while (!x->stop && x->committed <= indexed) {
+			struct timespec ts;
+
+			/* Also wake now and then: the head may come from before start. */
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&x->cond, &x->mu, &ts);
+			if (x->committed <= indexed)
+				break;
+		}
+		target = x->committed;
+		stop = x->stop;
+		pthread_mutex_unlock(&x->mu);
+
+		err = evlog_index_sync(x->log, INDEX_CHUNK, &indexed);
+		if (err && !failed)
+			mmo_logf(MMO_LOG_ERROR, "log", "indexer failed: %s (will retry)",
+			         mmo_strerror(err));
+		failed = err != MMO_OK;
+		pthread_mutex_lock(&x->mu);
+		x->indexed = indexed;
+		pthread_mutex_unlock(&x->mu);
+		if (stop && (indexed >= target || failed))
+			break;
+		if (failed) {
+			struct timespec d = {0, 100 * 1000 * 1000};
+
+			nanosleep(&d, NULL);
+		}
+	}
+	return NULL;
+}
+
+int evlog_indexer_start(struct evlog_indexer *x, evlog *log)
+{
+	x->log = log;
+	x->committed = log->head_seq;
+	x->indexed = 0;
+	x->stop = false;
+	pthread_mutex_init(&x->mu, NULL);
+	pthread_cond_init(&x->cond, NULL);
+	if (pthread_create(&x->thread, NULL, indexer_main, x) != 0) {
+		pthread_cond_destroy(&x->cond);
+		pthread_mutex_destroy(&x->mu);
+		return MMO_ENOMEM;
+	}
+	return MMO_OK;
+}
+
+void evlog_indexer_notify(struct evlog_indexer *x, uint64_t head)
+{
+	pthread_mutex_lock(&x->mu);
+	x->committed = head;
+	pthread_cond_signal(&x->cond);
+	pthread_mutex_unlock(&x->mu);
+}
+
+void evlog_indexer_stop(struct evlog_indexer *x, uint64_t head)
+{
+	pthread_mutex_lock(&x->mu);
+	if (head)
+		x->committed = head;
+	x->stop = true;
+	pthread_cond_signal(&x->cond);
+	pthread_mutex_unlock(&x->mu);
+	pthread_join(x->thread, NULL);
+	pthread_cond_destroy(&x->cond);
+	pthread_mutex_destroy(&x->mu);
+}
+
+uint64_t evlog_indexer_indexed(struct evlog_indexer *x)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&x->mu);
+	v = x->indexed;
+	pthread_mutex_unlock(&x->mu);
+	return v;
 }

@@ -39,7 +39,7 @@ struct evlog_query_it {
 	bool in_tail;     /* index driver done: scanning the unindexed tail */
 	char type[MMO_ID_MAX + 1];
 	bool type_prefix;
-	Mmo__Event *ev;   /* last decoded tail event */
+	Mmo__Event *ev; /* last decoded tail event */
 	MDB_cursor *ev_cur;
 	enum evlog_query_driver driver;
 	bool empty;      /* nothing can match: next() ends at once */
