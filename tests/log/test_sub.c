@@ -19,9 +19,9 @@
 #include <zmq.h>
 
 #include "log/evlog.h"
+#include "log/wire.h"
 #include "schemas/mmo_util.h"
 #include "testsupport.h"
-#include "log/wire.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -874,6 +874,69 @@ static void dropped_messages_are_filled_with_exact_counters(struct fx *f, bool l
 	got_free(&g);
 }
 
+/* Subscribers that name a role add their gaps to that role's process-wide
+ * counters, which /metrics renders (tools/cli/cmd_serve.c). */
+static void role_counters_sum_the_gaps_of_that_roles_subscribers(void **state)
+{
+	struct fx *f = *state;
+	struct evlog_sub_opts o = {.zctx = f->ctx, .bus = f->bus, .log = NULL, .from_seq = 1};
+	const char *const roles[] = {"views", "world"};
+	struct fakebus b;
+	struct got g;
+	evlog_sub *s;
+	uint64_t g0, f0, gaps, filled, wg0, wf0;
+	char text[1024], want[256];
+
+	log_open(f);
+	o.log = f->l;
+	evlog_sub_role_counters("views", &g0, &f0);
+	evlog_sub_role_counters("world", &wg0, &wf0);
+	fakebus_open(f, &b);
+	got_init(&g, f->l);
+	o.role = "views";
+	assert_int_equal(evlog_sub_open(&o, &s), MMO_OK);
+	fakebus_wait_sub(&b, 1);
+	assert_int_equal(evlog_sub_poll(s, 0, got_cb, &g, NULL), MMO_OK);
+
+	/* 1 and 2 dropped: noticed at 3, read from the log. */
+	log_append(f->l, 1, 4, "r1");
+	fakebus_publish(&b, 3, 2);
+	fakebus_publish(&b, 4, 3);
+	poll_until(s, &g, 4, 5000);
+	expect_range(&g, 1, 4);
+	expect_counters(s, 1, 2);
+	evlog_sub_close(s);
+
+	evlog_sub_role_counters("views", &gaps, &filled);
+	assert_int_equal(gaps - g0, 1);
+	assert_int_equal(filled - f0, 2);
+	evlog_sub_role_counters("world", &gaps, &filled);
+	assert_int_equal(gaps, wg0);
+	assert_int_equal(filled, wf0);
+	evlog_sub_role_counters("nobody", &gaps, &filled);
+	assert_int_equal(gaps, 0);
+	assert_int_equal(filled, 0);
+
+	assert_true(evlog_sub_metrics_format(roles, 2, text, sizeof(text)) > 0);
+	assert_non_null(strstr(text, "# TYPE mmo_bus_gaps_total counter\n"));
+	assert_non_null(strstr(text, "# TYPE mmo_bus_gap_events_filled_total counter\n"));
+	snprintf(want, sizeof(want), "mmo_bus_gaps_total{role=\"views\"} %llu\n",
+	         (unsigned long long)(g0 + 1));
+	assert_non_null(strstr(text, want));
+	snprintf(want, sizeof(want), "mmo_bus_gap_events_filled_total{role=\"views\"} %llu\n",
+	         (unsigned long long)(f0 + 2));
+	assert_non_null(strstr(text, want));
+	snprintf(want, sizeof(want), "mmo_bus_gaps_total{role=\"world\"} %llu\n",
+	         (unsigned long long)wg0);
+	assert_non_null(strstr(text, want));
+	/* Too small a buffer: whole lines only. */
+	assert_true(evlog_sub_metrics_format(roles, 2, text, 60) < 60);
+	assert_true(text[0] == 0 || text[strlen(text) - 1] == '\n');
+
+	zmq_close(b.pub);
+	got_free(&g);
+}
+
 static void local_sub_fills_dropped_and_lost_tail_messages(void **state)
 {
 	dropped_messages_are_filled_with_exact_counters(*state, true);
@@ -1144,6 +1207,8 @@ int main(void)
 	                                    setup_inproc, teardown),
 	    cmocka_unit_test_setup_teardown(callback_stop_is_returned_and_nothing_is_lost,
 	                                    setup_inproc, teardown),
+	    cmocka_unit_test_setup_teardown(role_counters_sum_the_gaps_of_that_roles_subscribers,
+	                                    setup_bare, teardown),
 	    cmocka_unit_test_setup_teardown(local_sub_fills_dropped_and_lost_tail_messages,
 	                                    setup_bare, teardown),
 	    cmocka_unit_test_setup_teardown(remote_sub_fills_dropped_and_lost_tail_messages,

@@ -12,11 +12,11 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "log/evlog.h"
 #include "gateway/gateway.h"
-#include "schemas/mmo_util.h"
+#include "log/evlog.h"
 #include "projector/views/views.h"
 #include "projector/world/world.h"
+#include "schemas/mmo_util.h"
 
 #define ROLES_BUILT "log,world,views,gateway"
 
@@ -119,21 +119,32 @@ static size_t roles_metrics(void *arg, char *buf, size_t cap)
 		int w;
 
 		world_runner_status(r->world, false, &ws);
-		w = snprintf(buf + n, cap - n,
-		             "# TYPE mmo_world_seq gauge\nmmo_world_seq %llu\n"
-		             "# TYPE mmo_world_intents_total counter\nmmo_world_intents_total %llu\n"
-		             "# TYPE mmo_world_outcomes_sent_total counter\n"
-		             "mmo_world_outcomes_sent_total %llu\n"
-		             "# TYPE mmo_world_snapshots_total counter\nmmo_world_snapshots_total %llu\n"
-		             "# TYPE mmo_world_errors_total counter\nmmo_world_errors_total %llu\n",
-		             (unsigned long long)ws.seq, (unsigned long long)ws.intents,
-		             (unsigned long long)ws.appended, (unsigned long long)ws.snapshots,
-		             (unsigned long long)ws.errors);
+		w = snprintf(
+		    buf + n, cap - n,
+		    "# TYPE mmo_world_seq gauge\nmmo_world_seq %llu\n"
+		    "# TYPE mmo_world_intents_total counter\nmmo_world_intents_total %llu\n"
+		    "# TYPE mmo_world_outcomes_sent_total counter\n"
+		    "mmo_world_outcomes_sent_total %llu\n"
+		    "# TYPE mmo_world_snapshots_total counter\nmmo_world_snapshots_total %llu\n"
+		    "# TYPE mmo_world_errors_total counter\nmmo_world_errors_total %llu\n",
+		    (unsigned long long)ws.seq, (unsigned long long)ws.intents,
+		    (unsigned long long)ws.appended, (unsigned long long)ws.snapshots,
+		    (unsigned long long)ws.errors);
 		if (w > 0)
 			n = n + (size_t)w < cap ? n + (size_t)w : cap - 1;
 	}
 	if (r->views && n + 1 < cap)
 		n += views_runner_metrics(r->views, buf + n, cap - n);
+	if ((r->world || r->views) && n + 1 < cap) {
+		const char *subs[2];
+		size_t ns = 0;
+
+		if (r->world)
+			subs[ns++] = "world";
+		if (r->views)
+			subs[ns++] = "views";
+		n += evlog_sub_metrics_format(subs, ns, buf + n, cap - n);
+	}
 	return n < cap ? n : cap - 1;
 }
 
