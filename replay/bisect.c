@@ -9,11 +9,12 @@
  * that snapshot. dead_action is about history, which a snapshot does not
  * keep, so it (and "all") replays from the start.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "schemas/mmo_util.h"
 #include "replay_int.h"
+#include "schemas/mmo_util.h"
 
 struct bisect {
 	const char *inv;
@@ -97,6 +98,22 @@ static int start_state(const struct replay_opts *o, const char *inv, uint64_t *t
 	return MMO_OK;
 }
 
+/* "unknown invariant 'x' (hp_range, ..., all)": the names from the world. */
+static void unknown(const char *inv, char *buf, size_t cap)
+{
+	size_t len;
+	int n = snprintf(buf, cap, "unknown invariant '%.64s' (", inv ? inv : "");
+
+	len = n > 0 && (size_t)n < cap ? (size_t)n : 0;
+	for (size_t i = 0; world_invariant_at(i) && len < cap; i++) {
+		n = snprintf(buf + len, cap - len, "%s, ", world_invariant_at(i));
+		if (n > 0)
+			len += (size_t)n;
+	}
+	if (len < cap)
+		snprintf(buf + len, cap - len, "all)");
+}
+
 int replay_bisect(const struct replay_opts *o, const char *inv, struct replay_result *res)
 {
 	struct bisect b = {inv, NULL, false, ""};
@@ -105,9 +122,13 @@ int replay_bisect(const struct replay_opts *o, const char *inv, struct replay_re
 	uint64_t to;
 	int err;
 
-	if (!o || !o->log || !res || !world_invariant_known(inv))
+	if (!o || !o->log || !res)
 		return MMO_EINVAL;
 	memset(res, 0, sizeof(*res));
+	if (!world_invariant_known(inv)) {
+		unknown(inv, res->what, sizeof(res->what));
+		return MMO_EINVAL;
+	}
 	err = evlog_head(o->log, &res->head, NULL);
 	if (err)
 		return err;

@@ -13,48 +13,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "schemas/event_json.h"
-#include "schemas/mmo_util.h"
 #include "replay_int.h"
+#include "schemas/event_json.h"
+#include "schemas/mmo_arena.h"
+#include "schemas/mmo_util.h"
 
-#define PROGRESS_EVERY 4096         /* records between two looks at the clock */
-#define ARENA_CAP      (512 * 1024) /* decoding one event of up to MMO_RECORD_MAX */
+#define PROGRESS_EVERY 4096 /* records between two looks at the clock */
 
 /* Records are decoded into one arena, reset per record: no malloc per
- * event on the replay's hot path. */
-struct arena {
-	uint8_t *buf;
-	size_t used;
-};
-
-static void *arena_alloc(void *data, size_t size)
+ * event on the replay's hot path. The envelope's seq and ts are the log's. */
+static int decode(struct mmo_arena *a, const struct evlog_rec *rec, Mmo__Event **out)
 {
-	struct arena *a = data;
-	size_t off = (a->used + 15) & ~(size_t)15;
-
-	if (off > ARENA_CAP || size > ARENA_CAP - off)
-		return NULL;
-	a->used = off + size;
-	return a->buf + off;
-}
-
-static void arena_free(void *data, void *ptr)
-{
-	(void)data;
-	(void)ptr;
-}
-
-static int decode(struct arena *a, const struct evlog_rec *rec, Mmo__Event **out)
-{
-	ProtobufCAllocator alloc = {arena_alloc, arena_free, a};
 	Mmo__Event *ev;
+	int err = mmo_event_decode_arena(a, rec->event, rec->event_len, &ev);
 
-	if (rec->event_len > MMO_RECORD_MAX)
-		return MMO_ETOOBIG;
-	a->used = 0;
-	ev = mmo__event__unpack(&alloc, rec->event_len, rec->event);
-	if (!ev)
-		return MMO_EMALFORMED;
+	if (err)
+		return err;
 	ev->seq = rec->seq;
 	ev->ts = rec->ts;
 	*out = ev;
@@ -230,9 +204,9 @@ struct lookahead {
 	evlog_iter *it;
 	struct evlog_rec rec; /* the peeked record, if have */
 	bool have, end;
-	uint64_t next;        /* the seq the cursor is at (first not consumed) */
-	struct arena ar[WORLD_OUTCOME_MAX];
-	uint64_t *done;       /* ring of validated outcome seqs, increasing */
+	uint64_t next; /* the seq the cursor is at (first not consumed) */
+	struct mmo_arena ar[WORLD_OUTCOME_MAX];
+	uint64_t *done; /* ring of validated outcome seqs, increasing */
 	size_t dhead, dn;
 	uint64_t dlast;
 };
@@ -303,8 +277,7 @@ static int la_open(struct lookahead *la, evlog *log, uint64_t from)
 	la->log = log;
 	la->next = from;
 	for (size_t k = 0; k < WORLD_OUTCOME_MAX; k++) {
-		la->ar[k].buf = malloc(ARENA_CAP);
-		if (!la->ar[k].buf)
+		if (mmo_arena_init(&la->ar[k], 0))
 			return MMO_ENOMEM;
 	}
 	la->done = malloc(LA_DONE_MAX * sizeof(*la->done));
@@ -318,7 +291,7 @@ static void la_close(struct lookahead *la)
 	evlog_iter_close(la->it);
 	la->it = NULL;
 	for (size_t k = 0; k < WORLD_OUTCOME_MAX; k++)
-		free(la->ar[k].buf);
+		mmo_arena_release(&la->ar[k]);
 	free(la->done);
 }
 
@@ -376,8 +349,7 @@ static size_t la_prefix(char *buf, uint64_t cause)
 	return len;
 }
 
-static bool is_outcome_id(const uint8_t *id, size_t idlen, const char *pre, size_t plen,
-                          size_t k)
+static bool is_outcome_id(const uint8_t *id, size_t idlen, const char *pre, size_t plen, size_t k)
 {
 	return idlen == plen + 1 && !memcmp(id, pre, plen) && id[plen] == (uint8_t)('0' + k);
 }
@@ -646,7 +618,7 @@ int replay_fold(const struct replay_opts *o, world *w, uint64_t to, replay_after
 	struct world_logged lg = {0};
 	struct world_outcome out;
 	struct evlog_rec rec;
-	struct arena arena = {malloc(ARENA_CAP), 0};
+	struct mmo_arena arena;
 	struct lookahead la = {0};
 	bool lg_heap = false;
 	evlog_iter *it = NULL;
@@ -654,7 +626,7 @@ int replay_fold(const struct replay_opts *o, world *w, uint64_t to, replay_after
 	uint64_t from = world_seq(w) + 1, n = 0;
 	int err;
 
-	if (!arena.buf)
+	if (mmo_arena_init(&arena, 0))
 		return MMO_ENOMEM;
 	if (o->verify && o->snaps) {
 		size_t cnt = 0;
@@ -778,7 +750,7 @@ out:
 	evlog_iter_close(it);
 	la_close(&la);
 	free(e.snaps);
-	free(arena.buf);
+	mmo_arena_release(&arena);
 	res->seq = world_seq(w);
 	return err;
 }

@@ -56,7 +56,8 @@ int replay_run(const struct replay_opts *o, world **out, struct replay_result *r
  * fails, in res->bad_seq (0: it holds up to o->to_seq) with res->what.
  * Checks the snapshots first, in order, then replays from the last one
  * where the invariant holds, checking every player an event touches.
- * dead_action is about history, not state: it replays from the start. */
+ * dead_action is about history, not state: it replays from the start.
+ * An unknown invariant is MMO_EINVAL with res->what listing the known ones. */
 int replay_bisect(const struct replay_opts *o, const char *invariant, struct replay_result *res);
 
 #endif

@@ -26,11 +26,6 @@ json_t *mmo_event_to_json(const Mmo__Event *ev);
  * once the buffer is large enough: for hot loops. */
 long mmo_event_json_write(const Mmo__Event *ev, char **buf, size_t *cap);
 
-/* Length of the well-formed UTF-8 sequence at p (RFC 3629: no overlongs,
- * no surrogates, nothing past U+10FFFF; 1 for ASCII), or 0 if p starts an
- * invalid one. p must be NUL-terminated. Shared by both renderers. */
-size_t mmo_utf8_len(const unsigned char *p);
-
 /* Add ev's body fields to obj (an object) without the envelope. */
 int mmo_event_body_to_json(const Mmo__Event *ev, json_t *obj);
 

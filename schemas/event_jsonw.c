@@ -1,8 +1,13 @@
 /* event_jsonw.c - an event's JSON written straight into a reused buffer.
  *
  * The fast path of event_json.c for hot loops (the Redis view publishes every
- * event): the same bytes, without a json_t per field. tests/schemas checks
- * byte equality with mmo_event_to_json() on many generated events.
+ * event): exactly the bytes of json_dumps(mmo_event_to_json(ev),
+ * JSON_COMPACT) (jansson 2.x: insertion order, "%.17g" reals, \uXXXX for
+ * other control characters, invalid UTF-8 bytes as U+FFFD, non-finite
+ * numbers as null), without a json_t per field. It walks the same protobuf-c
+ * descriptors as event_json.c; no body field shares a name with the
+ * envelope, so no key is ever replaced. tests/schemas/test_event_jsonw.c
+ * checks byte equality on many generated events.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -11,14 +16,9 @@
 #include <string.h>
 
 #include "schemas/event_json.h"
+#include "schemas/mmo_utf8.h"
 
-/*
- * The JSON of an event written straight into a reused buffer: exactly the
- * bytes of json_dumps(mmo_event_to_json(ev), JSON_COMPACT) (jansson 2.x:
- * insertion order, "%.17g" reals, \uXXXX for other control characters,
- * invalid UTF-8 bytes as U+FFFD, non-finite numbers as null), without a
- * json_t per field. Walks the same descriptors as schemas/event_json.c. No
- * body field shares a name with the envelope, so no key is ever replaced. */
+/* The output: a malloc'd buffer grown by doubling; oom is sticky. */
 struct jw {
 	char *p;
 	size_t len, cap;
@@ -182,8 +182,7 @@ static void jw_key(struct jw *w, bool *first, const char *k)
 static void jw_message(struct jw *w, bool *first, const ProtobufCMessageDescriptor *d,
                        const void *msg);
 
-static void jw_field(struct jw *w, bool *first, const ProtobufCFieldDescriptor *f,
-                     const void *msg)
+static void jw_field(struct jw *w, bool *first, const ProtobufCFieldDescriptor *f, const void *msg)
 {
 	const char *p = (const char *)msg + f->offset;
 	const ProtobufCMessage *sub;
@@ -245,8 +244,7 @@ static void jw_field(struct jw *w, bool *first, const ProtobufCFieldDescriptor *
 		jw_message(w, &sfirst, f->descriptor, sub);
 		jw_put(w, "}", 1);
 		return;
-	default:
-		return; /* bytes: left out, as schemas/event_json.c */
+	default: return; /* bytes: left out, as schemas/event_json.c */
 	}
 }
 
@@ -256,7 +254,8 @@ static void jw_message(struct jw *w, bool *first, const ProtobufCMessageDescript
 	for (size_t i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
 
-		if (f->label == PROTOBUF_C_LABEL_REPEATED || (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
+		if (f->label == PROTOBUF_C_LABEL_REPEATED ||
+		    (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
 			continue;
 		jw_field(w, first, f, msg);
 	}
@@ -292,8 +291,7 @@ static void jw_event(struct jw *w, const Mmo__Event *ev)
 		jw_int(w, (long long)ev->cause_seq);
 	}
 	if (ev->body_case != MMO__EVENT__BODY__NOT_SET) {
-		f = protobuf_c_message_descriptor_get_field(&mmo__event__descriptor,
-		                                            ev->body_case);
+		f = protobuf_c_message_descriptor_get_field(&mmo__event__descriptor, ev->body_case);
 		if (f && (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
 		    f->type == PROTOBUF_C_TYPE_MESSAGE) {
 			body = *(const ProtobufCMessage *const *)((const char *)ev + f->offset);

@@ -26,6 +26,8 @@ static const struct {
     [MMO_EPROTO] = {"protocol", "wrong framing or unknown operation"},
     [MMO_EPRIORITY] = {"bad_priority", "priority must be 1 (critical) to 4 (low)"},
     [MMO_EUNAVAIL] = {"unavailable", "a dependency is unavailable"},
+    [MMO_EREWIND] = {"rewind", "the store's checkpoint is not the one expected"},
+    [MMO_ERACE] = {"race", "a concurrent change won an optimistic check, try again"},
 };
 
 const char *mmo_strerror(int err)

@@ -32,6 +32,8 @@ enum mmo_err {
 	MMO_EPROTO = 18,    /* wrong framing or unknown operation */
 	MMO_EPRIORITY = 19, /* priority outside 1..4 */
 	MMO_EUNAVAIL = 20,  /* a dependency is unavailable */
+	MMO_EREWIND = 21,   /* a store's checkpoint is not the one expected */
+	MMO_ERACE = 22,     /* an optimistic check lost a race: try again at once */
 	MMO_ERR_COUNT
 };
 

@@ -210,8 +210,7 @@ static void count_success(struct vcore *c, const struct vbatch *b, int64_t us, b
 		c->st.checkpoint = b->last;
 	c->batch_hist[bucket(b->n, 0, 14)]++;
 	c->batch_events_sum += b->n;
-	c->lat_hist[bucket((uint64_t)us, 6, 14)]++;
-	c->lat_sum_us += (uint64_t)us;
+	mmo_hist_observe(&c->lat, us);
 	c->st.last_error[0] = 0;
 	pthread_mutex_unlock(&c->mu);
 }
@@ -254,19 +253,20 @@ int vcore_apply(struct vcore *c, struct vbatch *b, bool write_ck, bool once, uin
 			succeeded(c);
 			return MMO_OK;
 		}
-		if (err == VIEWS_EREWIND) {
+		if (err == MMO_EREWIND) {
 			succeeded(c);
 			pthread_mutex_lock(&c->mu);
 			c->st.rewinds++;
 			c->st.checkpoint = *found;
 			pthread_mutex_unlock(&c->mu);
-			mmo_logf(MMO_LOG_WARN, "views",
-			         "%s: the store's checkpoint is %llu, expected %llu: folding from %llu",
-			         c->v->ops->name, (unsigned long long)*found,
-			         (unsigned long long)(b->first - 1), (unsigned long long)(*found + 1));
-			return VIEWS_EREWIND;
+			mmo_logf(
+			    MMO_LOG_WARN, "views",
+			    "%s: the store's checkpoint is %llu, expected %llu: folding from %llu",
+			    c->v->ops->name, (unsigned long long)*found,
+			    (unsigned long long)(b->first - 1), (unsigned long long)(*found + 1));
+			return MMO_EREWIND;
 		}
-		if (err == VIEWS_EWATCH && ++watch < WATCH_TRIES) {
+		if (err == MMO_ERACE && ++watch < WATCH_TRIES) {
 			pthread_mutex_lock(&c->mu);
 			c->st.retries++;
 			pthread_mutex_unlock(&c->mu);
@@ -274,7 +274,7 @@ int vcore_apply(struct vcore *c, struct vbatch *b, bool write_ck, bool once, uin
 		}
 		failed(c, c->v->err[0] ? c->v->err : mmo_strerror(err));
 		if (once)
-			return err == VIEWS_EWATCH ? MMO_EBUSY : err;
+			return err == MMO_ERACE ? MMO_EBUSY : err;
 		backoff = true;
 	}
 }

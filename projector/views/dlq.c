@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "schemas/mmo_be.h"
 #include "schemas/mmo_util.h"
 #include "views_int.h"
 
@@ -30,25 +31,10 @@ struct views_dlq {
 	MDB_env *env;
 	MDB_dbi entries, blocked, meta;
 	char dir[4096];
-	int lockfd[3];     /* apply locks by view id */
+	int lockfd[3]; /* apply locks by view id */
 	int lockdepth[3];
 	bool readonly;
 };
-
-static void be64_put(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t be64_get(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static int mkdir_one(const char *p)
 {
@@ -188,7 +174,7 @@ int views_run_lock(const char *data_dir, const char *view, int *err)
 static void entry_key(uint8_t key[9], int view_id, uint64_t seq)
 {
 	key[0] = (uint8_t)view_id;
-	be64_put(key + 1, seq);
+	mmo_be64_put(key + 1, seq);
 }
 
 static int entry_decode(const MDB_val *k, const MDB_val *v, struct views_dlq_entry *e)
@@ -200,7 +186,7 @@ static int entry_decode(const MDB_val *k, const MDB_val *v, struct views_dlq_ent
 	memset(e, 0, sizeof(*e));
 	if (k->mv_size != 9)
 		return MMO_ECORRUPT;
-	e->seq = be64_get((const uint8_t *)k->mv_data + 1);
+	e->seq = mmo_be64_get((const uint8_t *)k->mv_data + 1);
 	snprintf(e->view, sizeof(e->view), "%s", views_view_name(((const uint8_t *)k->mv_data)[0]));
 	j = json_loadb(v->mv_data, v->mv_size, 0, &jerr);
 	if (!j)
@@ -283,8 +269,8 @@ static int blocked_add(views_dlq *q, MDB_txn *txn, int view_id, const char *play
 	k.mv_data = key;
 	rc = mdb_get(txn, q->blocked, &k, &v);
 	if (rc == 0 && v.mv_size == 16) {
-		count = be64_get(v.mv_data);
-		last = be64_get((const uint8_t *)v.mv_data + 8);
+		count = mmo_be64_get(v.mv_data);
+		last = mmo_be64_get((const uint8_t *)v.mv_data + 8);
 	} else if (rc != MDB_NOTFOUND && rc != 0) {
 		return rc;
 	}
@@ -299,8 +285,8 @@ static int blocked_add(views_dlq *q, MDB_txn *txn, int view_id, const char *play
 		rc = mdb_del(txn, q->blocked, &k, NULL);
 		return rc == MDB_NOTFOUND ? 0 : rc;
 	}
-	be64_put(val, count);
-	be64_put(val + 8, last);
+	mmo_be64_put(val, count);
+	mmo_be64_put(val + 8, last);
 	v.mv_size = sizeof(val);
 	v.mv_data = val;
 	return mdb_put(txn, q->blocked, &k, &v, 0);
@@ -314,12 +300,12 @@ static int depth_add(views_dlq *q, MDB_txn *txn, int view_id, int64_t delta)
 	int rc = mdb_get(txn, q->meta, &k, &v);
 
 	if (rc == 0 && v.mv_size == 8)
-		d = be64_get(v.mv_data);
+		d = mmo_be64_get(v.mv_data);
 	if (delta < 0 && d < (uint64_t)-delta)
 		d = 0;
 	else
 		d = (uint64_t)((int64_t)d + delta);
-	be64_put(val, d);
+	mmo_be64_put(val, d);
 	v.mv_size = 8;
 	v.mv_data = val;
 	return mdb_put(txn, q->meta, &k, &v, 0);
@@ -331,7 +317,7 @@ static uint64_t depth_get(views_dlq *q, MDB_txn *txn, int view_id)
 	MDB_val k = {sizeof(key), key}, v;
 
 	if (mdb_get(txn, q->meta, &k, &v) == 0 && v.mv_size == 8)
-		return be64_get(v.mv_data);
+		return mmo_be64_get(v.mv_data);
 	return 0;
 }
 
@@ -493,7 +479,7 @@ int views_dlq_drop(views_dlq *q, const char *view, uint64_t seq, uint64_t *remov
 			rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 			while (rc == 0 && m < 256 && k.mv_size == 9 &&
 			       ((const uint8_t *)k.mv_data)[0] == id) {
-				seqs[m++] = be64_get((const uint8_t *)k.mv_data + 1);
+				seqs[m++] = mmo_be64_get((const uint8_t *)k.mv_data + 1);
 				rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 			}
 			mdb_cursor_close(cur);
@@ -565,10 +551,10 @@ int views_dlq_prepare(views_dlq *q, int view_id, struct vbatch *b)
 			k.mv_size = 1 + len;
 			k.mv_data = key;
 			if (mdb_get(txn, q->blocked, &k, &v) == 0 && v.mv_size == 16 &&
-			    be64_get(v.mv_data) > 0) {
+			    mmo_be64_get(v.mv_data) > 0) {
 				e->state = VEV_PARKED;
 				e->to_dlq = true;
-				e->behind = be64_get((const uint8_t *)v.mv_data + 8);
+				e->behind = mmo_be64_get((const uint8_t *)v.mv_data + 8);
 				snprintf(e->err, sizeof(e->err), "parked behind seq %llu",
 				         (unsigned long long)e->behind);
 				break;
@@ -581,8 +567,7 @@ int views_dlq_prepare(views_dlq *q, int view_id, struct vbatch *b)
 	return MMO_OK;
 }
 
-int views_dlq_write(views_dlq *q, int view_id, struct vbatch *b, uint64_t *dead,
-                    uint64_t *parked)
+int views_dlq_write(views_dlq *q, int view_id, struct vbatch *b, uint64_t *dead, uint64_t *parked)
 {
 	MDB_txn *txn;
 	uint64_t nd = 0, np = 0;

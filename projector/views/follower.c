@@ -1,7 +1,6 @@
 /* runner.c - the `views` role: one thread per view, each following the log
  * from its store's checkpoint (bus, gaps filled from the log), in batches;
  * status, health and metrics. */
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +10,7 @@
 #include "schemas/mmo_util.h"
 #include "views_int.h"
 
-#define POLL_MS 100
+#define POLL_MS  100
 #define SUB_STOP 1000 /* our callback's "batch full" */
 
 struct vthread {
@@ -21,7 +20,7 @@ struct vthread {
 	pthread_t th;
 	bool started;
 	int runlock;
-	pthread_mutex_t mu;     /* guards head */
+	pthread_mutex_t mu; /* guards head */
 	uint64_t head;
 };
 
@@ -111,8 +110,8 @@ static void *run(void *arg)
 		if (err && err != SUB_STOP) {
 			if (err == MMO_ECLOSED)
 				break;
-			mmo_logf(MMO_LOG_WARN, "views", "%s: following the log: %s", t->v->ops->name,
-			         mmo_strerror(err));
+			mmo_logf(MMO_LOG_WARN, "views", "%s: following the log: %s",
+			         t->v->ops->name, mmo_strerror(err));
 			reopen = true;
 		}
 		if (f.err) {
@@ -126,16 +125,18 @@ static void *run(void *arg)
 			err = vcore_apply(c, &b, true, false, &found);
 			if (err == MMO_ECLOSED)
 				break;
-			if (err == VIEWS_EREWIND) {
+			if (err == MMO_EREWIND) {
 				uint64_t head = 0;
 
 				if (t->r->o.log && evlog_head(t->r->o.log, &head, NULL) == MMO_OK &&
 				    found > head)
-					mmo_logf(MMO_LOG_ERROR, "views",
-					         "%s: the store's checkpoint %llu is past the log's head %llu: "
-					         "is it the view of another log? (mmo views rebuild %s)",
-					         t->v->ops->name, (unsigned long long)found,
-					         (unsigned long long)head, t->v->ops->name);
+					mmo_logf(
+					    MMO_LOG_ERROR, "views",
+					    "%s: the store's checkpoint %llu is past the log's "
+					    "head %llu: "
+					    "is it the view of another log? (mmo views rebuild %s)",
+					    t->v->ops->name, (unsigned long long)found,
+					    (unsigned long long)head, t->v->ops->name);
 				next = found + 1;
 				reopen = true;
 			} else {
@@ -187,8 +188,7 @@ static void runner_free(views_runner *r)
 	free(r);
 }
 
-int views_runner_start(const struct views_opts *o, views_runner **out, char *errmsg,
-                       size_t errlen)
+int views_runner_start(const struct views_opts *o, views_runner **out, char *errmsg, size_t errlen)
 {
 	struct vcore_opts co;
 	views_runner *r;
@@ -198,12 +198,14 @@ int views_runner_start(const struct views_opts *o, views_runner **out, char *err
 		errmsg[0] = 0;
 	if (!o || !out || !o->zctx || !o->bus || !o->data_dir || (!o->log && !o->ingest)) {
 		if (errmsg)
-			snprintf(errmsg, errlen, "views: zctx, bus, data_dir and log or ingest are needed");
+			snprintf(errmsg, errlen,
+			         "views: zctx, bus, data_dir and log or ingest are needed");
 		return MMO_EINVAL;
 	}
 	if (!(o->redis_url && *o->redis_url) && !(o->mongo_uri && *o->mongo_uri)) {
 		if (errmsg)
-			snprintf(errmsg, errlen, "views: no view enabled (no Redis URL, no Mongo URI)");
+			snprintf(errmsg, errlen,
+			         "views: no view enabled (no Redis URL, no Mongo URI)");
 		return MMO_EINVAL;
 	}
 	r = calloc(1, sizeof(*r));
@@ -253,8 +255,9 @@ int views_runner_start(const struct views_opts *o, views_runner **out, char *err
 				         views_view_name(id), r->data_dir);
 			goto fail;
 		}
-		err = id == VIEW_ID_REDIS ? redis_view_new(r->redis_url, &v, errmsg, errlen)
-		                          : mongo_view_new(r->mongo_uri, r->mongo_db, &v, errmsg, errlen);
+		err = id == VIEW_ID_REDIS
+		          ? redis_view_new(r->redis_url, &v, errmsg, errlen)
+		          : mongo_view_new(r->mongo_uri, r->mongo_db, &v, errmsg, errlen);
 		if (err) {
 			close(t->runlock);
 			goto fail;
@@ -371,72 +374,47 @@ static double lag_seconds(views_runner *r, uint64_t ck, uint64_t head)
 	return s;
 }
 
-struct out {
-	char *buf;
-	size_t cap, len;
-};
-
-static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (o->len + 1 >= o->cap)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if ((size_t)n >= o->cap - o->len) {
-		/* Truncated: keep whole lines only. */
-		o->buf[o->len] = 0;
-		o->cap = o->len + 1;
-		return;
-	}
-	o->len += (size_t)n;
-}
-
 struct snap {
 	const char *name;
+	char labels[48]; /* view="redis" */
 	struct views_status st;
-	uint64_t batch_hist[14], lat_hist[14], lat_sum_us, batch_sum;
+	uint64_t batch_hist[14], batch_sum;
+	const struct mmo_hist *lat; /* atomic: read while rendering */
 	double lag_s;
 };
 
-static void gauge(struct out *o, const char *name, const char *type, const char *help,
+static void gauge(struct mmo_prom *o, const char *name, const char *type, const char *help,
                   const struct snap *s, size_t n, size_t field_off, bool is_bool)
 {
-	put(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	mmo_prom_head(o, name, type, help);
 	for (size_t i = 0; i < n; i++) {
 		const char *p = (const char *)&s[i].st + field_off;
 		unsigned long long v = is_bool ? *(const bool *)p : *(const uint64_t *)p;
 
-		put(o, "%s{view=\"%s\"} %llu\n", name, s[i].name, v);
+		mmo_prom_printf(o, "%s{%s} %llu\n", name, s[i].labels, v);
 	}
 }
 
 size_t views_runner_metrics(views_runner *r, char *buf, size_t cap)
 {
-	struct out o = {buf, cap, 0};
+	struct mmo_prom o;
 	struct snap s[2] = {0};
 	size_t n = 0;
 
 	if (!buf || cap == 0)
 		return 0;
-	buf[0] = 0;
+	mmo_prom_init(&o, buf, cap);
 	for (size_t i = 0; r && i < r->nt; i++, n++) {
 		struct vthread *t = &r->t[i];
 
 		s[n].name = t->v->ops->name;
+		snprintf(s[n].labels, sizeof(s[n].labels), "view=\"%s\"", s[n].name);
 		views_runner_status(r, s[n].name, &s[n].st);
 		pthread_mutex_lock(&t->core.mu);
 		memcpy(s[n].batch_hist, t->core.batch_hist, sizeof(s[n].batch_hist));
-		memcpy(s[n].lat_hist, t->core.lat_hist, sizeof(s[n].lat_hist));
-		s[n].lat_sum_us = t->core.lat_sum_us;
 		s[n].batch_sum = t->core.batch_events_sum;
 		pthread_mutex_unlock(&t->core.mu);
+		s[n].lat = &t->core.lat;
 		s[n].lag_s = lag_seconds(r, s[n].st.checkpoint, s[n].st.head);
 	}
 #define F(x) offsetof(struct views_status, x)
@@ -448,21 +426,22 @@ size_t views_runner_metrics(views_runner *r, char *buf, size_t cap)
 	      s, n, F(checkpoint), false);
 	gauge(&o, "mmo_views_head_seq", "gauge", "The log's head seq at the last look.", s, n,
 	      F(head), false);
-	put(&o, "# HELP mmo_views_lag_events Events of the log not yet in the view.\n"
-	        "# TYPE mmo_views_lag_events gauge\n");
+	mmo_prom_head(&o, "mmo_views_lag_events", "gauge",
+	              "Events of the log not yet in the view.");
 	for (size_t i = 0; i < n; i++)
-		put(&o, "mmo_views_lag_events{view=\"%s\"} %llu\n", s[i].name,
-		    (unsigned long long)(s[i].st.head - s[i].st.checkpoint));
-	put(&o, "# HELP mmo_views_lag_seconds Age of the oldest event not yet in the view.\n"
-	        "# TYPE mmo_views_lag_seconds gauge\n");
+		mmo_prom_printf(&o, "mmo_views_lag_events{%s} %llu\n", s[i].labels,
+		                (unsigned long long)(s[i].st.head - s[i].st.checkpoint));
+	mmo_prom_head(&o, "mmo_views_lag_seconds", "gauge",
+	              "Age of the oldest event not yet in the view.");
 	for (size_t i = 0; i < n; i++)
-		put(&o, "mmo_views_lag_seconds{view=\"%s\"} %.6f\n", s[i].name, s[i].lag_s);
+		mmo_prom_printf(&o, "mmo_views_lag_seconds{%s} %.6f\n", s[i].labels, s[i].lag_s);
 	gauge(&o, "mmo_views_retries_total", "counter", "Failed attempts that were retried.", s, n,
 	      F(retries), false);
-	put(&o, "# HELP mmo_views_breaker_state Circuit breaker: 0 closed, 1 open, 2 half-open.\n"
-	        "# TYPE mmo_views_breaker_state gauge\n");
+	mmo_prom_head(&o, "mmo_views_breaker_state", "gauge",
+	              "Circuit breaker: 0 closed, 1 open, 2 half-open.");
 	for (size_t i = 0; i < n; i++)
-		put(&o, "mmo_views_breaker_state{view=\"%s\"} %d\n", s[i].name, (int)s[i].st.breaker);
+		mmo_prom_printf(&o, "mmo_views_breaker_state{%s} %d\n", s[i].labels,
+		                (int)s[i].st.breaker);
 	gauge(&o, "mmo_views_breaker_opened_total", "counter", "Times the breaker opened.", s, n,
 	      F(breaker_opened), false);
 	gauge(&o, "mmo_views_breaker_closed_total", "counter",
@@ -481,43 +460,30 @@ size_t views_runner_metrics(views_runner *r, char *buf, size_t cap)
 	gauge(&o, "mmo_views_dlq_depth", "gauge", "Entries of the view in the dead-letter queue.",
 	      s, n, F(dlq_depth), false);
 #undef F
-	put(&o, "# HELP mmo_views_batch_events Events per batch.\n"
-	        "# TYPE mmo_views_batch_events histogram\n");
+	/* A count histogram (events, powers of two), not a latency one. */
+	mmo_prom_head(&o, "mmo_views_batch_events", "histogram", "Events per batch.");
 	for (size_t i = 0; i < n; i++) {
 		uint64_t cum = 0;
 
 		for (int k = 0; k < 14; k++) {
 			cum += s[i].batch_hist[k];
 			if (k < 13)
-				put(&o, "mmo_views_batch_events_bucket{view=\"%s\",le=\"%llu\"} %llu\n",
-				    s[i].name, 1ull << k, (unsigned long long)cum);
+				mmo_prom_printf(
+				    &o, "mmo_views_batch_events_bucket{%s,le=\"%llu\"} %llu\n",
+				    s[i].labels, 1ull << k, (unsigned long long)cum);
 			else
-				put(&o, "mmo_views_batch_events_bucket{view=\"%s\",le=\"+Inf\"} %llu\n",
-				    s[i].name, (unsigned long long)cum);
+				mmo_prom_printf(
+				    &o, "mmo_views_batch_events_bucket{%s,le=\"+Inf\"} %llu\n",
+				    s[i].labels, (unsigned long long)cum);
 		}
-		put(&o, "mmo_views_batch_events_sum{view=\"%s\"} %llu\n", s[i].name,
-		    (unsigned long long)s[i].batch_sum);
-		put(&o, "mmo_views_batch_events_count{view=\"%s\"} %llu\n", s[i].name,
-		    (unsigned long long)cum);
+		mmo_prom_printf(&o, "mmo_views_batch_events_sum{%s} %llu\n", s[i].labels,
+		                (unsigned long long)s[i].batch_sum);
+		mmo_prom_printf(&o, "mmo_views_batch_events_count{%s} %llu\n", s[i].labels,
+		                (unsigned long long)cum);
 	}
-	put(&o, "# HELP mmo_views_apply_seconds Time to apply one batch (successful attempts).\n"
-	        "# TYPE mmo_views_apply_seconds histogram\n");
-	for (size_t i = 0; i < n; i++) {
-		uint64_t cum = 0;
-
-		for (int k = 0; k < 14; k++) {
-			cum += s[i].lat_hist[k];
-			if (k < 13)
-				put(&o, "mmo_views_apply_seconds_bucket{view=\"%s\",le=\"%g\"} %llu\n",
-				    s[i].name, (double)(1ull << (k + 6)) / 1e6, (unsigned long long)cum);
-			else
-				put(&o, "mmo_views_apply_seconds_bucket{view=\"%s\",le=\"+Inf\"} %llu\n",
-				    s[i].name, (unsigned long long)cum);
-		}
-		put(&o, "mmo_views_apply_seconds_sum{view=\"%s\"} %.6f\n", s[i].name,
-		    (double)s[i].lat_sum_us / 1e6);
-		put(&o, "mmo_views_apply_seconds_count{view=\"%s\"} %llu\n", s[i].name,
-		    (unsigned long long)cum);
-	}
+	mmo_prom_head(&o, "mmo_views_apply_seconds", "histogram",
+	              "Time to apply one batch (successful attempts).");
+	for (size_t i = 0; i < n; i++)
+		mmo_prom_hist(&o, "mmo_views_apply_seconds", s[i].labels, s[i].lat);
 	return o.len;
 }

@@ -37,7 +37,7 @@ enum { F_USERNAME = 1, F_REGION = 2, F_POS = 4, F_HP = 8, F_ONLINE = 16 };
 
 struct mpl {
 	const char *id;
-	unsigned set, ins;          /* fields to $set / to $setOnInsert */
+	unsigned set, ins; /* fields to $set / to $setOnInsert */
 	const char *username, *region;
 	double x, y, z;
 	uint32_t hp;
@@ -56,7 +56,7 @@ struct mview {
 	bool indexes_done;
 	struct mpl *pl;
 	size_t npl, plcap;
-	size_t *opmap;              /* bulk op index -> player index / event index */
+	size_t *opmap; /* bulk op index -> player index / event index */
 	size_t opcap;
 };
 
@@ -64,8 +64,7 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
 /* The driver's own messages: warnings and worse to our log, the rest
  * dropped (its default handler prints debug lines to stderr). */
-static void driver_log(mongoc_log_level_t level, const char *domain, const char *message,
-                       void *arg)
+static void driver_log(mongoc_log_level_t level, const char *domain, const char *message, void *arg)
 {
 	(void)arg;
 	if (level > MONGOC_LOG_LEVEL_WARNING)
@@ -94,8 +93,8 @@ static void set_err(struct mview *mv, const char *fmt, ...)
  * time limits, write conflicts). */
 static bool transient_code(int64_t code)
 {
-	static const int64_t codes[] = {6,     7,     89,    91,    112,   189,   262,   9001,
-	                                10107, 11600, 11602, 13435, 13436, 50,    134,   10058};
+	static const int64_t codes[] = {6,     7,     89,    91,    112,   189, 262, 9001,
+	                                10107, 11600, 11602, 13435, 13436, 50,  134, 10058};
 
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
 		if (codes[i] == code)
@@ -119,7 +118,9 @@ static bool create_indexes(struct mview *mv)
 {
 	static const struct {
 		const char *coll, *field;
-	} idx[] = {{"players", "region_id"}, {"combat", "attacker_id"}, {"combat", "defender_id"},
+	} idx[] = {{"players", "region_id"},
+	           {"combat", "attacker_id"},
+	           {"combat", "defender_id"},
 	           {"combat", "ts"}};
 	mongoc_database_t *db = mongoc_client_get_database(mv->client, mv->db);
 	bool ok = true;
@@ -303,8 +304,7 @@ static int fold_event(struct mview *mv, const struct vev *e)
 		p->set |= F_HP;
 		p->hp = ev->combat_result->defender_hp;
 		break;
-	default:
-		break;
+	default: break;
 	}
 	if (pos) {
 		p->x = pos->x;
@@ -390,8 +390,8 @@ static int run_bulk(struct mview *mv, mongoc_bulk_operation_t *bulk, size_t nops
 				continue;
 			}
 			refused[idx] = true;
-			snprintf(why[idx], VIEWS_ERROR_MAX + 1, "mongo %s refused (code %lld): %s", what,
-			         (long long)code, msg);
+			snprintf(why[idx], VIEWS_ERROR_MAX + 1, "mongo %s refused (code %lld): %s",
+			         what, (long long)code, msg);
 		}
 	}
 	if (!ok && !had_write_errors) {
@@ -422,7 +422,7 @@ static int write_combat(struct mview *mv, struct vbatch *b, bool *any_dead)
 	bson_t bopts = BSON_INITIALIZER, uopts = BSON_INITIALIZER;
 	mongoc_bulk_operation_t *bulk;
 	bool *refused = NULL;
-	char (*why)[VIEWS_ERROR_MAX + 1] = NULL;
+	char(*why)[VIEWS_ERROR_MAX + 1] = NULL;
 	size_t nops = 0;
 	int err = MMO_OK;
 
@@ -493,7 +493,7 @@ static int write_players(struct mview *mv, struct vbatch *b, bool *any_dead)
 	bson_t bopts = BSON_INITIALIZER, uopts = BSON_INITIALIZER;
 	mongoc_bulk_operation_t *bulk = NULL;
 	bool *refused = NULL;
-	char (*why)[VIEWS_ERROR_MAX + 1] = NULL;
+	char(*why)[VIEWS_ERROR_MAX + 1] = NULL;
 	size_t nops = 0;
 	int err = MMO_OK;
 
@@ -621,7 +621,7 @@ static int m_apply(struct view *v, struct vbatch *b, bool write_ck, uint64_t exp
 			return err;
 		if (ck != expect) {
 			*found = ck;
-			return VIEWS_EREWIND;
+			return MMO_EREWIND;
 		}
 	}
 	if ((err = write_combat(mv, b, &any_dead)))
@@ -712,8 +712,7 @@ static void default_ms(mongoc_uri_t *uri, const char *opt, int32_t ms)
 		mongoc_uri_set_option_as_int32(uri, opt, ms);
 }
 
-int mongo_view_new(const char *uri, const char *db, struct view **out, char *errmsg,
-                   size_t errlen)
+int mongo_view_new(const char *uri, const char *db, struct view **out, char *errmsg, size_t errlen)
 {
 	struct mview *mv;
 	bson_error_t error;

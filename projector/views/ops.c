@@ -11,7 +11,7 @@
 #include "views_int.h"
 
 static void say(char *errmsg, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void say(char *errmsg, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -79,8 +79,8 @@ static int no_hook(struct vbatch *b, void *arg)
 	return MMO_OK;
 }
 
-int views_dlq_retry(const struct views_retry_opts *o, struct views_retry_result *res,
-                    char *errmsg, size_t errlen)
+int views_dlq_retry(const struct views_retry_opts *o, struct views_retry_result *res, char *errmsg,
+                    size_t errlen)
 {
 	struct views_retry_result rr = {0};
 	struct views_dlq_entry *all = NULL;
@@ -183,16 +183,19 @@ int views_dlq_retry(const struct views_retry_opts *o, struct views_retry_result 
 			if (e->parked)
 				rr.left_parked++;
 			if (o->out)
-				fprintf(o->out, "seq %llu: left %s (an earlier entry of its player stays)\n",
-				        (unsigned long long)e->seq, e->parked ? "parked" : "dead");
+				fprintf(
+				    o->out,
+				    "seq %llu: left %s (an earlier entry of its player stays)\n",
+				    (unsigned long long)e->seq, e->parked ? "parked" : "dead");
 			continue;
 		}
 		rr.tried++;
 		if (o->dry_run) {
 			gone[i] = true;
 			if (o->out)
-				fprintf(o->out, "seq %llu: would retry (%s: %s)\n", (unsigned long long)e->seq,
-				        e->parked ? "parked" : "dead", e->error);
+				fprintf(o->out, "seq %llu: would retry (%s: %s)\n",
+				        (unsigned long long)e->seq, e->parked ? "parked" : "dead",
+				        e->error);
 			continue;
 		}
 		err = load_one(o->log, e->seq, &b);
@@ -206,7 +209,8 @@ int views_dlq_retry(const struct views_retry_opts *o, struct views_retry_result 
 			views_dlq_refused(q, id, e->seq, why);
 			rr.failed++;
 			if (o->out)
-				fprintf(o->out, "seq %llu: refused again: %s\n", (unsigned long long)e->seq, why);
+				fprintf(o->out, "seq %llu: refused again: %s\n",
+				        (unsigned long long)e->seq, why);
 			vb_free(&b);
 			err = MMO_OK;
 			continue;
@@ -218,11 +222,12 @@ int views_dlq_retry(const struct views_retry_opts *o, struct views_retry_result 
 			b.ev[0].state = VEV_APPLY;
 			b.ev[0].to_dlq = false;
 			err = v->ops->apply(v, &b, false, 0, &found);
-			if (err != VIEWS_EWATCH || tries > 16)
+			if (err != MMO_ERACE || tries > 16)
 				break;
 		}
 		if (err) {
-			say(errmsg, errlen, "%s: %s", o->view, v->err[0] ? v->err : mmo_strerror(err));
+			say(errmsg, errlen, "%s: %s", o->view,
+			    v->err[0] ? v->err : mmo_strerror(err));
 			vb_free(&b);
 			err = MMO_EUNAVAIL;
 			goto out;
@@ -231,8 +236,8 @@ int views_dlq_retry(const struct views_retry_opts *o, struct views_retry_result 
 			views_dlq_refused(q, id, e->seq, b.ev[0].err);
 			rr.failed++;
 			if (o->out)
-				fprintf(o->out, "seq %llu: refused again: %s\n", (unsigned long long)e->seq,
-				        b.ev[0].err);
+				fprintf(o->out, "seq %llu: refused again: %s\n",
+				        (unsigned long long)e->seq, b.ev[0].err);
 		} else {
 			views_dlq_remove(q, id, e->seq);
 			gone[i] = true;
@@ -334,14 +339,15 @@ int views_rebuild(const struct views_rebuild_opts *o, uint64_t *applied, char *e
 		if (b.n == 0)
 			break;
 		err = vcore_apply(&core, &b, true, true, &found);
-		if (err == VIEWS_EREWIND) {
-			say(errmsg, errlen, "the %s checkpoint moved under the rebuild (another writer?)",
-			    o->view);
+		if (err == MMO_EREWIND) {
+			say(errmsg, errlen,
+			    "the %s checkpoint moved under the rebuild (another writer?)", o->view);
 			err = MMO_EBUSY;
 			goto out;
 		}
 		if (err) {
-			say(errmsg, errlen, "%s: %s", o->view, v->err[0] ? v->err : mmo_strerror(err));
+			say(errmsg, errlen, "%s: %s", o->view,
+			    v->err[0] ? v->err : mmo_strerror(err));
 			goto out;
 		}
 		done = b.last;

@@ -20,9 +20,11 @@
  * A batch and its checkpoint are applied together or not at all, so a crash
  * anywhere cannot apply an event twice. Values are always separate argv
  * items, never formatted into a command string.
+ *
+ * Files: this one holds the connection and the round trips; redis_cmds.c
+ * what each event writes; resp.c the command buffer.
  */
 #include <hiredis/hiredis.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,362 +32,13 @@
 #include <strings.h>
 #include <sys/time.h>
 
+#include "redis_int.h"
 #include "schemas/event_json.h"
 #include "schemas/mmo_util.h"
-#include "views_int.h"
 
-#define CK_KEY "mmo:checkpoint:redis"
+#define CK_KEY             "mmo:checkpoint:redis"
 #define CONNECT_TIMEOUT_MS 1000
-#define IO_TIMEOUT_MS 5000
-
-/* ---------------------------------------------------------------- argv */
-
-/* Commands built into one buffer: args as offsets (the buffer may grow),
- * resolved when sent. Reused from batch to batch. */
-struct cmds {
-	char *buf;
-	size_t len, cap;
-	size_t *off, *alen;       /* per argument */
-	size_t nargs, acap;
-	size_t *cstart;           /* per command: first argument */
-	int *owner;               /* per command: event index, -1 none */
-	size_t ncmds, ccap;
-	char *out;                /* scratch for sending: the protocol */
-	size_t outcap;
-	bool oom;
-};
-
-static void *grow(void *p, size_t *cap, size_t need, size_t elem)
-{
-	size_t c = *cap ? *cap : 64;
-	void *np;
-
-	if (need <= *cap)
-		return p;
-	while (c < need)
-		c *= 2;
-	np = realloc(p, c * elem);
-	if (np)
-		*cap = c;
-	return np;
-}
-
-static void cmds_reset(struct cmds *c)
-{
-	c->len = c->nargs = c->ncmds = 0;
-	c->oom = false;
-}
-
-static void cmds_free(struct cmds *c)
-{
-	free(c->buf);
-	free(c->off);
-	free(c->alen);
-	free(c->cstart);
-	free(c->owner);
-	free(c->out);
-	memset(c, 0, sizeof(*c));
-}
-
-static void cmd_start(struct cmds *c, int owner)
-{
-	size_t cap = c->ccap;
-	size_t *cs = grow(c->cstart, &cap, c->ncmds + 1, sizeof(size_t));
-	int *ow;
-
-	if (!cs) {
-		c->oom = true;
-		return;
-	}
-	c->cstart = cs;
-	cap = c->ccap;
-	ow = grow(c->owner, &cap, c->ncmds + 1, sizeof(int));
-	if (!ow) {
-		c->oom = true;
-		return;
-	}
-	c->owner = ow;
-	c->ccap = cap;
-	c->cstart[c->ncmds] = c->nargs;
-	c->owner[c->ncmds] = owner;
-	c->ncmds++;
-}
-
-static void arg(struct cmds *c, const void *p, size_t n)
-{
-	size_t acap = c->acap, bcap = c->cap;
-	size_t *off, *al;
-	char *b;
-
-	if (c->oom)
-		return;
-	off = grow(c->off, &acap, c->nargs + 1, sizeof(size_t));
-	if (off)
-		c->off = off;
-	acap = c->acap;
-	al = grow(c->alen, &acap, c->nargs + 1, sizeof(size_t));
-	if (al)
-		c->alen = al;
-	b = grow(c->buf, &bcap, c->len + n + 1, 1);
-	if (!off || !al || !b) {
-		c->oom = true;
-		return;
-	}
-	c->acap = acap;
-	c->buf = b;
-	c->cap = bcap;
-	memcpy(c->buf + c->len, p, n);
-	c->off[c->nargs] = c->len;
-	c->alen[c->nargs] = n;
-	c->nargs++;
-	c->len += n;
-}
-
-static void args(struct cmds *c, const char *s)
-{
-	arg(c, s, strlen(s));
-}
-
-static void argf(struct cmds *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void argf(struct cmds *c, const char *fmt, ...)
-{
-	char tmp[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	arg(c, tmp, n < 0 ? 0 : (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
-static void argd(struct cmds *c, double v)
-{
-	char tmp[40];
-	int n = views_fmt_double(tmp, sizeof(tmp), v);
-
-	arg(c, tmp, (size_t)n);
-}
-
-/* Decimal digits of u at the end of tmp[24]: where they start. */
-static char *fmt_u(char *end, size_t u)
-{
-	do {
-		*--end = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	return end;
-}
-
-/* Append commands [from, to) to the context's output buffer: the protocol
- * (RESP) written here in one reused buffer, handed over in one piece; the
- * same bytes redisAppendCommandArgv would produce for each command. */
-static int cmds_send(struct cmds *c, redisContext *rc, size_t from, size_t to)
-{
-	size_t a_from, a_to, need, o = 0;
-	char *out;
-
-	if (c->oom)
-		return MMO_ENOMEM;
-	if (from >= to)
-		return MMO_OK;
-	a_from = c->cstart[from];
-	a_to = to < c->ncmds ? c->cstart[to] : c->nargs;
-	/* "*N\r\n" per command, "$L\r\n...\r\n" per argument (at most 20+3
-	 * digits and signs each) */
-	need = (to - from) * 24 + (a_to - a_from) * 26;
-	for (size_t i = a_from; i < a_to; i++)
-		need += c->alen[i];
-	if (c->outcap < need) {
-		out = realloc(c->out, need);
-		if (!out)
-			return MMO_ENOMEM;
-		c->out = out;
-		c->outcap = need;
-	}
-	out = c->out;
-	for (size_t k = from; k < to; k++) {
-		size_t a0 = c->cstart[k], a1 = k + 1 < c->ncmds ? c->cstart[k + 1] : c->nargs;
-		char tmp[24], *d;
-
-		d = fmt_u(tmp + sizeof(tmp), a1 - a0);
-		out[o++] = '*';
-		memcpy(out + o, d, (size_t)(tmp + sizeof(tmp) - d));
-		o += (size_t)(tmp + sizeof(tmp) - d);
-		out[o++] = '\r';
-		out[o++] = '\n';
-		for (size_t a = a0; a < a1; a++) {
-			d = fmt_u(tmp + sizeof(tmp), c->alen[a]);
-			out[o++] = '$';
-			memcpy(out + o, d, (size_t)(tmp + sizeof(tmp) - d));
-			o += (size_t)(tmp + sizeof(tmp) - d);
-			out[o++] = '\r';
-			out[o++] = '\n';
-			memcpy(out + o, c->buf + c->off[a], c->alen[a]);
-			o += c->alen[a];
-			out[o++] = '\r';
-			out[o++] = '\n';
-		}
-	}
-	if (redisAppendFormattedCommand(rc, out, o) != REDIS_OK)
-		return MMO_EUNAVAIL;
-	return MMO_OK;
-}
-
-/* The first argument of command k (its name) and its second (a key). */
-static bool cmd_key_is(const struct cmds *c, size_t k, const char *key)
-{
-	size_t a = c->cstart[k] + 1, end = k + 1 < c->ncmds ? c->cstart[k + 1] : c->nargs;
-
-	return a < end && c->alen[a] == strlen(key) && !memcmp(c->buf + c->off[a], key, c->alen[a]);
-}
-
-/* ---------------------------------------------------------------- state */
-
-struct pl {
-	const char *id;            /* points into an event of the batch */
-	bool exists, online, poisoned, dead_marked;
-	uint64_t seq, events;
-	char region[MMO_ID_MAX + 1];
-	/* as the batch changes it (phase 2) */
-	bool s_exists, s_online;
-	uint64_t s_seq, s_events;
-	char s_region[MMO_ID_MAX + 1];
-};
-
-struct rg {
-	char id[MMO_ID_MAX + 1];
-	bool poisoned;
-};
-
-/* A string index: open addressing over positions in an array, rebuilt per
- * batch (no allocation once warm). */
-struct sidx {
-	uint32_t *slot;            /* position + 1, 0 = empty */
-	size_t cap;                /* power of two */
-};
-
-struct rview {
-	struct view base;
-	char host[256], password[256];
-	int port, db;
-	redisContext *c;
-	struct cmds cmds;
-	struct pl *pl;
-	size_t npl, plcap;
-	struct sidx plx;
-	struct rg *rg;
-	size_t nrg, rgcap;
-	struct sidx rgx;
-	redisReply **rep;
-	size_t repcap;
-	char *json;
-	size_t jsoncap;
-};
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	while (*s)
-		h = (h ^ (uint8_t)*s++) * 1099511628211ull;
-	return h;
-}
-
-/* Ready for up to n entries. */
-static int sidx_reset(struct sidx *x, size_t n)
-{
-	size_t cap = 64;
-
-	while (cap < n * 2)
-		cap *= 2;
-	if (cap > x->cap) {
-		uint32_t *sl = realloc(x->slot, cap * sizeof(*sl));
-
-		if (!sl)
-			return MMO_ENOMEM;
-		x->slot = sl;
-		x->cap = cap;
-	}
-	memset(x->slot, 0, x->cap * sizeof(*x->slot));
-	return MMO_OK;
-}
-
-/* The slot of key: filled (its position + 1) or empty (0). */
-static uint32_t *sidx_slot(struct sidx *x, const char *key, const char *(*name)(void *, uint32_t),
-                           void *arg)
-{
-	size_t mask = x->cap - 1, i = (size_t)hash_str(key) & mask;
-
-	while (x->slot[i] && strcmp(name(arg, x->slot[i] - 1), key))
-		i = (i + 1) & mask;
-	return &x->slot[i];
-}
-
-static const char *pl_name(void *arg, uint32_t i)
-{
-	return ((struct rview *)arg)->pl[i].id;
-}
-
-static const char *rg_name(void *arg, uint32_t i)
-{
-	return ((struct rview *)arg)->rg[i].id;
-}
-
-static struct pl *pl_find(struct rview *rv, const char *id)
-{
-	uint32_t *sl = sidx_slot(&rv->plx, id, pl_name, rv);
-
-	return *sl ? &rv->pl[*sl - 1] : NULL;
-}
-
-/* Add id (if new). The table holds at most the batch's keys: sized by
- * pl_reset. */
-static int pl_add(struct rview *rv, const char *id)
-{
-	uint32_t *sl = sidx_slot(&rv->plx, id, pl_name, rv);
-	struct pl *p;
-
-	if (*sl)
-		return MMO_OK;
-	p = &rv->pl[rv->npl];
-	memset(p, 0, sizeof(*p));
-	p->id = id;
-	*sl = (uint32_t)++rv->npl;
-	return MMO_OK;
-}
-
-static int pl_reset(struct rview *rv, size_t n)
-{
-	struct pl *p = grow(rv->pl, &rv->plcap, n ? n : 1, sizeof(*p));
-
-	if (!p)
-		return MMO_ENOMEM;
-	rv->pl = p;
-	rv->npl = 0;
-	return sidx_reset(&rv->plx, n);
-}
-
-static struct rg *rg_get(struct rview *rv, const char *id)
-{
-	uint32_t *sl = sidx_slot(&rv->rgx, id, rg_name, rv);
-	struct rg *r;
-
-	if (*sl)
-		return &rv->rg[*sl - 1];
-	if (rv->nrg * 2 + 2 > rv->rgx.cap)
-		return NULL; /* sized by build() for every region a batch can name */
-	r = grow(rv->rg, &rv->rgcap, rv->nrg + 1, sizeof(*r));
-	if (!r)
-		return NULL;
-	rv->rg = r;
-	r = &rv->rg[rv->nrg];
-	memset(r, 0, sizeof(*r));
-	snprintf(r->id, sizeof(r->id), "%s", id);
-	/* the slot may have moved only if the table did, and it did not */
-	*sl = (uint32_t)++rv->nrg;
-	return r;
-}
+#define IO_TIMEOUT_MS      5000
 
 /* ---------------------------------------------------------------- connection */
 
@@ -426,19 +79,21 @@ static int r_connect(struct view *v)
 
 	if (rv->c)
 		return MMO_OK;
-	rv->c = redisConnectWithTimeout(rv->host, rv->port, ct);
+	rv->c = redisConnectWithTimeout(rv->url.host, rv->url.port, ct);
 	if (!rv->c || rv->c->err) {
-		set_err(rv, "redis %s:%d: %s", rv->host, rv->port,
+		set_err(rv, "redis %s:%d: %s", rv->url.host, rv->url.port,
 		        rv->c ? rv->c->errstr : "out of memory");
 		r_disconnect(v);
 		return MMO_EUNAVAIL;
 	}
 	redisSetTimeout(rv->c, io);
 	redisEnableKeepAlive(rv->c);
-	if (rv->password[0]) {
-		const char *a[] = {"AUTH", rv->password};
+	if (rv->url.password[0]) {
+		/* mmo_redis_url.h: AUTH [user] password */
+		const char *a[] = {"AUTH", rv->url.user, rv->url.password};
+		const char *b[] = {"AUTH", rv->url.password};
 
-		r = cmd_sync(rv, 2, a);
+		r = rv->url.user[0] ? cmd_sync(rv, 3, a) : cmd_sync(rv, 2, b);
 		if (!r || r->type == REDIS_REPLY_ERROR) {
 			set_err(rv, "redis AUTH: %s", r ? r->str : rv->c->errstr);
 			freeReplyObject(r);
@@ -447,11 +102,11 @@ static int r_connect(struct view *v)
 		}
 		freeReplyObject(r);
 	}
-	if (rv->db) {
+	if (rv->url.db) {
 		char db[16];
 		const char *a[] = {"SELECT", db};
 
-		snprintf(db, sizeof(db), "%d", rv->db);
+		snprintf(db, sizeof(db), "%d", rv->url.db);
 		r = cmd_sync(rv, 2, a);
 		if (!r || r->type == REDIS_REPLY_ERROR) {
 			set_err(rv, "redis SELECT: %s", r ? r->str : rv->c->errstr);
@@ -518,7 +173,7 @@ static int r_checkpoint(struct view *v, uint64_t *seq)
  * broke: the replies read so far are freed). */
 static int read_replies(struct rview *rv, size_t n)
 {
-	redisReply **rep = grow(rv->rep, &rv->repcap, n, sizeof(*rep));
+	redisReply **rep = views_grow(rv->rep, &rv->repcap, n, sizeof(*rep));
 
 	if (!rep)
 		return MMO_ENOMEM;
@@ -527,7 +182,8 @@ static int read_replies(struct rview *rv, size_t n)
 		void *r = NULL;
 
 		if (redisGetReply(rv->c, &r) != REDIS_OK || !r) {
-			set_err(rv, "redis: %s", rv->c->errstr[0] ? rv->c->errstr : "connection lost");
+			set_err(rv, "redis: %s",
+			        rv->c->errstr[0] ? rv->c->errstr : "connection lost");
 			for (size_t j = 0; j < i; j++)
 				freeReplyObject(rv->rep[j]);
 			return MMO_EUNAVAIL;
@@ -562,235 +218,7 @@ static int simple(struct rview *rv, const char *cmd)
 	return MMO_OK;
 }
 
-/* ---------------------------------------------------------------- the fold */
-
-static void key_player(char *buf, size_t cap, const char *id)
-{
-	snprintf(buf, cap, "mmo:player:%s", id);
-}
-
-/* The region an event puts a player in: its own, else where it was. */
-static const char *new_region(const Mmo__Event *ev, const struct pl *p)
-{
-	return ev->region_id && *ev->region_id ? ev->region_id : p->s_region;
-}
-
-/* Move p between region sets as its online state and region change. */
-static int membership(struct rview *rv, struct cmds *c, int owner, struct pl *p, bool online,
-                      const char *region)
-{
-	char key[MMO_ID_MAX + 32];
-	bool was = p->s_online && p->s_region[0];
-	bool now = online && region[0];
-
-	if (was && (!now || strcmp(p->s_region, region))) {
-		if (!rg_get(rv, p->s_region))
-			return MMO_ENOMEM;
-		snprintf(key, sizeof(key), "mmo:region:%s:players", p->s_region);
-		cmd_start(c, owner);
-		args(c, "SREM");
-		args(c, key);
-		args(c, p->id);
-	}
-	if (now) {
-		if (!rg_get(rv, region))
-			return MMO_ENOMEM;
-		snprintf(key, sizeof(key), "mmo:region:%s:players", region);
-		cmd_start(c, owner);
-		args(c, "SADD");
-		args(c, key);
-		args(c, p->id);
-	}
-	return MMO_OK;
-}
-
-static void hset_start(struct cmds *c, int owner, const struct pl *p, uint64_t seq)
-{
-	char key[MMO_ID_MAX + 16];
-
-	key_player(key, sizeof(key), p->id);
-	cmd_start(c, owner);
-	args(c, "HSET");
-	args(c, key);
-	args(c, "seq");
-	argf(c, "%llu", (unsigned long long)seq);
-}
-
-/* The last field of a player's HSET: how many events its hash has folded
- * (read in step 1, so no HINCRBY is needed: the watch keeps it exact). */
-static void count_event(struct cmds *c, struct pl *p)
-{
-	args(c, "events");
-	argf(c, "%llu", (unsigned long long)++p->s_events);
-}
-
-static void set_pos(struct cmds *c, const Mmo__Vec3 *v)
-{
-	args(c, "x");
-	argd(c, v ? v->x : 0);
-	args(c, "y");
-	argd(c, v ? v->y : 0);
-	args(c, "z");
-	argd(c, v ? v->z : 0);
-}
-
-static void publish(struct cmds *c, int owner, const char *region, const char *json, size_t len)
-{
-	char ch[MMO_ID_MAX + 16];
-
-	snprintf(ch, sizeof(ch), "mmo:region:%s", region);
-	cmd_start(c, owner);
-	args(c, "PUBLISH");
-	args(c, ch);
-	arg(c, json, len);
-}
-
-/* The writes of one event (index i). *skipped: every player part was
- * already in the store (nothing written, nothing published). */
-static int event_cmds(struct rview *rv, struct cmds *c, int i, const struct vev *e,
-                      const char *json, size_t jlen, bool *skipped)
-{
-	const Mmo__Event *ev = e->ev;
-	struct pl *p = NULL, *q = NULL;
-	const char *region;
-	int err = MMO_OK;
-
-	*skipped = false;
-	if (e->nkeys > 0) {
-		bool any = false;
-
-		for (size_t k = 0; k < e->nkeys; k++) {
-			struct pl *x = pl_find(rv, e->keys[k]);
-
-			if (x && x->s_seq < e->seq)
-				any = true;
-		}
-		if (!any) {
-			*skipped = true;
-			return MMO_OK;
-		}
-		p = pl_find(rv, e->keys[0]);
-		if (p && p->s_seq >= e->seq)
-			p = NULL; /* that part is already in the store */
-	}
-
-	switch (ev->body_case) {
-	case MMO__EVENT__BODY_PLAYER_REGISTER:
-		if (!p || p->s_exists)
-			break; /* the first registration stands */
-		hset_start(c, i, p, e->seq);
-		args(c, "username");
-		args(c, ev->player_register && ev->player_register->username
-		            ? ev->player_register->username
-		            : "");
-		args(c, "region_id");
-		args(c, "");
-		set_pos(c, NULL);
-		args(c, "hp");
-		args(c, "0");
-		args(c, "online");
-		args(c, "0");
-		count_event(c, p);
-		p->s_exists = true;
-		p->s_seq = e->seq;
-		break;
-
-	case MMO__EVENT__BODY_WORLD_SPAWN:
-		if (!p)
-			break;
-		region = new_region(ev, p);
-		err = membership(rv, c, i, p, true, region);
-		hset_start(c, i, p, e->seq);
-		args(c, "region_id");
-		args(c, region);
-		set_pos(c, ev->world_spawn->position);
-		args(c, "hp");
-		argf(c, "%u", ev->world_spawn->hp);
-		args(c, "online");
-		args(c, "1");
-		count_event(c, p);
-		if (region != p->s_region)
-			snprintf(p->s_region, sizeof(p->s_region), "%s", region);
-		p->s_online = true;
-		p->s_exists = true;
-		p->s_seq = e->seq;
-		break;
-
-	case MMO__EVENT__BODY_WORLD_UPDATE:
-		if (!p)
-			break;
-		region = new_region(ev, p);
-		err = membership(rv, c, i, p, p->s_online, region);
-		hset_start(c, i, p, e->seq);
-		args(c, "region_id");
-		args(c, region);
-		set_pos(c, ev->world_update->position);
-		count_event(c, p);
-		if (region != p->s_region)
-			snprintf(p->s_region, sizeof(p->s_region), "%s", region);
-		p->s_exists = true;
-		p->s_seq = e->seq;
-		break;
-
-	case MMO__EVENT__BODY_WORLD_DESPAWN: {
-		bool death;
-
-		if (!p)
-			break;
-		death = ev->world_despawn->reason && !strcmp(ev->world_despawn->reason, "death");
-		if (!death)
-			err = membership(rv, c, i, p, false, p->s_region);
-		hset_start(c, i, p, e->seq);
-		if (death) {
-			args(c, "hp");
-			args(c, "0");
-		} else {
-			args(c, "online");
-			args(c, "0");
-			p->s_online = false;
-		}
-		count_event(c, p);
-		p->s_exists = true;
-		p->s_seq = e->seq;
-		break;
-	}
-
-	case MMO__EVENT__BODY_COMBAT_RESULT:
-		/* keys[0] is the defender (its hp), keys[1] the attacker (its seq:
-		 * the world marks the skill used). */
-		if (p) {
-			hset_start(c, i, p, e->seq);
-			args(c, "hp");
-			argf(c, "%u", ev->combat_result->defender_hp);
-			count_event(c, p);
-			p->s_exists = true;
-			p->s_seq = e->seq;
-		}
-		if (e->nkeys > 1 && (q = pl_find(rv, e->keys[1])) && q->s_seq < e->seq) {
-			hset_start(c, i, q, e->seq);
-			count_event(c, q);
-			q->s_exists = true;
-			q->s_seq = e->seq;
-		}
-		break;
-
-	default:
-		break;
-	}
-	if (err)
-		return err;
-	if (ev->region_id && *ev->region_id) {
-		publish(c, i, ev->region_id, json, jlen);
-		if (ev->body_case == MMO__EVENT__BODY_WORLD_UPDATE && ev->world_update->from_region_id &&
-		    *ev->world_update->from_region_id &&
-		    strcmp(ev->world_update->from_region_id, ev->region_id))
-			publish(c, i, ev->world_update->from_region_id, json, jlen);
-	}
-	return MMO_OK;
-}
-
 /* ---------------------------------------------------------------- json */
-
 
 /* The JSON of an event into rv->json: its length, or -1. */
 static long render(struct rview *rv, const Mmo__Event *ev)
@@ -822,49 +250,49 @@ static void mark_player_dead(struct rview *rv, struct vbatch *b, struct pl *p, c
 static int read_players(struct rview *rv, struct vbatch *b, bool write_ck, uint64_t expect,
                         uint64_t *found)
 {
-	struct cmds *c = &rv->cmds;
+	struct resp *c = &rv->cmds;
 	char key[MMO_ID_MAX + 16];
 	size_t nq, r = 0;
 	int err;
 
-	if (pl_reset(rv, 2 * b->n))
+	if (rv_pl_reset(rv, 2 * b->n))
 		return MMO_ENOMEM;
 	for (size_t i = 0; i < b->n; i++) {
 		const struct vev *e = &b->ev[i];
 
 		for (size_t k = 0; e->state == VEV_APPLY && k < e->nkeys; k++) {
-			if (pl_add(rv, e->keys[k]))
+			if (rv_pl_add(rv, e->keys[k]))
 				return MMO_ENOMEM;
 		}
 	}
 	if (!write_ck && rv->npl == 0)
 		return MMO_OK;
-	cmds_reset(c);
-	cmd_start(c, -1);
-	args(c, "WATCH");
+	resp_reset(c);
+	resp_cmd(c, -1);
+	resp_args(c, "WATCH");
 	if (write_ck)
-		args(c, CK_KEY);
+		resp_args(c, CK_KEY);
 	for (size_t i = 0; i < rv->npl; i++) {
-		key_player(key, sizeof(key), rv->pl[i].id);
-		args(c, key);
+		rv_key_player(key, sizeof(key), rv->pl[i].id);
+		resp_args(c, key);
 	}
 	if (write_ck) {
-		cmd_start(c, -1);
-		args(c, "GET");
-		args(c, CK_KEY);
+		resp_cmd(c, -1);
+		resp_args(c, "GET");
+		resp_args(c, CK_KEY);
 	}
 	for (size_t i = 0; i < rv->npl; i++) {
-		key_player(key, sizeof(key), rv->pl[i].id);
-		cmd_start(c, -1);
-		args(c, "HMGET");
-		args(c, key);
-		args(c, "region_id");
-		args(c, "online");
-		args(c, "seq");
-		args(c, "events");
+		rv_key_player(key, sizeof(key), rv->pl[i].id);
+		resp_cmd(c, -1);
+		resp_args(c, "HMGET");
+		resp_args(c, key);
+		resp_args(c, "region_id");
+		resp_args(c, "online");
+		resp_args(c, "seq");
+		resp_args(c, "events");
 	}
 	nq = c->ncmds;
-	if ((err = cmds_send(c, rv->c, 0, nq)) || (err = read_replies(rv, nq)))
+	if ((err = resp_send(c, rv->c, 0, nq)) || (err = read_replies(rv, nq)))
 		return err == MMO_ENOMEM ? MMO_EUNAVAIL : err;
 	err = MMO_OK;
 	if (rv->rep[r]->type == REDIS_REPLY_ERROR) {
@@ -882,7 +310,7 @@ static int read_players(struct rview *rv, struct vbatch *b, bool write_ck, uint6
 			*found = ck;
 			err = simple(rv, "UNWATCH");
 			if (!err)
-				err = VIEWS_EREWIND;
+				err = MMO_EREWIND;
 			goto out;
 		}
 	}
@@ -919,7 +347,8 @@ static int read_players(struct rview *rv, struct vbatch *b, bool write_ck, uint6
 			char why[VIEWS_ERROR_MAX + 1];
 
 			snprintf(why, sizeof(why),
-			         "WRONGTYPE mmo:player:%s holds a value that is not a hash", rv->pl[i].id);
+			         "WRONGTYPE mmo:player:%s holds a value that is not a hash",
+			         rv->pl[i].id);
 			mark_player_dead(rv, b, &rv->pl[i], why);
 		}
 	}
@@ -932,13 +361,13 @@ out:
 /* Phase 2 once: build the writes of the applicable events. */
 static int build(struct rview *rv, struct vbatch *b, bool write_ck, bool *again)
 {
-	struct cmds *c = &rv->cmds;
+	struct resp *c = &rv->cmds;
 
 	*again = false;
-	cmds_reset(c);
+	resp_reset(c);
 	rv->nrg = 0;
 	/* at most two regions per event (from and to) */
-	if (sidx_reset(&rv->rgx, 2 * b->n + 2))
+	if (rv_sidx_reset(&rv->rgx, 2 * b->n + 2))
 		return MMO_ENOMEM;
 	for (size_t i = 0; i < rv->npl; i++) {
 		struct pl *p = &rv->pl[i];
@@ -966,23 +395,23 @@ static int build(struct rview *rv, struct vbatch *b, bool write_ck, bool *again)
 				return MMO_OK;
 			}
 		}
-		err = event_cmds(rv, c, (int)i, e, rv->json, (size_t)jlen, &skipped);
+		err = rv_event_cmds(rv, c, (int)i, e, rv->json, (size_t)jlen, &skipped);
 		if (err)
 			return err;
 	}
 	if (write_ck) {
-		cmd_start(c, -1);
-		args(c, "SET");
-		args(c, CK_KEY);
-		argf(c, "%llu", (unsigned long long)b->last);
+		resp_cmd(c, -1);
+		resp_args(c, "SET");
+		resp_args(c, CK_KEY);
+		resp_argf(c, "%llu", (unsigned long long)b->last);
 	}
 	return c->oom ? MMO_ENOMEM : MMO_OK;
 }
 
 static int exec_batch(struct rview *rv, struct vbatch *b, bool write_ck)
 {
-	struct cmds *c = &rv->cmds;
-	struct cmds pre = {0};
+	struct resp *c = &rv->cmds;
+	struct resp pre = {0};
 	size_t nq, r = 0, npre;
 	int err;
 
@@ -997,25 +426,25 @@ static int exec_batch(struct rview *rv, struct vbatch *b, bool write_ck)
 			continue;
 		}
 		/* WATCH and TYPE the region sets, MULTI, the writes. */
-		cmds_reset(&pre);
+		resp_reset(&pre);
 		if (rv->nrg) {
-			cmd_start(&pre, -1);
-			args(&pre, "WATCH");
+			resp_cmd(&pre, -1);
+			resp_args(&pre, "WATCH");
 			for (size_t i = 0; i < rv->nrg; i++)
-				argf(&pre, "mmo:region:%s:players", rv->rg[i].id);
+				resp_argf(&pre, "mmo:region:%s:players", rv->rg[i].id);
 			for (size_t i = 0; i < rv->nrg; i++) {
-				cmd_start(&pre, -1);
-				args(&pre, "TYPE");
-				argf(&pre, "mmo:region:%s:players", rv->rg[i].id);
+				resp_cmd(&pre, -1);
+				resp_args(&pre, "TYPE");
+				resp_argf(&pre, "mmo:region:%s:players", rv->rg[i].id);
 			}
 		}
-		cmd_start(&pre, -1);
-		args(&pre, "MULTI");
+		resp_cmd(&pre, -1);
+		resp_args(&pre, "MULTI");
 		npre = pre.ncmds;
 		nq = npre + c->ncmds;
-		if ((err = cmds_send(&pre, rv->c, 0, npre)) || (err = cmds_send(c, rv->c, 0, c->ncmds)) ||
-		    (err = read_replies(rv, nq))) {
-			cmds_free(&pre);
+		if ((err = resp_send(&pre, rv->c, 0, npre)) ||
+		    (err = resp_send(c, rv->c, 0, c->ncmds)) || (err = read_replies(rv, nq))) {
+			resp_free(&pre);
 			return err == MMO_ENOMEM ? MMO_EUNAVAIL : err;
 		}
 		bool bad_region = false, queue_err = false;
@@ -1058,9 +487,12 @@ static int exec_batch(struct rview *rv, struct vbatch *b, bool write_ck)
 				for (size_t k = 0; k < c->ncmds; k++) {
 					int o = c->owner[k];
 
-					if (o >= 0 && b->ev[o].state == VEV_APPLY && cmd_key_is(c, k, key))
-						vb_dead(&b->ev[o], "WRONGTYPE %s holds a value that is not a set",
-						        key);
+					if (o >= 0 && b->ev[o].state == VEV_APPLY &&
+					    resp_key_is(c, k, key))
+						vb_dead(
+						    &b->ev[o],
+						    "WRONGTYPE %s holds a value that is not a set",
+						    key);
 				}
 			}
 			vb_cascade(b);
@@ -1083,7 +515,7 @@ static int exec_batch(struct rview *rv, struct vbatch *b, bool write_ck)
 			err = simple(rv, "DISCARD");
 			if (!err) {
 				set_err(rv, "redis: a region set has the wrong type: trying again");
-				err = VIEWS_EWATCH;
+				err = MMO_ERACE;
 			}
 			break;
 		}
@@ -1106,7 +538,7 @@ static int exec_batch(struct rview *rv, struct vbatch *b, bool write_ck)
 			if (x->type == REDIS_REPLY_NIL) {
 				freeReplyObject(x);
 				set_err(rv, "redis: a watched key changed: trying again");
-				err = VIEWS_EWATCH;
+				err = MMO_ERACE;
 				break;
 			}
 			if (x->type != REDIS_REPLY_ARRAY) {
@@ -1132,12 +564,13 @@ static int exec_batch(struct rview *rv, struct vbatch *b, bool write_ck)
 			}
 			freeReplyObject(x);
 			if (late && b->hook && b->hook(b, b->hook_arg))
-				mmo_logf(MMO_LOG_ERROR, "views", "redis: could not record a refused event");
+				mmo_logf(MMO_LOG_ERROR, "views",
+				         "redis: could not record a refused event");
 			err = MMO_OK;
 		}
 		break;
 	}
-	cmds_free(&pre);
+	resp_free(&pre);
 	return err;
 }
 
@@ -1169,13 +602,15 @@ static int scan_delete(struct rview *rv, const char *pattern, uint64_t *done,
 		redisReply *r = cmd_sync(rv, 6, a), *keys;
 
 		if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-			set_err(rv, "redis SCAN: %s", r && r->type == REDIS_REPLY_ERROR ? r->str
-			                               : r ? "unexpected reply"
-			                                   : rv->c->errstr);
+			set_err(rv, "redis SCAN: %s",
+			        r && r->type == REDIS_REPLY_ERROR ? r->str
+			        : r                               ? "unexpected reply"
+			                                          : rv->c->errstr);
 			freeReplyObject(r);
 			return MMO_EUNAVAIL;
 		}
-		snprintf(cursor, sizeof(cursor), "%.*s", (int)r->element[0]->len, r->element[0]->str);
+		snprintf(cursor, sizeof(cursor), "%.*s", (int)r->element[0]->len,
+		         r->element[0]->str);
 		keys = r->element[1];
 		if (keys->elements) {
 			const char **av = malloc((keys->elements + 1) * sizeof(*av));
@@ -1246,7 +681,7 @@ static void r_free(struct view *v)
 	if (!rv)
 		return;
 	r_disconnect(v);
-	cmds_free(&rv->cmds);
+	resp_free(&rv->cmds);
 	free(rv->pl);
 	free(rv->plx.slot);
 	free(rv->rg);
@@ -1267,59 +702,6 @@ static const struct view_ops redis_ops = {
     .free = r_free,
 };
 
-int views_redis_url(const char *url, char *host, size_t hostcap, int *port, int *db,
-                    char *password, size_t pwcap)
-{
-	const char *p = url, *at, *slash, *colon, *end;
-	size_t hl;
-
-	if (!url || !*url)
-		return MMO_EINVAL;
-	*port = 6379;
-	*db = 0;
-	password[0] = 0;
-	if (!strncmp(p, "redis://", 8))
-		p += 8;
-	else if (strstr(p, "://"))
-		return MMO_EINVAL;
-	slash = strchr(p, '/');
-	end = slash ? slash : p + strlen(p);
-	at = memchr(p, '@', (size_t)(end - p));
-	if (at) {
-		const char *pw = memchr(p, ':', (size_t)(at - p));
-
-		pw = pw ? pw + 1 : p;
-		if ((size_t)(at - pw) >= pwcap)
-			return MMO_EINVAL;
-		memcpy(password, pw, (size_t)(at - pw));
-		password[at - pw] = 0;
-		p = at + 1;
-	}
-	colon = memchr(p, ':', (size_t)(end - p));
-	hl = (size_t)((colon ? colon : end) - p);
-	if (hl == 0 || hl >= hostcap)
-		return MMO_EINVAL;
-	memcpy(host, p, hl);
-	host[hl] = 0;
-	if (colon) {
-		char *e;
-		long v = strtol(colon + 1, &e, 10);
-
-		if (e != end || v <= 0 || v > 65535)
-			return MMO_EINVAL;
-		*port = (int)v;
-	}
-	if (slash && slash[1]) {
-		char *e;
-		long v = strtol(slash + 1, &e, 10);
-
-		if (*e || v < 0 || v > 1000)
-			return MMO_EINVAL;
-		*db = (int)v;
-	}
-	return MMO_OK;
-}
-
 int redis_view_new(const char *url, struct view **out, char *errmsg, size_t errlen)
 {
 	struct rview *rv = calloc(1, sizeof(*rv));
@@ -1327,11 +709,7 @@ int redis_view_new(const char *url, struct view **out, char *errmsg, size_t errl
 	if (!rv)
 		return MMO_ENOMEM;
 	rv->base.ops = &redis_ops;
-	if (views_redis_url(url, rv->host, sizeof(rv->host), &rv->port, &rv->db, rv->password,
-	                    sizeof(rv->password))) {
-		if (errmsg)
-			snprintf(errmsg, errlen, "bad redis URL '%s' (redis://[:password@]host[:port][/db])",
-			         url ? url : "");
+	if (mmo_redis_url_parse(url, &rv->url, errmsg, errlen)) {
 		free(rv);
 		return MMO_EINVAL;
 	}

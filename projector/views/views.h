@@ -29,26 +29,27 @@
 #include "log/evlog.h"
 
 #define VIEWS_BATCH_DEFAULT 512
-#define VIEWS_BATCH_MAX 8192
-#define VIEWS_NAME_MAX 15         /* "redis", "mongo" */
-#define VIEWS_ERROR_MAX 255       /* bytes of a DLQ error text */
+#define VIEWS_BATCH_MAX     8192
+#define VIEWS_NAME_MAX      15  /* "redis", "mongo" */
+#define VIEWS_ERROR_MAX     255 /* bytes of a DLQ error text */
 
 /* ---------------------------------------------------------------- runner */
 
 struct views_opts {
-	evlog *log;                  /* borrowed local log (gap fill, head, lag); may be NULL */
-	void *zctx;                  /* borrowed ZeroMQ context */
-	const char *bus;             /* the log's bus endpoint (SUB) */
-	const char *ingest;          /* the log's ingest, used to fill gaps when log is NULL */
-	const char *data_dir;        /* DATA: the DLQ lives in DATA/views/dlq */
-	const char *redis_url;       /* redis://[:password@]host[:port][/db]; NULL or "" = off */
-	const char *mongo_uri;       /* mongodb://...; NULL or "" = the Mongo view is off */
-	const char *mongo_db;        /* database name; NULL = "mmo" */
-	size_t batch_max;            /* events per batch; 0 = VIEWS_BATCH_DEFAULT */
-	unsigned backoff_base_ms;    /* first retry delay bound; 0 = 50 */
-	unsigned backoff_cap_ms;     /* largest retry delay bound; 0 = 5000 */
-	unsigned breaker_threshold;  /* consecutive failures that open the breaker; 0 = 5 */
-	unsigned breaker_open_ms;    /* how long it stays open before a probe; 0 = backoff_cap_ms */
+	evlog *log;            /* borrowed local log (gap fill, head, lag); may be NULL */
+	void *zctx;            /* borrowed ZeroMQ context */
+	const char *bus;       /* the log's bus endpoint (SUB) */
+	const char *ingest;    /* the log's ingest, used to fill gaps when log is NULL */
+	const char *data_dir;  /* DATA: the DLQ lives in DATA/views/dlq */
+	const char *redis_url; /* redis://[[user]:password@]host[:port][/db] (mmo_redis_url.h); NULL
+	                          or "" = off */
+	const char *mongo_uri; /* mongodb://...; NULL or "" = the Mongo view is off */
+	const char *mongo_db;  /* database name; NULL = "mmo" */
+	size_t batch_max;      /* events per batch; 0 = VIEWS_BATCH_DEFAULT */
+	unsigned backoff_base_ms;   /* first retry delay bound; 0 = 50 */
+	unsigned backoff_cap_ms;    /* largest retry delay bound; 0 = 5000 */
+	unsigned breaker_threshold; /* consecutive failures that open the breaker; 0 = 5 */
+	unsigned breaker_open_ms;   /* how long it stays open before a probe; 0 = backoff_cap_ms */
 };
 
 typedef struct views_runner views_runner;
@@ -77,20 +78,20 @@ enum views_breaker_state {
 /* A consistent copy of one view's state. */
 struct views_status {
 	bool enabled;
-	bool connected;              /* the last attempt reached the store */
+	bool connected; /* the last attempt reached the store */
 	enum views_breaker_state breaker;
-	uint64_t checkpoint;         /* last seq applied (as the store holds it) */
-	uint64_t head;               /* the log's head seq at the last look */
-	uint64_t applied;            /* events applied since start */
-	uint64_t batches;            /* batches committed since start */
-	uint64_t retries;            /* failed attempts that were retried */
-	uint64_t breaker_opened;     /* closed/half-open -> open transitions */
-	uint64_t breaker_closed;     /* half-open -> closed transitions */
-	uint64_t rewinds;            /* times the store's checkpoint moved under us */
-	uint64_t dead;               /* events dead-lettered since start */
-	uint64_t parked;             /* events parked since start */
-	uint64_t dlq_depth;          /* entries of this view in the DLQ now */
-	char last_error[160];        /* the last failure, "" if none */
+	uint64_t checkpoint;     /* last seq applied (as the store holds it) */
+	uint64_t head;           /* the log's head seq at the last look */
+	uint64_t applied;        /* events applied since start */
+	uint64_t batches;        /* batches committed since start */
+	uint64_t retries;        /* failed attempts that were retried */
+	uint64_t breaker_opened; /* closed/half-open -> open transitions */
+	uint64_t breaker_closed; /* half-open -> closed transitions */
+	uint64_t rewinds;        /* times the store's checkpoint moved under us */
+	uint64_t dead;           /* events dead-lettered since start */
+	uint64_t parked;         /* events parked since start */
+	uint64_t dlq_depth;      /* entries of this view in the DLQ now */
+	char last_error[160];    /* the last failure, "" if none */
 };
 
 /* Status of view "redis" or "mongo": MMO_OK, or MMO_ENOTFOUND when that
@@ -116,11 +117,11 @@ struct views_dlq_entry {
 	uint64_t seq;
 	char view[VIEWS_NAME_MAX + 1];
 	bool parked;
-	uint64_t behind;                   /* parked: the seq it waits behind */
-	char error[VIEWS_ERROR_MAX + 1];   /* why (dead) or "parked behind seq N" */
-	uint32_t attempts;                 /* times the store refused it */
-	int64_t first_us, last_us;         /* first and last failure, wall clock µs */
-	size_t nplayers;                   /* players whose view it writes */
+	uint64_t behind;                 /* parked: the seq it waits behind */
+	char error[VIEWS_ERROR_MAX + 1]; /* why (dead) or "parked behind seq N" */
+	uint32_t attempts;               /* times the store refused it */
+	int64_t first_us, last_us;       /* first and last failure, wall clock µs */
+	size_t nplayers;                 /* players whose view it writes */
 	char players[2][MMO_ID_MAX + 1];
 };
 
@@ -160,21 +161,21 @@ int views_dlq_drop(views_dlq *q, const char *view, uint64_t seq, uint64_t *remov
  * without changing anything. The DLQ's lock keeps a running projector of
  * the view from applying the same players meanwhile. */
 struct views_retry_opts {
-	const char *data_dir;        /* DATA */
-	evlog *log;                  /* borrowed: the events are read from it */
-	const char *view;            /* "redis" or "mongo" */
-	uint64_t seq;                /* 0 = every entry of the view */
+	const char *data_dir; /* DATA */
+	evlog *log;           /* borrowed: the events are read from it */
+	const char *view;     /* "redis" or "mongo" */
+	uint64_t seq;         /* 0 = every entry of the view */
 	bool dry_run;
 	const char *redis_url;
 	const char *mongo_uri;
-	const char *mongo_db;        /* NULL = "mmo" */
-	FILE *out;                   /* one line per entry tried (may be NULL) */
+	const char *mongo_db; /* NULL = "mmo" */
+	FILE *out;            /* one line per entry tried (may be NULL) */
 };
 struct views_retry_result {
 	uint64_t tried, applied, failed, left_parked;
 };
-int views_dlq_retry(const struct views_retry_opts *o, struct views_retry_result *res,
-                    char *errmsg, size_t errlen);
+int views_dlq_retry(const struct views_retry_opts *o, struct views_retry_result *res, char *errmsg,
+                    size_t errlen);
 
 /* ---------------------------------------------------------------- rebuild */
 
@@ -188,12 +189,12 @@ typedef void views_progress_fn(const char *phase, uint64_t done, uint64_t total,
  * NULL) is called about once a second. */
 struct views_rebuild_opts {
 	const char *data_dir;
-	evlog *log;                  /* borrowed, open (read-only is enough) */
+	evlog *log; /* borrowed, open (read-only is enough) */
 	const char *view;
 	const char *redis_url;
 	const char *mongo_uri;
 	const char *mongo_db;
-	size_t batch_max;            /* 0 = VIEWS_BATCH_DEFAULT */
+	size_t batch_max; /* 0 = VIEWS_BATCH_DEFAULT */
 	views_progress_fn *progress;
 	void *arg;
 };

@@ -8,36 +8,33 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "projector/views/views.h"
+#include "schemas/mmo_prom.h"
 
 #define VIEW_ID_REDIS 1
 #define VIEW_ID_MONGO 2
-
-/* Internal results of an apply (never returned by the public API). */
-#define VIEWS_EREWIND (-2)  /* the store's checkpoint is not the one expected */
-#define VIEWS_EWATCH (-3)   /* an optimistic check failed: try again at once */
 
 /* ---------------------------------------------------------------- retry */
 
 struct views_backoff {
 	unsigned base_ms, cap_ms;
-	uint64_t rng;               /* xorshift state, never 0 */
+	uint64_t rng; /* xorshift state, never 0 */
 };
 
 /* Full jitter: a delay drawn uniformly from [0, min(cap, base * 2^attempt)]
  * ms (attempt 0 is the first retry). */
 unsigned views_backoff_delay(struct views_backoff *b, unsigned attempt);
-void views_backoff_init(struct views_backoff *b, unsigned base_ms, unsigned cap_ms,
-                        uint64_t seed);
+void views_backoff_init(struct views_backoff *b, unsigned base_ms, unsigned cap_ms, uint64_t seed);
 
 struct views_breaker {
-	unsigned threshold;         /* consecutive failures that open it */
-	unsigned open_ms;           /* how long it stays open before a probe */
+	unsigned threshold; /* consecutive failures that open it */
+	unsigned open_ms;   /* how long it stays open before a probe */
 	enum views_breaker_state state;
-	unsigned failures;          /* consecutive */
-	int64_t open_until_us;      /* monotonic */
-	uint64_t opened, closed;    /* transitions, for the metrics */
+	unsigned failures;       /* consecutive */
+	int64_t open_until_us;   /* monotonic */
+	uint64_t opened, closed; /* transitions, for the metrics */
 };
 
 void views_breaker_init(struct views_breaker *br, unsigned threshold, unsigned open_ms);
@@ -60,13 +57,13 @@ enum vev_state {
 struct vev {
 	uint64_t seq;
 	int64_t ts;
-	Mmo__Event *ev;            /* owned; NULL when the record does not decode */
+	Mmo__Event *ev; /* owned; NULL when the record does not decode */
 	enum vev_state state;
-	bool to_dlq;               /* dead or parked in this attempt, not yet written */
-	uint64_t behind;           /* parked: the seq it waits behind */
+	bool to_dlq;     /* dead or parked in this attempt, not yet written */
+	uint64_t behind; /* parked: the seq it waits behind */
 	char err[VIEWS_ERROR_MAX + 1];
 	size_t nkeys;
-	const char *keys[2];       /* the players whose view it writes (into ev) */
+	const char *keys[2]; /* the players whose view it writes (into ev) */
 };
 
 struct vbatch;
@@ -78,7 +75,7 @@ typedef int vb_hook_fn(struct vbatch *b, void *arg);
 struct vbatch {
 	struct vev *ev;
 	size_t n, cap;
-	uint64_t first, last;      /* seqs covered; the checkpoint after it is last */
+	uint64_t first, last; /* seqs covered; the checkpoint after it is last */
 	vb_hook_fn *hook;
 	void *hook_arg;
 };
@@ -104,6 +101,24 @@ bool views_is_player_entity(const char *entity_type);
 /* Print a double in its shortest form that reads back exactly. */
 int views_fmt_double(char *buf, size_t cap, double v);
 
+/* p (an array of *cap elements of elem bytes) grown to hold need: the
+ * capacity doubles from 64. The new array (*cap updated), p itself when it
+ * was large enough, or NULL (out of memory: p is still valid). */
+static inline void *views_grow(void *p, size_t *cap, size_t need, size_t elem)
+{
+	size_t c = *cap ? *cap : 64;
+	void *np;
+
+	if (need <= *cap)
+		return p;
+	while (c < need)
+		c *= 2;
+	np = realloc(p, c * elem);
+	if (np)
+		*cap = c;
+	return np;
+}
+
 /* ---------------------------------------------------------------- views */
 
 struct view;
@@ -121,8 +136,8 @@ struct view_ops {
 	 * the store refuses for good is marked dead (vb_dead + vb_cascade) and
 	 * b->hook is called before the commit. With write_ck the checkpoint
 	 * becomes b->last in the same commit, and expect_ck is checked first:
-	 * VIEWS_EREWIND with *found when it differs. Returns MMO_OK,
-	 * VIEWS_EREWIND, VIEWS_EWATCH, MMO_EUNAVAIL (retry) or MMO_EIO (the
+	 * MMO_EREWIND with *found when it differs. Returns MMO_OK,
+	 * MMO_EREWIND, MMO_ERACE, MMO_EUNAVAIL (retry) or MMO_EIO (the
 	 * hook failed). */
 	int (*apply)(struct view *v, struct vbatch *b, bool write_ck, uint64_t expect_ck,
 	             uint64_t *found);
@@ -133,16 +148,11 @@ struct view_ops {
 
 struct view {
 	const struct view_ops *ops;
-	char err[160];             /* the last failure */
+	char err[160]; /* the last failure */
 };
 
 int redis_view_new(const char *url, struct view **out, char *errmsg, size_t errlen);
-int mongo_view_new(const char *uri, const char *db, struct view **out, char *errmsg,
-                   size_t errlen);
-
-/* Parse a redis:// URL. */
-int views_redis_url(const char *url, char *host, size_t hostcap, int *port, int *db,
-                    char *password, size_t pwcap);
+int mongo_view_new(const char *uri, const char *db, struct view **out, char *errmsg, size_t errlen);
 
 /* The view's id from its name: VIEW_ID_*, or 0. */
 int views_view_id(const char *name);
@@ -157,8 +167,7 @@ int views_dlq_prepare(views_dlq *q, int view_id, struct vbatch *b);
 
 /* Write the batch's to_dlq events (one transaction, durable) and clear
  * their flags. *dead and *parked (may be NULL) receive the counts. */
-int views_dlq_write(views_dlq *q, int view_id, struct vbatch *b, uint64_t *dead,
-                    uint64_t *parked);
+int views_dlq_write(views_dlq *q, int view_id, struct vbatch *b, uint64_t *dead, uint64_t *parked);
 
 /* Remove one entry (applied or dropped): MMO_OK or MMO_ENOTFOUND. */
 int views_dlq_remove(views_dlq *q, int view_id, uint64_t seq);
@@ -183,18 +192,18 @@ int views_run_lock(const char *data_dir, const char *view, int *err);
 struct vcore {
 	struct view *v;
 	int view_id;
-	views_dlq *dlq;              /* borrowed; NULL: no DLQ (refused events are an error) */
+	views_dlq *dlq; /* borrowed; NULL: no DLQ (refused events are an error) */
 	struct views_backoff bo;
 	struct views_breaker br;
 	bool connected;
-	int stop;                    /* atomic: stop retrying */
-	pthread_mutex_t mu;          /* guards what follows, and the wake-up */
+	int stop;           /* atomic: stop retrying */
+	pthread_mutex_t mu; /* guards what follows, and the wake-up */
 	pthread_cond_t cv;
 	struct views_status st;
-	uint64_t batch_hist[14];     /* events per batch: <= 2^i, last = +Inf */
-	uint64_t lat_hist[14];       /* apply latency: <= 2^(i+6) µs, last = +Inf */
-	uint64_t lat_sum_us, batch_events_sum;
-	int64_t lag_us;              /* age of the oldest event not yet applied */
+	uint64_t batch_hist[14]; /* events per batch: <= 2^i, last = +Inf */
+	uint64_t batch_events_sum;
+	struct mmo_hist lat; /* apply latency (atomic: not under mu) */
+	int64_t lag_us;      /* age of the oldest event not yet applied */
 };
 
 struct vcore_opts {
@@ -214,12 +223,11 @@ int vcore_locate(struct vcore *c, uint64_t *ck);
 
 /* Apply b (with its checkpoint when write_ck), retrying transient failures
  * with backoff behind the breaker, parking and dead-lettering through the
- * DLQ. once: a single attempt. Returns MMO_OK, VIEWS_EREWIND (*found = the
+ * DLQ. once: a single attempt. Returns MMO_OK, MMO_EREWIND (*found = the
  * store's checkpoint), MMO_ECLOSED (stopped) or, with once, the failure. */
 int vcore_apply(struct vcore *c, struct vbatch *b, bool write_ck, bool once, uint64_t *found);
 
 /* Copy of the status (with breaker fields filled in). */
 void vcore_status(struct vcore *c, struct views_status *st);
-
 
 #endif

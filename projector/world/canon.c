@@ -10,11 +10,11 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "schemas/mmo_sha256.h"
 #include "world_int.h"
 
 struct buf {
@@ -227,13 +227,6 @@ int world_player_json(const world *w, const char *id, char **out, size_t *len)
 	return MMO_OK;
 }
 
-static int sha256(const void *buf, size_t len, uint8_t hash[WORLD_HASH_LEN])
-{
-	unsigned int n = 0;
-
-	return EVP_Digest(buf, len, hash, &n, EVP_sha256(), NULL) == 1 ? MMO_OK : MMO_EIO;
-}
-
 int world_hash(const world *w, uint8_t hash[WORLD_HASH_LEN])
 {
 	char *buf;
@@ -242,25 +235,21 @@ int world_hash(const world *w, uint8_t hash[WORLD_HASH_LEN])
 
 	if (err)
 		return err;
-	err = sha256(buf, len, hash);
+	err = mmo_sha256(buf, len, hash);
 	free(buf);
 	return err;
 }
 
+_Static_assert(WORLD_HASH_LEN == MMO_SHA256_LEN, "the world's hash is a SHA-256");
+
 void world_hash_hex(const uint8_t hash[WORLD_HASH_LEN], char hex[2 * WORLD_HASH_LEN + 1])
 {
-	static const char d[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < WORLD_HASH_LEN; i++) {
-		hex[2 * i] = d[hash[i] >> 4];
-		hex[2 * i + 1] = d[hash[i] & 15];
-	}
-	hex[2 * WORLD_HASH_LEN] = 0;
+	mmo_sha256_hex(hash, hex);
 }
 
 int world_canon_hash(const char *buf, size_t len, uint8_t hash[WORLD_HASH_LEN])
 {
-	return sha256(buf, len, hash);
+	return mmo_sha256(buf, len, hash);
 }
 
 /* ---------------------------------------------------------------- decode */

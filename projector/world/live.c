@@ -370,9 +370,9 @@ out:
 static int copy(char *dst, size_t cap, const char *src)
 {
 	if (!src || strlen(src) >= cap)
-		return -1;
+		return MMO_EINVAL;
 	memcpy(dst, src, strlen(src) + 1);
-	return 0;
+	return MMO_OK;
 }
 
 int world_runner_start(const struct world_runner_opts *o, world_runner **out, char *errmsg,

@@ -1,7 +1,8 @@
 /* rules.c - the game rules, in one place (docs/rules.md says the same).
  *
  * world_decide() reads the state and one intent and writes the outcome
- * events; it never changes the state (world.c applies outcomes). Every
+ * events; it never changes the state (world.c applies outcomes, step.c does
+ * both for one event). The numbers it plays by are in tuning.c. Every
  * decision depends only on the state, the intent (its seq and ts) and the
  * world seed: randomness is SplitMix64 seeded from (seed, seq).
  */
@@ -12,84 +13,11 @@
 
 #include "world_int.h"
 
-/* A test build (-DMMO_WORLD_ALTERED_RULES) changes one rule on purpose, so
- * tests can prove that `mmo replay --verify` finds the divergence. */
-#ifdef MMO_WORLD_ALTERED_RULES
-#define PUNCH_DAMAGE 6
-#else
-#define PUNCH_DAMAGE 5
-#endif
-
-static const struct world_rules rules = {
-    .min = {0, 0, 0},
-    .max = {10000, 10000, 1000},
-    .region_size = 500,
-    .spawn = {5000, 5000, 0},
-    .max_speed = 10,
-    .move_slack = 1,
-    .max_hp = 100,
-    .respawn_delay_us = 10 * 1000000LL,
-    .miss_bp = 1000,
-    .crit_bp = 1000,
-    .crit_mult = 2,
-};
-
-/* Sorted by name; the index is a player's skill_used_at slot: append only. */
-static const struct world_skill skills[] = {
-    {"fireball", 20.0, 3000000, 25, 10},
-    {"punch", 2.0, 500000, PUNCH_DAMAGE, 2},
-    {"slash", 3.0, 1000000, 12, 6},
-};
-
-#define NSKILLS (sizeof(skills) / sizeof(skills[0]))
-_Static_assert(NSKILLS <= WORLD_SKILL_MAX, "too many skills for world_player");
-
-const struct world_rules *world_rules(void)
-{
-	return &rules;
-}
-
-const struct world_skill *world_skill_at(size_t i)
-{
-	return i < NSKILLS ? &skills[i] : NULL;
-}
-
-const struct world_skill *world_skill_find(const char *name, size_t *index)
-{
-	if (!name)
-		return NULL;
-	for (size_t i = 0; i < NSKILLS; i++) {
-		if (!strcmp(skills[i].name, name)) {
-			if (index)
-				*index = i;
-			return &skills[i];
-		}
-	}
-	return NULL;
-}
-
-static int cell(double v, double min, double max)
-{
-	int n = (int)ceil((max - min) / rules.region_size);
-
-	if (!(v >= min)) /* also NaN */
-		return 0;
-	if (v >= max)
-		return n - 1;
-	int c = (int)((v - min) / rules.region_size);
-	return c >= n ? n - 1 : c;
-}
-
-void world_region_of(const struct world_vec *p, char *buf, size_t cap)
-{
-	snprintf(buf, cap, "r_%d_%d", cell(p->x, rules.min.x, rules.max.x),
-	         cell(p->y, rules.min.y, rules.max.y));
-}
-
 static bool in_bounds(const Mmo__Vec3 *v)
 {
-	return v->x >= rules.min.x && v->x <= rules.max.x && v->y >= rules.min.y &&
-	       v->y <= rules.max.y && v->z >= rules.min.z && v->z <= rules.max.z;
+	return v->x >= world_tuning.min.x && v->x <= world_tuning.max.x &&
+	       v->y >= world_tuning.min.y && v->y <= world_tuning.max.y &&
+	       v->z >= world_tuning.min.z && v->z <= world_tuning.max.z;
 }
 
 static double dist2(const struct world_vec *a, double x, double y, double z)
@@ -184,23 +112,23 @@ static int spawn(struct world_outcome *o, const Mmo__Event *in, struct world_pla
 
 static bool respawn_due(const struct world_player *a, int64_t ts)
 {
-	return !a->alive && ts - a->died_at >= rules.respawn_delay_us;
+	return !a->alive && ts - a->died_at >= world_tuning.respawn_delay_us;
 }
 
 /* A dead actor respawns if the delay is over (adding a world.spawn), else
- * the intent is refused. Returns 1 when refused. */
-static int revive(struct world_outcome *o, const Mmo__Event *in, struct world_player *a, int *err)
+ * the intent is refused. Whether the decision ends here (refused, or *err). */
+static bool revive(struct world_outcome *o, const Mmo__Event *in, struct world_player *a, int *err)
 {
 	if (a->alive)
-		return 0;
+		return false;
 	if (respawn_due(a, in->ts)) {
-		*err = spawn(o, in, a, &rules.spawn, rules.max_hp);
-		return *err ? 1 : 0;
+		*err = spawn(o, in, a, &world_tuning.spawn, world_tuning.max_hp);
+		return *err != MMO_OK;
 	}
 	*err = reject(o, in, a, "dead", "dead until %.3f s after death (%.3f s left)",
-	              rules.respawn_delay_us / 1e6,
-	              (double)(a->died_at + rules.respawn_delay_us - in->ts) / 1e6);
-	return 1;
+	              world_tuning.respawn_delay_us / 1e6,
+	              (double)(a->died_at + world_tuning.respawn_delay_us - in->ts) / 1e6);
+	return true;
 }
 
 static int decide_login(struct world_outcome *o, const Mmo__Event *in, struct world_player *a)
@@ -208,7 +136,7 @@ static int decide_login(struct world_outcome *o, const Mmo__Event *in, struct wo
 	if (a->online)
 		return reject(o, in, a, "already_online", "player %s is already online", a->id);
 	if (respawn_due(a, in->ts))
-		return spawn(o, in, a, &rules.spawn, rules.max_hp);
+		return spawn(o, in, a, &world_tuning.spawn, world_tuning.max_hp);
 	struct world_vec pos = a->pos;
 	return spawn(o, in, a, &pos, a->alive ? a->hp : 0);
 }
@@ -246,10 +174,11 @@ static int decide_move(struct world_outcome *o, const Mmo__Event *in, struct wor
 	if (!in_bounds(to))
 		return reject(o, in, a, "out_of_bounds",
 		              "(%.3f, %.3f, %.3f) is outside [%g, %g] x [%g, %g] x [%g, %g]", to->x,
-		              to->y, to->z, rules.min.x, rules.max.x, rules.min.y, rules.max.y,
-		              rules.min.z, rules.max.z);
+		              to->y, to->z, world_tuning.min.x, world_tuning.max.x,
+		              world_tuning.min.y, world_tuning.max.y, world_tuning.min.z,
+		              world_tuning.max.z);
 	dt = in->ts > a->last_move_ts ? (double)(in->ts - a->last_move_ts) / 1e6 : 0;
-	allowed = rules.max_speed * dt + rules.move_slack;
+	allowed = world_tuning.max_speed * dt + world_tuning.move_slack;
 	d2 = dist2(&a->pos, to->x, to->y, to->z);
 	if (d2 > allowed * allowed)
 		return reject(o, in, a, "too_fast", "distance %.3f > allowed %.3f after %.6f s",
@@ -307,13 +236,13 @@ static int decide_attack(const world *w, struct world_outcome *o, const Mmo__Eve
 
 	rng = rng_init(w->seed, in->seq);
 	uint64_t roll = splitmix64(&rng) % 10000;
-	if (roll < rules.miss_bp) {
+	if (roll < world_tuning.miss_bp) {
 		result = "miss";
 	} else {
 		damage = sk->damage + (uint32_t)(splitmix64(&rng) % ((uint64_t)sk->spread + 1));
-		if (roll < rules.miss_bp + rules.crit_bp) {
+		if (roll < world_tuning.miss_bp + world_tuning.crit_bp) {
 			result = "critical";
-			damage *= rules.crit_mult;
+			damage *= world_tuning.crit_mult;
 		} else {
 			result = "hit";
 		}

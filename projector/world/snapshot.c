@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "schemas/mmo_be.h"
 #include "schemas/mmo_util.h"
 #include "world_int.h"
 
@@ -28,21 +29,6 @@ struct world_snapdb {
 	MDB_dbi snaps, meta;
 	bool readonly;
 };
-
-static void be64_put(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t be64_get(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 static int mdb_err(int rc)
 {
@@ -150,7 +136,7 @@ int world_snapdb_seed(world_snapdb *db, uint64_t *seed)
 	if (!err && v.mv_size != 8)
 		err = MMO_ECORRUPT;
 	if (!err)
-		*seed = be64_get(v.mv_data);
+		*seed = mmo_be64_get(v.mv_data);
 	mdb_txn_abort(txn);
 	return err;
 }
@@ -164,7 +150,7 @@ int world_snapdb_set_seed(world_snapdb *db, uint64_t seed)
 
 	if (db->readonly)
 		return MMO_EINVAL;
-	be64_put(b, seed);
+	mmo_be64_put(b, seed);
 	rc = mdb_txn_begin(db->env, NULL, 0, &txn);
 	if (rc)
 		return mdb_err(rc);
@@ -195,7 +181,7 @@ int world_snapdb_put(world_snapdb *db, const world *w, const uint8_t log_hash[EV
 	err = world_canon_hash(canon, len, hash);
 	if (err)
 		goto out;
-	be64_put(key, w->seq);
+	mmo_be64_put(key, w->seq);
 	rc = mdb_txn_begin(db->env, NULL, 0, &txn);
 	if (rc)
 		goto fail;
@@ -208,7 +194,7 @@ int world_snapdb_put(world_snapdb *db, const world *w, const uint8_t log_hash[EV
 
 		memcpy(p, MAGIC, 4);
 		p[4] = 0, p[5] = 0, p[6] = 0, p[7] = WORLD_FORMAT;
-		be64_put(p + 8, w->seed);
+		mmo_be64_put(p + 8, w->seed);
 		memcpy(p + 16, hash, WORLD_HASH_LEN);
 		if (log_hash)
 			memcpy(p + 48, log_hash, EVLOG_HASH_LEN);
@@ -295,7 +281,7 @@ int world_snapdb_list(world_snapdb *db, struct world_snapinfo *out, size_t cap, 
 		struct world_snapinfo *s = &out[cnt++];
 
 		memset(s, 0, sizeof(*s));
-		s->seq = k.mv_size == 8 ? be64_get(k.mv_data) : 0;
+		s->seq = k.mv_size == 8 ? mmo_be64_get(k.mv_data) : 0;
 		s->valid = k.mv_size == 8 && check(&v, s) == MMO_OK;
 	}
 	mdb_cursor_close(cur);
@@ -317,7 +303,7 @@ static int load_value(const MDB_val *v, world **out)
 
 	if (err)
 		return err;
-	err = world_decode(canon, len, be64_get(p + 8), &w);
+	err = world_decode(canon, len, mmo_be64_get(p + 8), &w);
 	if (err)
 		return err == MMO_EVERSION ? err : MMO_ECORRUPT;
 	err = world_encode(w, &again, &alen);
@@ -341,7 +327,7 @@ int world_snapdb_get(world_snapdb *db, uint64_t seq, world **out)
 
 	if (err)
 		return err;
-	be64_put(key, seq);
+	mmo_be64_put(key, seq);
 	err = mdb_err(mdb_get(txn, db->snaps, &k, &v));
 	if (!err)
 		err = load_value(&v, out);
@@ -405,18 +391,18 @@ int world_snapdb_load(world_snapdb *db, evlog *log, uint64_t max_seq, world **ou
 		return mdb_err(rc);
 	}
 	if (max_seq) {
-		be64_put(key, max_seq);
+		mmo_be64_put(key, max_seq);
 		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 		if (rc == MDB_NOTFOUND)
 			rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-		else if (!rc && be64_get(k.mv_data) > max_seq)
+		else if (!rc && mmo_be64_get(k.mv_data) > max_seq)
 			rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
 	} else {
 		rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
 	}
 	err = MMO_ENOTFOUND;
 	for (; !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
-		uint64_t seq = k.mv_size == 8 ? be64_get(k.mv_data) : 0;
+		uint64_t seq = k.mv_size == 8 ? mmo_be64_get(k.mv_data) : 0;
 		int e = k.mv_size == 8 ? MMO_OK : MMO_ECORRUPT;
 		const char *why;
 

@@ -2,27 +2,17 @@
  *
  * Players and entities live in arrays indexed by id (idmap). Nothing here
  * decides anything: rules.c decides, this file only applies facts and
- * outcomes, exactly as they are written in the log.
+ * outcomes, exactly as they are written in the log (step.c does both).
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "schemas/mmo_hash.h"
 #include "world_int.h"
 
 /* ---------------------------------------------------------------- idmap */
-
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
 
 typedef const char *key_fn(const world *w, size_t pos);
 
@@ -39,7 +29,7 @@ static const char *en_key(const world *w, size_t pos)
 /* The slot holding id, or the empty slot where it would go. */
 static size_t map_slot(const world *w, const struct idmap *m, key_fn *key, const char *id)
 {
-	size_t mask = m->cap - 1, i = (size_t)fnv1a(id) & mask;
+	size_t mask = m->cap - 1, i = (size_t)mmo_fnv1a_str(id) & mask;
 
 	while (m->slot[i] && strcmp(key(w, m->slot[i] - 1), id))
 		i = (i + 1) & mask;
@@ -91,7 +81,7 @@ static void map_del(const world *w, struct idmap *m, key_fn *key, const char *id
 		j = (j + 1) & mask;
 		if (!m->slot[j])
 			return;
-		home = (size_t)fnv1a(key(w, m->slot[j] - 1)) & mask;
+		home = (size_t)mmo_fnv1a_str(key(w, m->slot[j] - 1)) & mask;
 		/* Move j back to i if its home is not cyclically within (i, j]. */
 		if ((i < j && (home <= i || home > j)) || (i > j && home <= i && home > j)) {
 			m->slot[i] = m->slot[j];
@@ -295,16 +285,6 @@ int world_player_get(const world *w, const char *id, struct world_player *out)
 	if (!p)
 		return MMO_ENOTFOUND;
 	*out = *p;
-	return MMO_OK;
-}
-
-int world_entity_get(const world *w, const char *id, struct world_entity *out)
-{
-	const struct world_entity *e = world_en_find(w, id);
-
-	if (!e)
-		return MMO_ENOTFOUND;
-	*out = *e;
 	return MMO_OK;
 }
 
@@ -528,28 +508,4 @@ int world_apply_outcome(world *w, const Mmo__Event *outcome, const Mmo__Event *i
 	if (outcome->body_case == MMO__EVENT__BODY_PLAYER_REGISTER)
 		return MMO_EINVAL;
 	return apply_body(w, outcome, intent->seq, intent->ts, intent->player_id);
-}
-
-int world_step(world *w, const Mmo__Event *ev, struct world_outcome *out)
-{
-	struct world_outcome local;
-	struct world_outcome *o = out ? out : &local;
-	int err = MMO_OK;
-
-	if (!w || !ev)
-		return MMO_EINVAL;
-	o->n = 0;
-	o->reason = NULL;
-	switch (world_kind(ev)) {
-	case WORLD_FACT: err = world_apply_fact(w, ev); break;
-	case WORLD_INTENT:
-		err = world_decide(w, ev, o);
-		for (size_t i = 0; !err && i < o->n; i++)
-			err = world_apply_outcome(w, &o->ev[i].b.ev, ev);
-		break;
-	default: break;
-	}
-	if (ev->seq > w->seq)
-		w->seq = ev->seq;
-	return err;
 }

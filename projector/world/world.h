@@ -114,9 +114,8 @@ void world_set_seq(world *w, uint64_t seq); /* the fold moved past seq */
 size_t world_player_count(const world *w);
 size_t world_entity_count(const world *w);
 
-/* Copy of one player / entity: MMO_OK or MMO_ENOTFOUND. */
+/* Copy of one player: MMO_OK or MMO_ENOTFOUND. */
 int world_player_get(const world *w, const char *id, struct world_player *out);
-int world_entity_get(const world *w, const char *id, struct world_entity *out);
 
 /* Anomalies met while applying outcomes (an action by a dead player, an
  * outcome about an unknown player, ...): a count, and the last one's seq

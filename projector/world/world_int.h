@@ -46,6 +46,9 @@ void world_en_remove(world *w, const char *id);
 const struct world_player **world_pl_sorted(const world *w);
 const struct world_entity **world_en_sorted(const world *w);
 
+/* The numbers of the game (tuning.c); world_rules() returns its address. */
+extern const struct world_rules world_tuning;
+
 /* Bounded copy (always terminated). */
 void world_strlcpy(char *dst, const char *src, size_t cap);
 

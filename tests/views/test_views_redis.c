@@ -4,6 +4,7 @@
  * is published once on its channel, and `mmo views rebuild redis` refolds
  * the same view from seq 1 without touching other keys.
  */
+#include "projector/views/views_int.h"
 #include "views_fx.h"
 
 /* Count the pub/sub messages per region channel, checking that their seqs
@@ -54,8 +55,8 @@ static void sub_drain(struct fx *f, struct sub *s, int timeout_ms)
 
 			assert_true(ri >= 0 && ri < FX_REGIONS);
 			if (seq <= s->last[ri])
-				fail_msg("channel %s: seq %llu after %llu", ch, (unsigned long long)seq,
-				         (unsigned long long)s->last[ri]);
+				fail_msg("channel %s: seq %llu after %llu", ch,
+				         (unsigned long long)seq, (unsigned long long)s->last[ri]);
 			s->last[ri] = seq;
 			s->got[ri]++;
 		}
@@ -64,7 +65,8 @@ static void sub_drain(struct fx *f, struct sub *s, int timeout_ms)
 	for (int i = 0; i < FX_REGIONS; i++) {
 		if (s->got[i] != f->m.published[i])
 			fail_msg("channel mmo:region:r_%d: %llu messages, expected %llu", i,
-			         (unsigned long long)s->got[i], (unsigned long long)f->m.published[i]);
+			         (unsigned long long)s->got[i],
+			         (unsigned long long)f->m.published[i]);
 	}
 }
 
@@ -132,8 +134,8 @@ static void rebuild_refolds_from_seq_one(void **state)
 	freeReplyObject(redisCommand(c, "SET other:key kept"));
 	freeReplyObject(redisCommand(c, "HSET mmo:player:ghost hp 1 seq 1"));
 
-	char *args[] = {"views", "rebuild", "redis", "--data", f.dir, "--redis", f.redis_url,
-	                "--batch", "200", NULL};
+	char *args[] = {"views",   "rebuild",   "redis",   "--data", f.dir,
+	                "--redis", f.redis_url, "--batch", "200",    NULL};
 	assert_int_equal(fx_mmo(out, args), 0);
 	txt = fx_slurp(out);
 	assert_non_null(strstr(txt, "rebuild redis: dropping"));
@@ -200,6 +202,63 @@ static void bench_measures_both_rates(void **state)
 	fx_stop(&f);
 }
 
+/* The apply latency is the one latency histogram (schemas/mmo_prom.h): the
+ * gateway's buckets, 250 µs .. 2.5 s; the views had powers of two from 64 µs. */
+static void apply_latency_has_the_shared_buckets(void **state)
+{
+	static char buf[65536];
+	struct fx f;
+	const char *p;
+
+	(void)state;
+	fx_start(&f, NULL);
+	fx_model_init(&f.m, 10, 3);
+	fx_views_start(&f, 64, 20, 500, 5);
+	fx_append(&f, 300, -1);
+	assert_true(fx_wait_caught_up(&f, 30000));
+	views_runner_metrics(f.vr, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "# TYPE mmo_views_apply_seconds histogram\n"));
+	assert_non_null(
+	    strstr(buf, "\nmmo_views_apply_seconds_bucket{view=\"redis\",le=\"0.00025\"} "));
+	assert_non_null(
+	    strstr(buf, "\nmmo_views_apply_seconds_bucket{view=\"redis\",le=\"2.5\"} "));
+	assert_null(strstr(buf, "le=\"6.4e-05\""));
+	p = strstr(buf, "\nmmo_views_apply_seconds_bucket{view=\"redis\",le=\"+Inf\"} ");
+	assert_non_null(p);
+	assert_int_equal(strtoull(strchr(p, '}') + 2, NULL, 10),
+	                 (uint64_t)fx_metric(&f, "mmo_views_apply_seconds_count"));
+	assert_int_equal((uint64_t)fx_metric(&f, "mmo_views_apply_seconds_count"),
+	                 (uint64_t)fx_metric(&f, "mmo_views_batches_total"));
+	fx_stop(&f);
+}
+
+/* A URL with a user authenticates as that user (AUTH user password): the
+ * view's former parser dropped the user and sent AUTH password, which an
+ * ACL-only server refuses. */
+static void url_user_authenticates_as_that_user(void **state)
+{
+	struct fx f;
+	struct view *v = NULL;
+	char url[128], msg[256] = "";
+	uint64_t ck = 1;
+
+	(void)state;
+	fx_start(&f, "appendonly no\nuser default off\nuser alice on >s3cret ~* &* +@all");
+	snprintf(url, sizeof(url), "redis://alice:s3cret@127.0.0.1:%d", f.redis_port);
+	assert_int_equal(redis_view_new(url, &v, msg, sizeof(msg)), MMO_OK);
+	assert_int_equal(v->ops->connect(v), MMO_OK);
+	assert_int_equal(v->ops->checkpoint(v, &ck), MMO_OK);
+	assert_int_equal(ck, 0);
+	v->ops->free(v);
+	/* the password alone is for the default user, who is off here */
+	snprintf(url, sizeof(url), "redis://:s3cret@127.0.0.1:%d", f.redis_port);
+	assert_int_equal(redis_view_new(url, &v, msg, sizeof(msg)), MMO_OK);
+	assert_int_equal(v->ops->connect(v), MMO_EUNAVAIL);
+	assert_non_null(strstr(v->err, "AUTH"));
+	v->ops->free(v);
+	fx_stop(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -207,6 +266,8 @@ int main(void)
 	    cmocka_unit_test(rebuild_refolds_from_seq_one),
 	    cmocka_unit_test(one_projector_per_view),
 	    cmocka_unit_test(bench_measures_both_rates),
+	    cmocka_unit_test(url_user_authenticates_as_that_user),
+	    cmocka_unit_test(apply_latency_has_the_shared_buckets),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

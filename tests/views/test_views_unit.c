@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "testsupport.h"
 #include "projector/views/views_int.h"
+#include "testsupport.h"
 
 static void backoff_is_full_jitter_within_bounds(void **state)
 {
@@ -110,11 +110,11 @@ static void parking_follows_players(void **state)
 	(void)state;
 	mk(&b, 1, "a", NULL);
 	mk(&b, 2, "b", NULL);
-	mk(&b, 3, "a", NULL);     /* behind 1 */
-	mk(&b, 4, "c", "b");      /* c and b: b is fine */
-	mk(&b, 5, "c", "a");      /* behind 3 (a) */
-	mk(&b, 6, "c", NULL);     /* behind 5 (c is held now) */
-	mk(&b, 7, NULL, NULL);    /* no player: never waits */
+	mk(&b, 3, "a", NULL);  /* behind 1 */
+	mk(&b, 4, "c", "b");   /* c and b: b is fine */
+	mk(&b, 5, "c", "a");   /* behind 3 (a) */
+	mk(&b, 6, "c", NULL);  /* behind 5 (c is held now) */
+	mk(&b, 7, NULL, NULL); /* no player: never waits */
 	mk(&b, 8, "b", NULL);
 	vb_dead(&b.ev[0], "refused");
 	vb_cascade(&b);
@@ -234,39 +234,31 @@ static void dlq_records_parks_pages_and_drops(void **state)
 	ts_rmrf(dir);
 }
 
-static void redis_urls(void **state)
+/* The Redis view reads its URL with the one parser (schemas/mmo_redis_url.h,
+ * whose own tests hold every form): what it accepts opens, what it refuses
+ * is EINVAL with the parser's reason. */
+static void redis_view_takes_the_one_url_parser(void **state)
 {
-	char host[64], pw[64];
-	int port, db;
+	const char *good[] = {"redis://127.0.0.1:6380/2", "redis://:s3cret@cache",
+	                      "redis://alice:s3cret@cache:7000", "localhost:7000"};
+	const char *badurl[] = {"http://x", "redis://h:99999", "redis://:7", "", NULL};
+	const char *reason[] = {"redis://", "port", "host", "empty", "empty"};
+	struct view *v;
+	char msg[256];
 
 	(void)state;
-	assert_int_equal(views_redis_url("redis://127.0.0.1:6380/2", host, sizeof(host), &port, &db,
-	                                 pw, sizeof(pw)),
-	                 MMO_OK);
-	assert_string_equal(host, "127.0.0.1");
-	assert_int_equal(port, 6380);
-	assert_int_equal(db, 2);
-	assert_string_equal(pw, "");
-	assert_int_equal(views_redis_url("redis://:s3cret@cache", host, sizeof(host), &port, &db, pw,
-	                                 sizeof(pw)),
-	                 MMO_OK);
-	assert_string_equal(host, "cache");
-	assert_int_equal(port, 6379);
-	assert_string_equal(pw, "s3cret");
-	assert_int_equal(views_redis_url("localhost:7000", host, sizeof(host), &port, &db, pw,
-	                                 sizeof(pw)),
-	                 MMO_OK);
-	assert_int_equal(port, 7000);
-	assert_int_equal(views_redis_url("http://x", host, sizeof(host), &port, &db, pw, sizeof(pw)),
-	                 MMO_EINVAL);
-	assert_int_equal(views_redis_url("redis://h:99999", host, sizeof(host), &port, &db, pw,
-	                                 sizeof(pw)),
-	                 MMO_EINVAL);
-	assert_int_equal(views_redis_url("redis://:7", host, sizeof(host), &port, &db, pw,
-	                                 sizeof(pw)),
-	                 MMO_EINVAL);
-	assert_int_equal(views_redis_url("", host, sizeof(host), &port, &db, pw, sizeof(pw)),
-	                 MMO_EINVAL);
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) {
+		v = NULL;
+		assert_int_equal(redis_view_new(good[i], &v, msg, sizeof(msg)), MMO_OK);
+		v->ops->free(v);
+	}
+	for (size_t i = 0; i < sizeof(badurl) / sizeof(*badurl); i++) {
+		v = NULL;
+		msg[0] = 0;
+		assert_int_equal(redis_view_new(badurl[i], &v, msg, sizeof(msg)), MMO_EINVAL);
+		assert_null(v);
+		assert_non_null(strstr(msg, reason[i]));
+	}
 }
 
 static void doubles_read_back_exactly(void **state)
@@ -290,7 +282,7 @@ int main(void)
 	    cmocka_unit_test(breaker_opens_probes_and_closes),
 	    cmocka_unit_test(parking_follows_players),
 	    cmocka_unit_test(dlq_records_parks_pages_and_drops),
-	    cmocka_unit_test(redis_urls),
+	    cmocka_unit_test(redis_view_takes_the_one_url_parser),
 	    cmocka_unit_test(doubles_read_back_exactly),
 	};
 

@@ -280,6 +280,8 @@ static void bisect_finds_a_planted_violation_from_snapshots(void **state)
 	assert_int_equal(res.bad_seq, 0);
 	assert_int_equal(res.seq, head_of(g->log));
 	assert_int_equal(replay_bisect(&o, "no_such", &res), MMO_EINVAL);
+	assert_string_equal(res.what, "unknown invariant 'no_such' (hp_range, in_bounds, "
+	                              "region_match, dead_action, all)");
 	game_free(g);
 }
 

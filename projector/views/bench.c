@@ -1,11 +1,17 @@
 /* bench.c - the Redis projector's apply rate against its peer limit, in one
  * run on one server: the same number of pipelined HSETs sent by a bare
- * hiredis loop (what `mmo bench views` prints). */
+ * hiredis loop (views_bench_redis(), what `mmo bench views` prints).
+ *
+ * It lives here, behind views.h, because it drives the view's internals
+ * (a synthetic struct vbatch through vcore_apply, the view's own batch
+ * writer): tools/bench/bench_views.c only starts a redis-server, calls it
+ * and prints, and needs no internal header. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "schemas/mmo_redis_url.h"
 #include "schemas/mmo_util.h"
 #include "views_int.h"
 
@@ -56,11 +62,11 @@ static int make_batch(struct vbatch *b, uint64_t first, size_t n)
 	return MMO_OK;
 }
 
-static int raw_pipeline(const char *host, int port, int db, const char *pw, size_t n,
-                        size_t batch, double *per_s, char *errmsg, size_t errlen)
+static int raw_pipeline(const struct mmo_redis_url *u, size_t n, size_t batch, double *per_s,
+                        char *errmsg, size_t errlen)
 {
 	struct timeval tv = {5, 0};
-	redisContext *c = redisConnectWithTimeout(host, port, tv);
+	redisContext *c = redisConnectWithTimeout(u->host, u->port, tv);
 	int64_t t0;
 	int err = MMO_OK;
 
@@ -69,14 +75,12 @@ static int raw_pipeline(const char *host, int port, int db, const char *pw, size
 		redisFree(c);
 		return MMO_EUNAVAIL;
 	}
-	if (pw[0]) {
-		const char *a[] = {"AUTH", pw};
-		size_t l[] = {4, strlen(pw)};
-
-		freeReplyObject(redisCommandArgv(c, 2, a, l));
-	}
-	if (db)
-		freeReplyObject(redisCommand(c, "SELECT %d", db));
+	if (u->password[0] && u->user[0])
+		freeReplyObject(redisCommand(c, "AUTH %s %s", u->user, u->password));
+	else if (u->password[0])
+		freeReplyObject(redisCommand(c, "AUTH %s", u->password));
+	if (u->db)
+		freeReplyObject(redisCommand(c, "SELECT %d", u->db));
 	t0 = mmo_mono_us();
 	for (size_t done = 0; done < n && !err;) {
 		size_t k = n - done < batch ? n - done : batch;
@@ -120,8 +124,8 @@ int views_bench_redis(const char *redis_url, size_t n, size_t batch, double *vie
 	struct vbatch b = {0};
 	struct vcore core;
 	struct view *v = NULL;
-	char host[256], pw[256];
-	int port, db, err;
+	struct mmo_redis_url u;
+	int err;
 	uint64_t found = 0, seq = 1;
 	int64_t t0, spent = 0;
 
@@ -129,9 +133,9 @@ int views_bench_redis(const char *redis_url, size_t n, size_t batch, double *vie
 		return MMO_EINVAL;
 	if (!batch)
 		batch = VIEWS_BATCH_DEFAULT;
-	if ((err = redis_view_new(redis_url, &v, errmsg, errlen)))
+	if ((err = mmo_redis_url_parse(redis_url, &u, errmsg, errlen)) ||
+	    (err = redis_view_new(redis_url, &v, errmsg, errlen)))
 		return err;
-	views_redis_url(redis_url, host, sizeof(host), &port, &db, pw, sizeof(pw));
 	if (v->ops->connect(v) || v->ops->drop(v, NULL, NULL)) {
 		snprintf(errmsg, errlen, "%s", v->err);
 		v->ops->free(v);
@@ -157,7 +161,7 @@ int views_bench_redis(const char *redis_url, size_t n, size_t batch, double *vie
 	vb_free(&b);
 	if (!err) {
 		*views_per_s = (double)n / ((double)spent / 1e6);
-		err = raw_pipeline(host, port, db, pw, n, batch, raw_per_s, errmsg, errlen);
+		err = raw_pipeline(&u, n, batch, raw_per_s, errmsg, errlen);
 	}
 	v->ops->drop(v, NULL, NULL);
 	vcore_destroy(&core);
