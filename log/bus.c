@@ -8,22 +8,14 @@
 #include <zmq.h>
 
 #include "evlog_int.h"
+#include "schemas/mmo_hash.h"
 #include "wire.h"
-
-static uint64_t fnv1a(const char *str)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *str; str++)
-		h = (h ^ (uint8_t)*str) * 1099511628211ULL;
-	return h;
-}
 
 static struct evlog_bus_region *region_find(struct evlog_bus *s, const char *name)
 {
 	size_t mask = s->regions_cap - 1;
 
-	for (size_t i = fnv1a(name) & mask;; i = (i + 1) & mask) {
+	for (size_t i = mmo_fnv1a_str(name) & mask;; i = (i + 1) & mask) {
 		if (!s->regions[i].name || !strcmp(s->regions[i].name, name))
 			return &s->regions[i];
 	}
@@ -106,15 +98,15 @@ void evlog_bus_publish(struct evlog_bus *s, const struct evlog_in *in, const str
 
 	memcpy(topic, o->region_id, tl);
 	topic[tl++] = WIRE_TOPIC_END;
-	be64_put(meta, o->seq);
-	be64_put(meta + 8, region_advance(s, o->region_id, o->seq));
+	mmo_be64_put(meta, o->seq);
+	mmo_be64_put(meta + 8, region_advance(s, o->region_id, o->seq));
 	if (!s->pub)
 		return;
 	if (zmq_msg_init_size(&rec, EVLOG_HDR_LEN + in->len))
 		return;
 	uint8_t *p = zmq_msg_data(&rec);
 	memcpy(p, o->hash, EVLOG_HASH_LEN);
-	be64_put(p + EVLOG_HASH_LEN, (uint64_t)o->ts);
+	mmo_be64_put(p + EVLOG_HASH_LEN, (uint64_t)o->ts);
 	p[EVLOG_HASH_LEN + 8] = (uint8_t)o->priority;
 	memset(p + EVLOG_HASH_LEN + 9, 0, 3);
 	memcpy(p + EVLOG_HDR_LEN, in->buf, in->len);

@@ -139,7 +139,7 @@ int evlog_index_rtxn(evlog *l, MDB_txn **txn, uint64_t *indexed)
 		return evlog_mdb_err(rc);
 	rc = mdb_get(*txn, l->imeta, &k, &v);
 	if (rc == MDB_SUCCESS && v.mv_size == 8)
-		*indexed = be64_get(v.mv_data);
+		*indexed = mmo_be64_get(v.mv_data);
 	else if (rc != MDB_NOTFOUND) {
 		mdb_txn_abort(*txn);
 		*txn = NULL;
@@ -172,7 +172,7 @@ MDB_dbi evlog_index_dbi(evlog *l, enum evlog_index idx)
 
 int evlog_index_sync(evlog *l, size_t max, uint64_t *indexed_out)
 {
-	struct arena arena = {NULL, ARENA_CAP, 0};
+	struct mmo_arena arena = {0};
 	MDB_txn *rtxn = NULL, *wtxn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v, mk = {7, "indexed"}, mv;
@@ -182,8 +182,7 @@ int evlog_index_sync(evlog *l, size_t max, uint64_t *indexed_out)
 
 	if (!l || l->readonly || !l->ienv)
 		return MMO_EINVAL;
-	arena.buf = malloc(ARENA_CAP);
-	if (!arena.buf)
+	if (mmo_arena_init(&arena, 0))
 		return MMO_ENOMEM;
 	rc = mdb_txn_begin(l->ienv, NULL, 0, &wtxn);
 	if (rc) {
@@ -191,7 +190,7 @@ int evlog_index_sync(evlog *l, size_t max, uint64_t *indexed_out)
 		goto out;
 	}
 	rc = mdb_get(wtxn, l->imeta, &mk, &mv);
-	indexed = rc == MDB_SUCCESS && mv.mv_size == 8 ? be64_get(mv.mv_data) : 0;
+	indexed = rc == MDB_SUCCESS && mv.mv_size == 8 ? mmo_be64_get(mv.mv_data) : 0;
 	err = evlog_rtxn(l, &rtxn);
 	if (err)
 		goto out;
@@ -200,7 +199,7 @@ int evlog_index_sync(evlog *l, size_t max, uint64_t *indexed_out)
 		err = evlog_mdb_err(rc);
 		goto out;
 	}
-	be64_put(sk, indexed + 1);
+	mmo_be64_put(sk, indexed + 1);
 	k.mv_size = 8;
 	k.mv_data = sk;
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
@@ -211,16 +210,16 @@ int evlog_index_sync(evlog *l, size_t max, uint64_t *indexed_out)
 		uint64_t seq;
 		size_t nk;
 
-		if (k.mv_size != 8 || (seq = be64_get(k.mv_data)) != indexed + 1 ||
+		if (k.mv_size != 8 || (seq = mmo_be64_get(k.mv_data)) != indexed + 1 ||
 		    evlog_rec_parse(seq, v.mv_data, v.mv_size, &rec) ||
-		    evlog_decode_arena(&arena, rec.event, rec.event_len, &ev)) {
+		    mmo_event_decode_arena(&arena, rec.event, rec.event_len, &ev)) {
 			/* A damaged log: index what precedes it; verify names it. */
 			mmo_logf(MMO_LOG_ERROR, "log",
 			         "indexer stopped at seq %llu: record damaged",
 			         (unsigned long long)(indexed + 1));
 			break;
 		}
-		be64_put(ik, seq);
+		mmo_be64_put(ik, seq);
 		nk = evlog_index_keys(ev, keys);
 		for (size_t i = 0; i < nk; i++) {
 			MDB_val ek = {strlen(keys[i].key), (void *)keys[i].key}, ev8 = {8, ik};
@@ -240,7 +239,7 @@ int evlog_index_sync(evlog *l, size_t max, uint64_t *indexed_out)
 		goto out;
 	}
 	if (done) {
-		be64_put(ik, indexed);
+		mmo_be64_put(ik, indexed);
 		mv.mv_size = 8;
 		mv.mv_data = ik;
 		rc = mdb_put(wtxn, l->imeta, &mk, &mv, 0);
@@ -270,7 +269,7 @@ out:
 		mdb_txn_abort(rtxn);
 	if (wtxn)
 		mdb_txn_abort(wtxn);
-	free(arena.buf);
+	mmo_arena_release(&arena);
 	return err;
 }
 

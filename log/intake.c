@@ -168,7 +168,7 @@ static void serve_head(evlog_server *s, zmq_msg_t *route, bool delim, uint32_t r
 		reply_status(s, route, delim, WIRE_OP_HEAD, req_id, err);
 		return;
 	}
-	be64_put(body, head);
+	mmo_be64_put(body, head);
 	wire_hdr_put(hdr, WIRE_OP_HEAD, req_id, MMO_OK, 0);
 	send_reply(s, route, delim, hdr, parts, lens, 1);
 }
@@ -206,7 +206,7 @@ static void serve_read(evlog_server *s, zmq_msg_t *route, bool delim, uint32_t r
 		reply_status(s, route, delim, WIRE_OP_READ, req_id, MMO_EPROTO);
 		return;
 	}
-	from = be64_get(zmq_msg_data(&args[0]));
+	from = mmo_be64_get(zmq_msg_data(&args[0]));
 	if (max == 0 || max > EVLOG_READ_MAX)
 		max = EVLOG_READ_MAX;
 	if (nargs == 2) {
@@ -238,13 +238,13 @@ static void serve_read(evlog_server *s, zmq_msg_t *route, bool delim, uint32_t r
 		zmq_send(s->router, "", 0, ZMQ_SNDMORE);
 	wire_hdr_put(hdr, WIRE_OP_READ, req_id, MMO_OK, 0);
 	zmq_send(s->router, hdr, WIRE_HDR_LEN, ZMQ_SNDMORE);
-	be64_put(head_be, head);
+	mmo_be64_put(head_be, head);
 	zmq_send(s->router, head_be, sizeof(head_be), ZMQ_SNDMORE);
 	while (count < max && bytes < READ_BYTES_MAX && evlog_iter_next(it, &rec) == MMO_OK &&
 	       rec.seq <= head) {
 		if (zmq_msg_init_size(&frame, 8 + rec.raw_len))
 			break;
-		be64_put(zmq_msg_data(&frame), rec.seq);
+		mmo_be64_put(zmq_msg_data(&frame), rec.seq);
 		memcpy((uint8_t *)zmq_msg_data(&frame) + 8, rec.raw, rec.raw_len);
 		if (zmq_msg_send(&frame, s->router, ZMQ_SNDMORE) < 0) {
 			zmq_msg_close(&frame);
@@ -470,8 +470,8 @@ static void commit_batch(evlog_server *s)
 		for (size_t j = 0; j < r->n; j++) {
 			const struct evlog_out *o = &s->out[r->first + j];
 
-			be64_put(res + j * WIRE_RESULT_LEN, o->seq);
-			be32_put(res + j * WIRE_RESULT_LEN + 8, (uint32_t)o->err);
+			mmo_be64_put(res + j * WIRE_RESULT_LEN, o->seq);
+			mmo_be32_put(res + j * WIRE_RESULT_LEN + 8, (uint32_t)o->err);
 		}
 		wire_hdr_put(hdr, WIRE_OP_APPEND, r->req_id, MMO_OK, 0); /* reply: byte 12 is 0 */
 		send_reply(s, &r->route, r->delim, hdr, parts, lens, 1);

@@ -30,7 +30,7 @@ void evlog_chain_hash(const uint8_t prev[EVLOG_HASH_LEN], uint64_t seq, const ui
 	SHA256_CTX c;
 	uint8_t s[8];
 
-	be64_put(s, seq);
+	mmo_be64_put(s, seq);
 	SHA256_Init(&c);
 	SHA256_Update(&c, prev, EVLOG_HASH_LEN);
 	SHA256_Update(&c, s, sizeof(s));
@@ -50,51 +50,13 @@ int evlog_rtxn(evlog *l, MDB_txn **txn)
 	return evlog_mdb_err(rc);
 }
 
-/* ------------------------------------------------------------ arena decode */
-
-static void *arena_alloc(void *data, size_t size)
-{
-	struct arena *a = data;
-	size_t off = (a->used + 15) & ~(size_t)15;
-
-	if (off > a->cap || size > a->cap - off)
-		return NULL;
-	a->used = off + size;
-	return a->buf + off;
-}
-
-static void arena_free(void *data, void *ptr)
-{
-	(void)data;
-	(void)ptr; /* everything goes at the next reset */
-}
-
-int evlog_decode_arena(struct arena *a, const uint8_t *buf, size_t len, Mmo__Event **out)
-{
-	ProtobufCAllocator alloc = {arena_alloc, arena_free, a};
-	Mmo__Event *ev;
-
-	if (len > MMO_RECORD_MAX)
-		return MMO_ETOOBIG;
-	/* As mmo_event_decode(): zero bytes would decode as an all-default
-	 * message, but an empty record is a framing error. */
-	if (len == 0)
-		return MMO_EMALFORMED;
-	a->used = 0;
-	ev = mmo__event__unpack(&alloc, len, buf);
-	if (!ev)
-		return MMO_EMALFORMED;
-	*out = ev;
-	return MMO_OK;
-}
-
 int evlog_rec_parse(uint64_t seq, const uint8_t *raw, size_t len, struct evlog_rec *rec)
 {
 	if (!raw || len < EVLOG_HDR_LEN)
 		return MMO_ECORRUPT;
 	rec->seq = seq;
 	rec->hash = raw;
-	rec->ts = (int64_t)be64_get(raw + EVLOG_HASH_LEN);
+	rec->ts = (int64_t)mmo_be64_get(raw + EVLOG_HASH_LEN);
 	rec->priority = raw[EVLOG_HASH_LEN + 8];
 	rec->raw = raw;
 	rec->raw_len = len;

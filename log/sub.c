@@ -19,6 +19,7 @@
 #include <zmq.h>
 
 #include "evlog_int.h"
+#include "schemas/mmo_prom.h"
 #include "schemas/mmo_util.h"
 #include "wire.h"
 
@@ -328,7 +329,7 @@ static int log_head(evlog_sub *s, uint64_t *head)
 static int on_message(evlog_sub *s, zmq_msg_t *f, evlog_rec_fn *fn, void *arg, size_t *n)
 {
 	const uint8_t *meta = zmq_msg_data(&f[1]);
-	uint64_t seq = be64_get(meta), prev = be64_get(meta + 8);
+	uint64_t seq = mmo_be64_get(meta), prev = mmo_be64_get(meta + 8);
 	struct evlog_rec rec;
 	int rc;
 
@@ -485,32 +486,18 @@ size_t evlog_sub_metrics_format(const char *const *role, size_t nroles, char *bu
 	    {"mmo_bus_gaps_total", "gaps in the bus a subscriber noticed"},
 	    {"mmo_bus_gap_events_filled_total",
 	     "events a subscriber read from the log to fill gaps"}};
-	size_t n = 0;
+	struct mmo_prom p;
 
-	if (!cap)
-		return 0;
-	buf[0] = 0;
+	mmo_prom_init(&p, buf, cap);
 	for (int k = 0; k < 2; k++) {
-		int w = snprintf(buf + n, cap - n, "# HELP %s %s\n# TYPE %s counter\n", what[k][0],
-		                 what[k][1], what[k][0]);
-
-		if (w < 0 || (size_t)w >= cap - n) {
-			buf[n] = 0;
-			return n;
-		}
-		n += (size_t)w;
+		mmo_prom_head(&p, what[k][0], "counter", what[k][1]);
 		for (size_t i = 0; i < nroles; i++) {
 			uint64_t gaps, filled;
 
 			evlog_sub_role_counters(role[i], &gaps, &filled);
-			w = snprintf(buf + n, cap - n, "%s{role=\"%s\"} %llu\n", what[k][0],
-			             role[i], (unsigned long long)(k ? filled : gaps));
-			if (w < 0 || (size_t)w >= cap - n) {
-				buf[n] = 0;
-				return n;
-			}
-			n += (size_t)w;
+			mmo_prom_printf(&p, "%s{role=\"%s\"} %llu\n", what[k][0], role[i],
+			                (unsigned long long)(k ? filled : gaps));
 		}
 	}
-	return n;
+	return p.len;
 }

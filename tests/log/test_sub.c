@@ -20,6 +20,7 @@
 
 #include "log/evlog.h"
 #include "log/wire.h"
+#include "schemas/mmo_be.h"
 #include "schemas/mmo_util.h"
 #include "testsupport.h"
 
@@ -62,21 +63,6 @@ static size_t mk(uint8_t *buf, size_t cap, const char *id, const char *region, d
 
 	assert_true(n > 0);
 	return n;
-}
-
-static uint64_t be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void be64_set(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
 }
 
 /* Two distinct ports that were free a moment ago. */
@@ -779,8 +765,8 @@ static void fakebus_publish(struct fakebus *b, uint64_t seq, uint64_t region_pre
 	assert_int_equal(evlog_rec_decode(&rec, &ev), MMO_OK);
 	snprintf(topic, sizeof(topic), "%s|", ev->region_id);
 	mmo_event_free(ev);
-	be64_set(meta, seq);
-	be64_set(meta + 8, region_prev);
+	mmo_be64_put(meta, seq);
+	mmo_be64_put(meta + 8, region_prev);
 	assert_true(zmq_send(b->pub, topic, strlen(topic), ZMQ_SNDMORE) >= 0);
 	assert_true(zmq_send(b->pub, meta, 16, ZMQ_SNDMORE) >= 0);
 	assert_true(zmq_send(b->pub, raw, len, 0) >= 0);
@@ -1051,7 +1037,7 @@ static void bus_messages_carry_topic_seq_and_region_prev(void **state)
 		snprintf(want_topic, sizeof(want_topic), "%s|", r ? r : "");
 		assert_int_equal(tl, strlen(want_topic));
 		assert_memory_equal(topic, want_topic, (size_t)tl);
-		assert_int_equal(be64(meta), s);
+		assert_int_equal(mmo_be64_get(meta), s);
 		if (!r) {
 			want_prev = 0;
 		} else if (!strcmp(r, "r1")) {
@@ -1063,7 +1049,7 @@ static void bus_messages_carry_topic_seq_and_region_prev(void **state)
 			want_prev = prev_other[k];
 			prev_other[k] = s;
 		}
-		assert_int_equal(be64(meta + 8), want_prev);
+		assert_int_equal(mmo_be64_get(meta + 8), want_prev);
 		assert_int_equal(evlog_get(f->l, s, raw, sizeof(raw), &len), MMO_OK);
 		assert_int_equal((size_t)rl, len);
 		assert_memory_equal(rec, raw, len);
@@ -1098,8 +1084,8 @@ static void bus_messages_carry_topic_seq_and_region_prev(void **state)
 				assert_int_equal(zmq_recv(sub, topic, sizeof(topic), 0), 3);
 				assert_int_equal(zmq_recv(sub, meta, sizeof(meta), 0), 16);
 				assert_true(zmq_recv(sub, rec, sizeof(rec), 0) > 0);
-				assert_int_equal(be64(meta), s);
-				assert_int_equal(be64(meta + 8), last_r2);
+				assert_int_equal(mmo_be64_get(meta), s);
+				assert_int_equal(mmo_be64_get(meta + 8), last_r2);
 				break;
 			}
 			last_r2 = s;

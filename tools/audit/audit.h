@@ -20,16 +20,8 @@
 /* Progress of a long pass: done of total events. */
 typedef void audit_progress_fn(uint64_t done, uint64_t total, void *arg);
 
-/* ------------------------------------------------------------ time */
-
-/* Parse RFC 3339 ("2026-01-02T03:04:05.123Z", "...+02:00", or a date
- * "2026-01-02" meaning its midnight UTC) or epoch milliseconds (digits)
- * into µs since the epoch. true on success; *us is written only then. */
-bool audit_parse_time(const char *s, int64_t *us);
-
-/* Format ts (µs) as RFC 3339 UTC with microseconds into buf (>= 32 bytes);
- * "-" for a negative ts. */
-void audit_fmt_time(int64_t us, char *buf, size_t cap);
+/* Times: flags and filters take what mmo_time_parse (schemas/mmo_time.h)
+ * takes, RFC 3339 or epoch milliseconds; records show mmo_time_format. */
 
 /* ------------------------------------------------------------ records */
 

@@ -26,6 +26,7 @@
 
 #include "audit_int.h"
 #include "schemas/mmo_err.h"
+#include "schemas/mmo_time.h"
 #include "schemas/mmo_util.h"
 
 #define KEY_NAME "audit_ed25519.key"
@@ -457,7 +458,7 @@ int audit_export(evlog *log, const struct audit_export_opts *o, struct audit_exp
 	if (o->progress)
 		o->progress(done, total, o->progress_arg);
 
-	audit_fmt_time(mmo_now_us(), when, sizeof(when));
+	mmo_time_format(mmo_now_us(), when, sizeof(when));
 	first = endpoint(from, first_hash, first_ts);
 	m = json_pack("{s:s, s:s, s:s, s:{s:I, s:I}, s:s, s:I, s:O, s:o, s:o, s:s, s:s, s:O}",
 	              "format", AUDIT_EXPORT_FORMAT, "tool", "mmo " MMO_VERSION, "created_at", when,

@@ -19,8 +19,8 @@ void audit_hex(const uint8_t *in, size_t n, char *out);
 /* Decode exactly 2n hex digits; false otherwise (out may be half written). */
 bool audit_unhex(const char *s, uint8_t *out, size_t n);
 
-/* SHA-256 of a file's bytes as hex, and its size. MMO_OK or MMO_EIO (errno
- * set). */
+/* SHA-256 of a file's bytes as hex, and its size. MMO_OK, MMO_EIO (errno
+ * set) or MMO_ENOMEM. */
 int audit_hash_file(const char *path, char hex[65], uint64_t *size);
 
 /* The signed bytes of a manifest: without "signature", canonical JSON

@@ -9,6 +9,7 @@
 #include "audit_int.h"
 #include "schemas/event_json.h"
 #include "schemas/mmo_err.h"
+#include "schemas/mmo_time.h"
 
 int audit_record_json(const struct evlog_rec *rec, unsigned flags, json_t **out,
                       Mmo__Event **ev_out)
@@ -28,7 +29,7 @@ int audit_record_json(const struct evlog_rec *rec, unsigned flags, json_t **out,
 	}
 	audit_hex(rec->hash, EVLOG_HASH_LEN, hex);
 	if (flags & AUDIT_JSON_TIME) {
-		audit_fmt_time(rec->ts, when, sizeof(when));
+		mmo_time_format(rec->ts, when, sizeof(when));
 		json_object_set_new(o, "time", json_string(when));
 	}
 	json_object_set_new(o, "hash", json_string(hex));

@@ -12,6 +12,8 @@
 
 #include "audit_int.h"
 #include "schemas/mmo_err.h"
+#include "schemas/mmo_hash.h"
+#include "schemas/mmo_time.h"
 #include "schemas/mmo_util.h"
 
 #define DAY_US    (86400LL * 1000000LL)
@@ -30,15 +32,6 @@ struct counter {
 	size_t cap, used;
 };
 
-static uint64_t fnv(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
 static bool counter_grow(struct counter *c)
 {
 	size_t ncap = c->cap ? c->cap * 2 : 256;
@@ -51,7 +44,8 @@ static bool counter_grow(struct counter *c)
 
 		if (!c->e[i].key)
 			continue;
-		for (j = fnv(c->e[i].key) & (ncap - 1); ne[j].key; j = (j + 1) & (ncap - 1))
+		for (j = mmo_fnv1a_str(c->e[i].key) & (ncap - 1); ne[j].key;
+		     j = (j + 1) & (ncap - 1))
 			;
 		ne[j] = c->e[i];
 	}
@@ -67,7 +61,7 @@ static bool counter_add(struct counter *c, const char *key, uint64_t n)
 
 	if ((c->used + 1) * 4 > c->cap * 3 && !counter_grow(c))
 		return false;
-	for (j = fnv(key) & (c->cap - 1); c->e[j].key; j = (j + 1) & (c->cap - 1)) {
+	for (j = mmo_fnv1a_str(key) & (c->cap - 1); c->e[j].key; j = (j + 1) & (c->cap - 1)) {
 		if (!strcmp(c->e[j].key, key)) {
 			c->e[j].n += n;
 			return true;
@@ -284,7 +278,7 @@ static void day_label(int64_t day, char *buf, size_t cap)
 {
 	char t[40];
 
-	audit_fmt_time(day * DAY_US, t, sizeof(t));
+	mmo_time_format(day * DAY_US, t, sizeof(t));
 	snprintf(buf, cap, "%.10s", t);
 }
 
@@ -412,9 +406,9 @@ static void write_html(FILE *f, const struct report *r, const char *data, uint64
 	bool one = true;
 	char t0[40], t1[40], now[40], hh[65];
 
-	audit_fmt_time(r->first_ts, t0, sizeof(t0));
-	audit_fmt_time(r->last_ts, t1, sizeof(t1));
-	audit_fmt_time(mmo_now_us(), now, sizeof(now));
+	mmo_time_format(r->first_ts, t0, sizeof(t0));
+	mmo_time_format(r->last_ts, t1, sizeof(t1));
+	mmo_time_format(mmo_now_us(), now, sizeof(now));
 	audit_hex(cs->head_hash, EVLOG_HASH_LEN, hh);
 	fprintf(
 	    f,
@@ -514,7 +508,7 @@ static void write_html(FILE *f, const struct report *r, const char *data, uint64
 		const struct admin_row *a = &r->admin[i % ADMIN_MAX];
 		char when[40];
 
-		audit_fmt_time(a->ts, when, sizeof(when));
+		mmo_time_format(a->ts, when, sizeof(when));
 		fprintf(f, "<tr><td>%llu</td><td>%s</td><td>", (unsigned long long)a->seq, when);
 		esc(f, a->command);
 		fprintf(f, "</td><td>");

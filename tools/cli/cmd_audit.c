@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "schemas/mmo_err.h"
+#include "schemas/mmo_time.h"
 #include "schemas/mmo_util.h"
 #include "tools/audit/audit.h"
 
@@ -63,7 +64,7 @@ static bool arg_seq(const char *cmd, const char *opt, const char *s, uint64_t *o
 
 static bool arg_time(const char *cmd, const char *opt, const char *s, int64_t *out_us)
 {
-	if (!audit_parse_time(s, out_us)) {
+	if (mmo_time_parse(s, out_us) != MMO_OK) {
 		cli_err(cmd, "%s takes an RFC 3339 time or epoch milliseconds, not '%s'", opt, s);
 		return false;
 	}
