@@ -156,8 +156,8 @@ int evlog_client_recv(evlog_client *c, int timeout_ms, uint32_t *req_id, int *st
 			return MMO_EPROTO;
 		}
 		for (size_t i = 0; i < k && i < cap; i++) {
-			seqs[i] = be64_get(p + i * WIRE_RESULT_LEN);
-			errs[i] = (int)be32_get(p + i * WIRE_RESULT_LEN + 8);
+			seqs[i] = mmo_be64_get(p + i * WIRE_RESULT_LEN);
+			errs[i] = (int)mmo_be32_get(p + i * WIRE_RESULT_LEN + 8);
 		}
 		*n = k < cap ? k : cap;
 	}
@@ -242,7 +242,7 @@ int evlog_client_head(evlog_client *c, uint64_t *head)
 	if (nf < 2 || zmq_msg_size(&f[1]) != 8 + EVLOG_HASH_LEN)
 		err = MMO_EPROTO;
 	else
-		*head = be64_get(zmq_msg_data(&f[1]));
+		*head = mmo_be64_get(zmq_msg_data(&f[1]));
 	close_frames(f, nf);
 	return err;
 }
@@ -287,7 +287,7 @@ int evlog_client_read(evlog_client *c, uint64_t from, size_t max, const char *re
 		return MMO_ENOMEM;
 	err = send_hdr(c, WIRE_OP_READ, id, (uint32_t)max, 0, true);
 	if (!err) {
-		be64_put(fb, from);
+		mmo_be64_put(fb, from);
 		if (zmq_send(c->sock, fb, 8, region ? ZMQ_SNDMORE : 0) < 0 ||
 		    (region && zmq_send(c->sock, region, strlen(region), 0) < 0))
 			err = MMO_EIO;
@@ -302,14 +302,14 @@ int evlog_client_read(evlog_client *c, uint64_t from, size_t max, const char *re
 		err = MMO_EPROTO;
 		goto out;
 	}
-	*head = be64_get(zmq_msg_data(&f[1]));
+	*head = mmo_be64_get(zmq_msg_data(&f[1]));
 	*last = from ? from - 1 : 0;
 	for (int i = 2; i < nf - 1; i++) {
 		const uint8_t *p = zmq_msg_data(&f[i]);
 		size_t len = zmq_msg_size(&f[i]);
 		struct evlog_rec rec;
 
-		if (len < 8 || evlog_rec_parse(be64_get(p), p + 8, len - 8, &rec)) {
+		if (len < 8 || evlog_rec_parse(mmo_be64_get(p), p + 8, len - 8, &rec)) {
 			err = MMO_ECORRUPT;
 			goto out;
 		}

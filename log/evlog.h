@@ -276,6 +276,8 @@ struct evlog_sub_opts {
 	const char *const *regions; /* NULL: all events; else only these regions */
 	size_t nregions;
 	uint64_t from_seq; /* first seq wanted (1 = from the start) */
+	const char *role;  /* "world", "views", ...: whose gaps these are in
+	                      /metrics (copied; NULL: not counted per role) */
 };
 
 int evlog_sub_open(const struct evlog_sub_opts *o, evlog_sub **out);
@@ -293,6 +295,15 @@ int evlog_sub_remove_region(evlog_sub *s, const char *region);
 
 /* Counters: gaps detected and records filled from the log. */
 void evlog_sub_counters(evlog_sub *s, uint64_t *gaps, uint64_t *filled);
+
+/* The same counters summed over every subscriber of this process opened
+ * with opts.role == role, closed ones included (0 for a role never seen). */
+void evlog_sub_role_counters(const char *role, uint64_t *gaps, uint64_t *filled);
+
+/* mmo_bus_gaps_total and mmo_bus_gap_events_filled_total{role="..."} for
+ * each of the roles as Prometheus text into buf (NUL-terminated, whole
+ * lines only). Returns the length written. */
+size_t evlog_sub_metrics_format(const char *const *role, size_t nroles, char *buf, size_t cap);
 
 /* ================================================================ audit queries
  * (log/query.c) The auditors' queries: events matching several filters at

@@ -6,14 +6,8 @@
 #include <pthread.h>
 
 #include "log/evlog.h"
-
-#define ARENA_CAP (256 * 1024) /* decode arena: one event of up to MMO_RECORD_MAX */
-
-struct arena {
-	uint8_t *buf;
-	size_t cap;
-	size_t used;
-};
+#include "schemas/mmo_arena.h"
+#include "schemas/mmo_be.h"
 
 struct evlog {
 	MDB_env *env;
@@ -32,46 +26,38 @@ struct evlog {
 	uint64_t head_seq;
 	uint8_t head_hash[EVLOG_HASH_LEN];
 	int64_t last_ts;
-	struct arena arena;
+	struct mmo_arena arena; /* decodes the events it appends */
 };
+
+/* ------------------------------------------------------------ rec.c */
 
 /* Begin a read-only transaction, adopting a map grown by another process. */
 int evlog_rtxn(evlog *l, MDB_txn **txn);
 
-/* Translate an LMDB return code. */
+/* Translate an LMDB return code into mmo_err. */
 int evlog_mdb_err(int rc);
 
-static inline void be64_put(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--) {
-		p[i] = (uint8_t)v;
-		v >>= 8;
-	}
-}
+/* ------------------------------------------------------------ bus.c */
 
-static inline uint64_t be64_get(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
+struct evlog_bus_region {
+	char *name; /* NULL = empty */
+	uint64_t last;
+};
 
-static inline void be32_put(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
+/* The PUB side of the server: pub (NULL: no bus; the last seq per region
+ * is still kept) is the server's socket, closed by the server. */
+struct evlog_bus {
+	evlog *log;
+	void *pub;
+	struct evlog_bus_region *regions;
+	size_t nregions, regions_cap;
+};
 
-static inline uint32_t be32_get(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-/* Decode an event with allocations from an arena (reset by the caller). */
-int evlog_decode_arena(struct arena *a, const uint8_t *buf, size_t len, Mmo__Event **out);
+int evlog_bus_init(struct evlog_bus *b, evlog *log);
+void evlog_bus_free(struct evlog_bus *b);
+/* Publish one committed event (in its input, o its outcome), and remember
+ * its seq as its region's newest. Drops it if the socket refuses. */
+void evlog_bus_publish(struct evlog_bus *b, const struct evlog_in *in, const struct evlog_out *o);
 
 /* ------------------------------------------------------------ index.c */
 
@@ -106,5 +92,24 @@ int evlog_region_prev(evlog *l, const char *region, uint64_t before, uint64_t *p
  * none. txn is a read txn on the log env. */
 int evlog_time_range(evlog *l, MDB_txn *txn, int64_t since, int64_t until, uint64_t *lo,
                      uint64_t *hi);
+
+/* The indexer thread: follows the commits the intake announces and keeps
+ * the secondary indexes up to them (evlog_index_sync), retrying on error. */
+struct evlog_indexer {
+	evlog *log;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	uint64_t committed; /* head seq to reach (mu) */
+	uint64_t indexed;   /* reached so far (mu) */
+	bool stop;          /* (mu) */
+};
+
+int evlog_indexer_start(struct evlog_indexer *x, evlog *log);
+/* Commits reached head. */
+void evlog_indexer_notify(struct evlog_indexer *x, uint64_t head);
+/* Catch up to head (0: to what was announced), then stop and join. */
+void evlog_indexer_stop(struct evlog_indexer *x, uint64_t head);
+uint64_t evlog_indexer_indexed(struct evlog_indexer *x);
 
 #endif

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "evlog_int.h"
@@ -138,7 +139,7 @@ int evlog_index_rtxn(evlog *l, MDB_txn **txn, uint64_t *indexed)
 		return evlog_mdb_err(rc);
 	rc = mdb_get(*txn, l->imeta, &k, &v);
 	if (rc == MDB_SUCCESS && v.mv_size == 8)
-		*indexed = be64_get(v.mv_data);
+		*indexed = mmo_be64_get(v.mv_data);
 	else if (rc != MDB_NOTFOUND) {
 		mdb_txn_abort(*txn);
 		*txn = NULL;
@@ -171,7 +172,7 @@ MDB_dbi evlog_index_dbi(evlog *l, enum evlog_index idx)
 
 int evlog_index_sync(evlog *l, size_t max, uint64_t *indexed_out)
 {
-	struct arena arena = {NULL, ARENA_CAP, 0};
+	struct mmo_arena arena = {0};
 	MDB_txn *rtxn = NULL, *wtxn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v, mk = {7, "indexed"}, mv;
@@ -181,8 +182,7 @@ int evlog_index_sync(evlog *l, size_t max, uint64_t *indexed_out)
 
 	if (!l || l->readonly || !l->ienv)
 		return MMO_EINVAL;
-	arena.buf = malloc(ARENA_CAP);
-	if (!arena.buf)
+	if (mmo_arena_init(&arena, 0))
 		return MMO_ENOMEM;
 	rc = mdb_txn_begin(l->ienv, NULL, 0, &wtxn);
 	if (rc) {
@@ -190,7 +190,7 @@ int evlog_index_sync(evlog *l, size_t max, uint64_t *indexed_out)
 		goto out;
 	}
 	rc = mdb_get(wtxn, l->imeta, &mk, &mv);
-	indexed = rc == MDB_SUCCESS && mv.mv_size == 8 ? be64_get(mv.mv_data) : 0;
+	indexed = rc == MDB_SUCCESS && mv.mv_size == 8 ? mmo_be64_get(mv.mv_data) : 0;
 	err = evlog_rtxn(l, &rtxn);
 	if (err)
 		goto out;
@@ -199,7 +199,7 @@ int evlog_index_sync(evlog *l, size_t max, uint64_t *indexed_out)
 		err = evlog_mdb_err(rc);
 		goto out;
 	}
-	be64_put(sk, indexed + 1);
+	mmo_be64_put(sk, indexed + 1);
 	k.mv_size = 8;
 	k.mv_data = sk;
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
@@ -210,16 +210,16 @@ int evlog_index_sync(evlog *l, size_t max, uint64_t *indexed_out)
 		uint64_t seq;
 		size_t nk;
 
-		if (k.mv_size != 8 || (seq = be64_get(k.mv_data)) != indexed + 1 ||
+		if (k.mv_size != 8 || (seq = mmo_be64_get(k.mv_data)) != indexed + 1 ||
 		    evlog_rec_parse(seq, v.mv_data, v.mv_size, &rec) ||
-		    evlog_decode_arena(&arena, rec.event, rec.event_len, &ev)) {
+		    mmo_event_decode_arena(&arena, rec.event, rec.event_len, &ev)) {
 			/* A damaged log: index what precedes it; verify names it. */
 			mmo_logf(MMO_LOG_ERROR, "log",
 			         "indexer stopped at seq %llu: record damaged",
 			         (unsigned long long)(indexed + 1));
 			break;
 		}
-		be64_put(ik, seq);
+		mmo_be64_put(ik, seq);
 		nk = evlog_index_keys(ev, keys);
 		for (size_t i = 0; i < nk; i++) {
 			MDB_val ek = {strlen(keys[i].key), (void *)keys[i].key}, ev8 = {8, ik};
@@ -239,7 +239,7 @@ int evlog_index_sync(evlog *l, size_t max, uint64_t *indexed_out)
 		goto out;
 	}
 	if (done) {
-		be64_put(ik, indexed);
+		mmo_be64_put(ik, indexed);
 		mv.mv_size = 8;
 		mv.mv_data = ik;
 		rc = mdb_put(wtxn, l->imeta, &mk, &mv, 0);
@@ -269,7 +269,7 @@ out:
 		mdb_txn_abort(rtxn);
 	if (wtxn)
 		mdb_txn_abort(wtxn);
-	free(arena.buf);
+	mmo_arena_release(&arena);
 	return err;
 }
 
@@ -284,4 +284,103 @@ bool evlog_index_matches(const Mmo__Event *ev, enum evlog_index idx, const char 
 			return true;
 	}
 	return false;
+}
+
+/* ------------------------------------------------------------ the indexer thread */
+
+/* Events per index transaction. LMDB keeps the pages a transaction dirtied
+ * on a free list for reuse, so this bounds the indexer's memory (random
+ * player keys dirty about one page per event: 4096 events, ~16 MB). */
+#define INDEX_CHUNK 4096
+
+static void *indexer_main(void *arg)
+{
+	struct evlog_indexer *x = arg;
+	uint64_t indexed = 0;
+	bool failed = false;
+
+	for (;;) {
+		uint64_t target;
+		bool stop;
+		int err;
+
+		pthread_mutex_lock(&x->mu);
+		while (!x->stop && x->committed <= indexed) {
+			struct timespec ts;
+
+			/* Also wake now and then: the head may come from before start. */
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&x->cond, &x->mu, &ts);
+			if (x->committed <= indexed)
+				break;
+		}
+		target = x->committed;
+		stop = x->stop;
+		pthread_mutex_unlock(&x->mu);
+
+		err = evlog_index_sync(x->log, INDEX_CHUNK, &indexed);
+		if (err && !failed)
+			mmo_logf(MMO_LOG_ERROR, "log", "indexer failed: %s (will retry)",
+			         mmo_strerror(err));
+		failed = err != MMO_OK;
+		pthread_mutex_lock(&x->mu);
+		x->indexed = indexed;
+		pthread_mutex_unlock(&x->mu);
+		if (stop && (indexed >= target || failed))
+			break;
+		if (failed) {
+			struct timespec d = {0, 100 * 1000 * 1000};
+
+			nanosleep(&d, NULL);
+		}
+	}
+	return NULL;
+}
+
+int evlog_indexer_start(struct evlog_indexer *x, evlog *log)
+{
+	x->log = log;
+	x->committed = log->head_seq;
+	x->indexed = 0;
+	x->stop = false;
+	pthread_mutex_init(&x->mu, NULL);
+	pthread_cond_init(&x->cond, NULL);
+	if (pthread_create(&x->thread, NULL, indexer_main, x) != 0) {
+		pthread_cond_destroy(&x->cond);
+		pthread_mutex_destroy(&x->mu);
+		return MMO_ENOMEM;
+	}
+	return MMO_OK;
+}
+
+void evlog_indexer_notify(struct evlog_indexer *x, uint64_t head)
+{
+	pthread_mutex_lock(&x->mu);
+	x->committed = head;
+	pthread_cond_signal(&x->cond);
+	pthread_mutex_unlock(&x->mu);
+}
+
+void evlog_indexer_stop(struct evlog_indexer *x, uint64_t head)
+{
+	pthread_mutex_lock(&x->mu);
+	if (head)
+		x->committed = head;
+	x->stop = true;
+	pthread_cond_signal(&x->cond);
+	pthread_mutex_unlock(&x->mu);
+	pthread_join(x->thread, NULL);
+	pthread_cond_destroy(&x->cond);
+	pthread_mutex_destroy(&x->mu);
+}
+
+uint64_t evlog_indexer_indexed(struct evlog_indexer *x)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&x->mu);
+	v = x->indexed;
+	pthread_mutex_unlock(&x->mu);
+	return v;
 }

@@ -1,4 +1,4 @@
-/* server.c - the log's writer thread: ZeroMQ ingest, group commit, bus.
+/* intake.c - the log's writer thread: ZeroMQ ingest and group commit.
  *
  * One thread owns the ROUTER (ingest) and PUB (bus) sockets and the write
  * side of the journal. Each pass of its loop:
@@ -8,8 +8,10 @@
  *      and past twice that the socket is left alone so senders block),
  *   3. takes a batch (critical first, whole requests, up to batch_max
  *      events), writes it in one transaction and commits it durably,
- *   4. only then acks every request of the batch and publishes its events.
- * Framing is in docs/protocol.md.
+ *   4. only then acks every request of the batch and publishes its events
+ *      (bus.c).
+ * The indexer thread (index.c) follows the commits. Framing is in
+ * docs/protocol.md.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -39,14 +41,9 @@ struct request {
 	size_t first; /* index of its first result in the batch */
 };
 
-struct region_slot {
-	char *name; /* NULL = empty */
-	uint64_t last;
-};
-
 struct evlog_server {
 	evlog *log;
-	void *router, *pub;
+	void *router;
 	pthread_t thread;
 	atomic_bool stop;
 	size_t queue_max, batch_max;
@@ -63,19 +60,12 @@ struct evlog_server {
 	struct request **batch;
 	uint8_t *reply_buf;
 
-	/* Last seq per region, for the bus's per-region gap detection. */
-	struct region_slot *regions;
-	size_t nregions, regions_cap;
+	struct evlog_bus bus; /* the PUB side (bus.c) */
 
 	pthread_mutex_t mu; /* guards stats */
 	struct evlog_stats stats;
 
-	/* The indexer: follows commits, keeps the secondary indexes (index.c). */
-	pthread_t ithread;
-	pthread_mutex_t imu;
-	pthread_cond_t icond;
-	uint64_t committed; /* head seq the indexer should reach (imu) */
-	bool istop;         /* (imu) */
+	struct evlog_indexer ix; /* follows commits (index.c) */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -178,7 +168,7 @@ static void serve_head(evlog_server *s, zmq_msg_t *route, bool delim, uint32_t r
 		reply_status(s, route, delim, WIRE_OP_HEAD, req_id, err);
 		return;
 	}
-	be64_put(body, head);
+	mmo_be64_put(body, head);
 	wire_hdr_put(hdr, WIRE_OP_HEAD, req_id, MMO_OK, 0);
 	send_reply(s, route, delim, hdr, parts, lens, 1);
 }
@@ -216,7 +206,7 @@ static void serve_read(evlog_server *s, zmq_msg_t *route, bool delim, uint32_t r
 		reply_status(s, route, delim, WIRE_OP_READ, req_id, MMO_EPROTO);
 		return;
 	}
-	from = be64_get(zmq_msg_data(&args[0]));
+	from = mmo_be64_get(zmq_msg_data(&args[0]));
 	if (max == 0 || max > EVLOG_READ_MAX)
 		max = EVLOG_READ_MAX;
 	if (nargs == 2) {
@@ -248,13 +238,13 @@ static void serve_read(evlog_server *s, zmq_msg_t *route, bool delim, uint32_t r
 		zmq_send(s->router, "", 0, ZMQ_SNDMORE);
 	wire_hdr_put(hdr, WIRE_OP_READ, req_id, MMO_OK, 0);
 	zmq_send(s->router, hdr, WIRE_HDR_LEN, ZMQ_SNDMORE);
-	be64_put(head_be, head);
+	mmo_be64_put(head_be, head);
 	zmq_send(s->router, head_be, sizeof(head_be), ZMQ_SNDMORE);
 	while (count < max && bytes < READ_BYTES_MAX && evlog_iter_next(it, &rec) == MMO_OK &&
 	       rec.seq <= head) {
 		if (zmq_msg_init_size(&frame, 8 + rec.raw_len))
 			break;
-		be64_put(zmq_msg_data(&frame), rec.seq);
+		mmo_be64_put(zmq_msg_data(&frame), rec.seq);
 		memcpy((uint8_t *)zmq_msg_data(&frame) + 8, rec.raw, rec.raw_len);
 		if (zmq_msg_send(&frame, s->router, ZMQ_SNDMORE) < 0) {
 			zmq_msg_close(&frame);
@@ -395,108 +385,7 @@ out_route:
 	return 1;
 }
 
-/* ------------------------------------------------------------ regions */
-
-static uint64_t fnv1a(const char *str)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *str; str++)
-		h = (h ^ (uint8_t)*str) * 1099511628211ULL;
-	return h;
-}
-
-static struct region_slot *region_find(evlog_server *s, const char *name)
-{
-	size_t mask = s->regions_cap - 1;
-
-	for (size_t i = fnv1a(name) & mask;; i = (i + 1) & mask) {
-		if (!s->regions[i].name || !strcmp(s->regions[i].name, name))
-			return &s->regions[i];
-	}
-}
-
-static int regions_grow(evlog_server *s)
-{
-	struct region_slot *old = s->regions;
-	size_t oldcap = s->regions_cap;
-	size_t cap = oldcap ? oldcap * 2 : 256;
-
-	s->regions = calloc(cap, sizeof(*s->regions));
-	if (!s->regions) {
-		s->regions = old;
-		return MMO_ENOMEM;
-	}
-	s->regions_cap = cap;
-	for (size_t i = 0; i < oldcap; i++) {
-		if (old[i].name)
-			*region_find(s, old[i].name) = old[i];
-	}
-	free(old);
-	return MMO_OK;
-}
-
-/* The seq of the previous event of `region` before `seq` (0 if none). */
-static uint64_t region_prev_from_log(evlog_server *s, const char *region, uint64_t seq)
-{
-	uint64_t prev = 0;
-
-	if (evlog_region_prev(s->log, region, seq, &prev) != MMO_OK)
-		return 0;
-	return prev;
-}
-
-/* Remember seq as the region's newest; return the one before it. */
-static uint64_t region_advance(evlog_server *s, const char *region, uint64_t seq)
-{
-	struct region_slot *slot;
-	uint64_t prev;
-
-	if (!*region)
-		return 0;
-	if ((s->nregions + 1) * 2 > s->regions_cap && regions_grow(s))
-		return region_prev_from_log(s, region, seq);
-	slot = region_find(s, region);
-	if (!slot->name) {
-		slot->name = strdup(region);
-		if (!slot->name)
-			return region_prev_from_log(s, region, seq);
-		slot->last = region_prev_from_log(s, region, seq);
-		s->nregions++;
-	}
-	prev = slot->last;
-	slot->last = seq;
-	return prev;
-}
-
 /* ------------------------------------------------------------ commit */
-
-static void publish(evlog_server *s, const struct evlog_in *in, const struct evlog_out *o)
-{
-	char topic[MMO_ID_MAX + 2];
-	uint8_t meta[16];
-	size_t tl = strlen(o->region_id);
-	zmq_msg_t rec;
-
-	memcpy(topic, o->region_id, tl);
-	topic[tl++] = WIRE_TOPIC_END;
-	be64_put(meta, o->seq);
-	be64_put(meta + 8, region_advance(s, o->region_id, o->seq));
-	if (!s->pub)
-		return;
-	if (zmq_msg_init_size(&rec, EVLOG_HDR_LEN + in->len))
-		return;
-	uint8_t *p = zmq_msg_data(&rec);
-	memcpy(p, o->hash, EVLOG_HASH_LEN);
-	be64_put(p + EVLOG_HASH_LEN, (uint64_t)o->ts);
-	p[EVLOG_HASH_LEN + 8] = (uint8_t)o->priority;
-	memset(p + EVLOG_HASH_LEN + 9, 0, 3);
-	memcpy(p + EVLOG_HDR_LEN, in->buf, in->len);
-	zmq_send(s->pub, topic, tl, ZMQ_SNDMORE);
-	zmq_send(s->pub, meta, sizeof(meta), ZMQ_SNDMORE);
-	if (zmq_msg_send(&rec, s->pub, 0) < 0)
-		zmq_msg_close(&rec);
-}
 
 static unsigned hist_bucket(uint64_t v, unsigned shift)
 {
@@ -581,8 +470,8 @@ static void commit_batch(evlog_server *s)
 		for (size_t j = 0; j < r->n; j++) {
 			const struct evlog_out *o = &s->out[r->first + j];
 
-			be64_put(res + j * WIRE_RESULT_LEN, o->seq);
-			be32_put(res + j * WIRE_RESULT_LEN + 8, (uint32_t)o->err);
+			mmo_be64_put(res + j * WIRE_RESULT_LEN, o->seq);
+			mmo_be32_put(res + j * WIRE_RESULT_LEN + 8, (uint32_t)o->err);
 		}
 		wire_hdr_put(hdr, WIRE_OP_APPEND, r->req_id, MMO_OK, 0); /* reply: byte 12 is 0 */
 		send_reply(s, &r->route, r->delim, hdr, parts, lens, 1);
@@ -595,19 +484,15 @@ static void commit_batch(evlog_server *s)
 				dups++;
 			else {
 				appended++;
-				publish(s, &s->in[i], &s->out[i]);
+				evlog_bus_publish(&s->bus, &s->in[i], &s->out[i]);
 			}
 		}
 	}
 	for (size_t i = 0; i < nreq; i++)
 		req_release(s, s->batch[i]);
 
-	if (appended) {
-		pthread_mutex_lock(&s->imu);
-		s->committed = s->log->head_seq;
-		pthread_cond_signal(&s->icond);
-		pthread_mutex_unlock(&s->imu);
-	}
+	if (appended)
+		evlog_indexer_notify(&s->ix, s->log->head_seq);
 	pthread_mutex_lock(&s->mu);
 	s->stats.head_seq = s->log->head_seq;
 	s->stats.appended += appended;
@@ -663,58 +548,6 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&s->mu);
 		if (s->npending)
 			commit_batch(s);
-	}
-	return NULL;
-}
-
-/* ------------------------------------------------------------ indexer */
-
-/* Events per index transaction. LMDB keeps the pages a transaction dirtied
- * on a free list for reuse, so this bounds the indexer's memory (random
- * player keys dirty about one page per event: 4096 events, ~16 MB). */
-#define INDEX_CHUNK 4096
-
-static void *indexer_main(void *arg)
-{
-	evlog_server *s = arg;
-	uint64_t indexed = 0;
-	bool failed = false;
-
-	for (;;) {
-		uint64_t target;
-		bool stop;
-		int err;
-
-		pthread_mutex_lock(&s->imu);
-		while (!s->istop && s->committed <= indexed) {
-			struct timespec ts;
-
-			/* Also wake now and then: the head may come from before start. */
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += 1;
-			pthread_cond_timedwait(&s->icond, &s->imu, &ts);
-			if (s->committed <= indexed)
-				break;
-		}
-		target = s->committed;
-		stop = s->istop;
-		pthread_mutex_unlock(&s->imu);
-
-		err = evlog_index_sync(s->log, INDEX_CHUNK, &indexed);
-		if (err && !failed)
-			mmo_logf(MMO_LOG_ERROR, "log", "indexer failed: %s (will retry)",
-			         mmo_strerror(err));
-		failed = err != MMO_OK;
-		pthread_mutex_lock(&s->mu);
-		s->stats.indexed_seq = indexed;
-		pthread_mutex_unlock(&s->mu);
-		if (stop && (indexed >= target || failed))
-			break;
-		if (failed) {
-			struct timespec d = {0, 100 * 1000 * 1000};
-
-			nanosleep(&d, NULL);
-		}
 	}
 	return NULL;
 }
@@ -779,7 +612,7 @@ int evlog_server_start(const struct evlog_server_opts *o, evlog_server **out, ch
 	s->out = calloc(s->batch_max, sizeof(*s->out));
 	s->reply_buf = malloc(EVLOG_REQ_MAX * WIRE_RESULT_LEN);
 	if (!s->pending || !s->freelist || !s->batch || !s->in || !s->out || !s->reply_buf ||
-	    regions_grow(s)) {
+	    evlog_bus_init(&s->bus, s->log)) {
 		err = MMO_ENOMEM;
 		goto out_free;
 	}
@@ -788,17 +621,14 @@ int evlog_server_start(const struct evlog_server_opts *o, evlog_server **out, ch
 	if (err)
 		goto out_free;
 	if (o->bus) {
-		err = bind_sock(o->zctx, ZMQ_PUB, o->bus, &s->pub, msg, msglen);
+		err = bind_sock(o->zctx, ZMQ_PUB, o->bus, &s->bus.pub, msg, msglen);
 		if (err)
 			goto out_router;
 	}
-	pthread_mutex_init(&s->imu, NULL);
-	pthread_cond_init(&s->icond, NULL);
-	s->committed = s->log->head_seq;
-	if (pthread_create(&s->ithread, NULL, indexer_main, s) != 0) {
+	if (evlog_indexer_start(&s->ix, s->log)) {
 		snprintf(msg, msglen, "cannot start the indexer thread");
 		err = MMO_ENOMEM;
-		goto out_icond;
+		goto out_pub;
 	}
 	if (pthread_create(&s->thread, NULL, writer_main, s) != 0) {
 		snprintf(msg, msglen, "cannot start the writer thread");
@@ -809,20 +639,14 @@ int evlog_server_start(const struct evlog_server_opts *o, evlog_server **out, ch
 	return MMO_OK;
 
 out_indexer:
-	pthread_mutex_lock(&s->imu);
-	s->istop = true;
-	pthread_cond_signal(&s->icond);
-	pthread_mutex_unlock(&s->imu);
-	pthread_join(s->ithread, NULL);
-out_icond:
-	pthread_cond_destroy(&s->icond);
-	pthread_mutex_destroy(&s->imu);
-	if (s->pub)
-		zmq_close(s->pub);
+	evlog_indexer_stop(&s->ix, 0);
+out_pub:
+	if (s->bus.pub)
+		zmq_close(s->bus.pub);
 out_router:
 	zmq_close(s->router);
 out_free:
-	free(s->regions);
+	evlog_bus_free(&s->bus);
 	free(s->pending);
 	free(s->freelist);
 	free(s->batch);
@@ -841,26 +665,17 @@ void evlog_server_stop(evlog_server *s)
 	atomic_store(&s->stop, true);
 	pthread_join(s->thread, NULL);
 	/* Everything is committed: let the indexer catch up, then stop it. */
-	pthread_mutex_lock(&s->imu);
-	s->committed = s->log->head_seq;
-	s->istop = true;
-	pthread_cond_signal(&s->icond);
-	pthread_mutex_unlock(&s->imu);
-	pthread_join(s->ithread, NULL);
-	pthread_cond_destroy(&s->icond);
-	pthread_mutex_destroy(&s->imu);
+	evlog_indexer_stop(&s->ix, s->log->head_seq);
 	zmq_close(s->router);
-	if (s->pub)
-		zmq_close(s->pub);
+	if (s->bus.pub)
+		zmq_close(s->bus.pub);
 	for (size_t i = 0; i < s->npending; i++)
 		req_release(s, s->pending[i]);
 	for (size_t i = 0; i < s->nfree; i++) {
 		free(s->freelist[i]->frames);
 		free(s->freelist[i]);
 	}
-	for (size_t i = 0; i < s->regions_cap; i++)
-		free(s->regions[i].name);
-	free(s->regions);
+	evlog_bus_free(&s->bus);
 	free(s->pending);
 	free(s->freelist);
 	free(s->batch);
@@ -876,78 +691,5 @@ void evlog_server_stats(evlog_server *s, struct evlog_stats *st)
 	pthread_mutex_lock(&s->mu);
 	*st = s->stats;
 	pthread_mutex_unlock(&s->mu);
-}
-
-size_t evlog_stats_format(const struct evlog_stats *st, char *buf, size_t cap)
-{
-	size_t n = 0;
-	uint64_t cum = 0;
-
-#define EMIT(...)                                                                                  \
-	do {                                                                                       \
-		int w_ = snprintf(buf + n, cap > n ? cap - n : 0, __VA_ARGS__);                    \
-		if (w_ > 0)                                                                        \
-			n = n + (size_t)w_ < cap ? n + (size_t)w_ : (cap ? cap - 1 : 0);           \
-	} while (0)
-
-	if (!cap)
-		return 0;
-	buf[0] = 0;
-	EMIT("# TYPE mmo_log_head_seq gauge\nmmo_log_head_seq %llu\n",
-	     (unsigned long long)st->head_seq);
-	EMIT("# TYPE mmo_log_events_appended_total counter\nmmo_log_events_appended_total %llu\n",
-	     (unsigned long long)st->appended);
-	EMIT("# TYPE mmo_log_events_duplicate_total counter\nmmo_log_events_duplicate_total %llu\n",
-	     (unsigned long long)st->duplicates);
-	EMIT("# TYPE mmo_log_events_rejected_total counter\nmmo_log_events_rejected_total %llu\n",
-	     (unsigned long long)st->rejected);
-	EMIT("# TYPE mmo_log_requests_busy_total counter\nmmo_log_requests_busy_total %llu\n",
-	     (unsigned long long)st->busy);
-	EMIT("# TYPE mmo_log_commit_full_total counter\nmmo_log_commit_full_total %llu\n",
-	     (unsigned long long)st->full_errors);
-	EMIT("# TYPE mmo_log_reads_total counter\nmmo_log_reads_total %llu\n",
-	     (unsigned long long)st->reads);
-	EMIT("# TYPE mmo_log_queue_depth gauge\nmmo_log_queue_depth %llu\n",
-	     (unsigned long long)st->queue_depth);
-	EMIT("# TYPE mmo_log_index_lag_events gauge\nmmo_log_index_lag_events %llu\n",
-	     (unsigned long long)(st->head_seq > st->indexed_seq ? st->head_seq - st->indexed_seq
-	                                                         : 0));
-	EMIT("# TYPE mmo_log_batch_events histogram\n");
-	for (unsigned i = 0; i < 12; i++) {
-		cum += st->batch_hist[i];
-		if (i < 11)
-			EMIT("mmo_log_batch_events_bucket{le=\"%llu\"} %llu\n",
-			     (unsigned long long)1 << i, (unsigned long long)cum);
-		else
-			EMIT("mmo_log_batch_events_bucket{le=\"+Inf\"} %llu\n",
-			     (unsigned long long)cum);
-	}
-	EMIT("mmo_log_batch_events_count %llu\n", (unsigned long long)st->batches);
-	EMIT("# TYPE mmo_log_commit_seconds histogram\n");
-	cum = 0;
-	for (unsigned i = 0; i < 12; i++) {
-		cum += st->commit_hist[i];
-		if (i < 11)
-			EMIT("mmo_log_commit_seconds_bucket{le=\"%.6f\"} %llu\n",
-			     (double)((uint64_t)1 << (i + 4)) / 1e6, (unsigned long long)cum);
-		else
-			EMIT("mmo_log_commit_seconds_bucket{le=\"+Inf\"} %llu\n",
-			     (unsigned long long)cum);
-	}
-	EMIT("mmo_log_commit_seconds_sum %.6f\n", (double)st->commit_us_sum / 1e6);
-	EMIT("mmo_log_commit_seconds_count %llu\n", (unsigned long long)st->batches);
-#undef EMIT
-	if (n == cap - 1 && n > 0 && buf[n - 1] != '\n') {
-		/* Truncated mid-line: keep whole lines only (or end the one there is). */
-		size_t end = n;
-
-		while (end > 0 && buf[end - 1] != '\n')
-			end--;
-		if (end)
-			n = end;
-		else
-			buf[n - 1] = '\n';
-		buf[n] = 0;
-	}
-	return n;
+	st->indexed_seq = evlog_indexer_indexed(&s->ix);
 }

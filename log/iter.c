@@ -123,13 +123,13 @@ static int ts_at(evlog *l, MDB_txn *txn, uint64_t seq, int64_t *ts)
 	MDB_val k = {8, sk}, v;
 	int rc;
 
-	be64_put(sk, seq);
+	mmo_be64_put(sk, seq);
 	rc = mdb_get(txn, l->events, &k, &v);
 	if (rc)
 		return rc == MDB_NOTFOUND ? MMO_ECORRUPT : evlog_mdb_err(rc);
 	if (v.mv_size < EVLOG_HDR_LEN)
 		return MMO_ECORRUPT;
-	*ts = (int64_t)be64_get((const uint8_t *)v.mv_data + EVLOG_HASH_LEN);
+	*ts = (int64_t)mmo_be64_get((const uint8_t *)v.mv_data + EVLOG_HASH_LEN);
 	return MMO_OK;
 }
 
@@ -167,7 +167,7 @@ int evlog_time_range(evlog *l, MDB_txn *txn, int64_t since, int64_t until, uint6
 		return evlog_mdb_err(rc);
 	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
 	if (rc == MDB_SUCCESS && k.mv_size == 8)
-		head = be64_get(k.mv_data);
+		head = mmo_be64_get(k.mv_data);
 	mdb_cursor_close(cur);
 	if (rc && rc != MDB_NOTFOUND)
 		return evlog_mdb_err(rc);
@@ -199,7 +199,7 @@ static int fetch(evlog_iter *it, const MDB_val *sv, struct evlog_rec *rec)
 		return MMO_ECORRUPT; /* an index entry without its event */
 	if (rc)
 		return evlog_mdb_err(rc);
-	return evlog_rec_parse(be64_get(sv->mv_data), v.mv_data, v.mv_size, rec);
+	return evlog_rec_parse(mmo_be64_get(sv->mv_data), v.mv_data, v.mv_size, rec);
 }
 
 static int next_all(evlog_iter *it, struct evlog_rec *rec)
@@ -209,7 +209,7 @@ static int next_all(evlog_iter *it, struct evlog_rec *rec)
 	int rc;
 
 	if (!it->started) {
-		be64_put(sk, it->from);
+		mmo_be64_put(sk, it->from);
 		k.mv_size = 8;
 		k.mv_data = sk;
 		rc = mdb_cursor_get(it->ev_cur, &k, &v, MDB_SET_RANGE);
@@ -221,7 +221,7 @@ static int next_all(evlog_iter *it, struct evlog_rec *rec)
 		return evlog_mdb_err(rc);
 	if (k.mv_size != 8)
 		return MMO_ECORRUPT;
-	return evlog_rec_parse(be64_get(k.mv_data), v.mv_data, v.mv_size, rec);
+	return evlog_rec_parse(mmo_be64_get(k.mv_data), v.mv_data, v.mv_size, rec);
 }
 
 /* The unindexed tail: records after the index snapshot, decoded and
@@ -236,7 +236,7 @@ static int next_tail(evlog_iter *it, struct evlog_rec *rec)
 		if (!it->started) {
 			uint64_t from = it->from > it->indexed ? it->from : it->indexed + 1;
 
-			be64_put(sk, from);
+			mmo_be64_put(sk, from);
 			k.mv_size = 8;
 			k.mv_data = sk;
 			rc = mdb_cursor_get(it->ev_cur, &k, &v, MDB_SET_RANGE);
@@ -248,7 +248,7 @@ static int next_tail(evlog_iter *it, struct evlog_rec *rec)
 			return evlog_mdb_err(rc);
 		if (k.mv_size != 8)
 			return MMO_ECORRUPT;
-		err = evlog_rec_parse(be64_get(k.mv_data), v.mv_data, v.mv_size, rec);
+		err = evlog_rec_parse(mmo_be64_get(k.mv_data), v.mv_data, v.mv_size, rec);
 		if (err)
 			return err;
 		mmo_event_free(it->ev);
@@ -268,7 +268,7 @@ static int next_index(evlog_iter *it, struct evlog_rec *rec)
 
 	if (!it->tail) {
 		if (!it->started) {
-			be64_put(sk, it->from);
+			mmo_be64_put(sk, it->from);
 			k.mv_size = it->klen;
 			k.mv_data = it->key;
 			v.mv_size = 8;
@@ -278,7 +278,7 @@ static int next_index(evlog_iter *it, struct evlog_rec *rec)
 		} else {
 			rc = mdb_cursor_get(it->ix_cur, &k, &v, MDB_NEXT_DUP);
 		}
-		if (rc == MDB_SUCCESS && v.mv_size == 8 && be64_get(v.mv_data) <= it->indexed)
+		if (rc == MDB_SUCCESS && v.mv_size == 8 && mmo_be64_get(v.mv_data) <= it->indexed)
 			return fetch(it, &v, rec);
 		if (rc && rc != MDB_NOTFOUND)
 			return evlog_mdb_err(rc);
@@ -346,15 +346,15 @@ int evlog_region_prev(evlog *l, const char *region, uint64_t before, uint64_t *p
 			err = evlog_mdb_err(rc);
 			goto out;
 		}
-		be64_put(sk, before - 1);
+		mmo_be64_put(sk, before - 1);
 		k.mv_size = 8;
 		k.mv_data = sk;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
-		while (rc == MDB_SUCCESS && k.mv_size == 8 && be64_get(k.mv_data) > indexed) {
+		while (rc == MDB_SUCCESS && k.mv_size == 8 && mmo_be64_get(k.mv_data) > indexed) {
 			struct evlog_rec rec;
 			Mmo__Event *ev;
 
-			if (evlog_rec_parse(be64_get(k.mv_data), v.mv_data, v.mv_size, &rec) ==
+			if (evlog_rec_parse(mmo_be64_get(k.mv_data), v.mv_data, v.mv_size, &rec) ==
 			        MMO_OK &&
 			    mmo_event_decode(rec.event, rec.event_len, &ev) == MMO_OK) {
 				bool hit = evlog_index_matches(ev, EVLOG_BY_REGION, region);
@@ -378,7 +378,7 @@ int evlog_region_prev(evlog *l, const char *region, uint64_t before, uint64_t *p
 		err = evlog_mdb_err(rc);
 		goto out;
 	}
-	be64_put(sk, before);
+	mmo_be64_put(sk, before);
 	k.mv_size = strlen(region);
 	k.mv_data = (void *)region;
 	v.mv_size = 8;
@@ -393,8 +393,8 @@ int evlog_region_prev(evlog *l, const char *region, uint64_t before, uint64_t *p
 		if (rc == MDB_SUCCESS)
 			rc = mdb_cursor_get(cur, &k, &v, MDB_LAST_DUP);
 	}
-	if (rc == MDB_SUCCESS && v.mv_size == 8 && be64_get(v.mv_data) < before)
-		*prev = be64_get(v.mv_data);
+	if (rc == MDB_SUCCESS && v.mv_size == 8 && mmo_be64_get(v.mv_data) < before)
+		*prev = mmo_be64_get(v.mv_data);
 out:
 	if (cur)
 		mdb_cursor_close(cur);

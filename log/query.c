@@ -39,7 +39,7 @@ struct evlog_query_it {
 	bool in_tail;     /* index driver done: scanning the unindexed tail */
 	char type[MMO_ID_MAX + 1];
 	bool type_prefix;
-	Mmo__Event *ev;   /* last decoded tail event */
+	Mmo__Event *ev; /* last decoded tail event */
 	MDB_cursor *ev_cur;
 	enum evlog_query_driver driver;
 	bool empty;      /* nothing can match: next() ends at once */
@@ -158,7 +158,7 @@ static int head_of(MDB_cursor *ev_cur, uint64_t *head)
 		return evlog_mdb_err(rc);
 	if (k.mv_size != 8)
 		return MMO_ECORRUPT;
-	*head = be64_get(k.mv_data);
+	*head = mmo_be64_get(k.mv_data);
 	return MMO_OK;
 }
 
@@ -169,7 +169,7 @@ static int stream_start(struct stream *s, uint64_t from)
 	MDB_val k = {s->klen, s->key}, v = {8, sk};
 	int rc;
 
-	be64_put(sk, from);
+	mmo_be64_put(sk, from);
 	rc = mdb_cursor_get(s->cur, &k, &v, MDB_GET_BOTH_RANGE);
 	s->live = rc == MDB_SUCCESS;
 	if (rc == MDB_NOTFOUND)
@@ -178,7 +178,7 @@ static int stream_start(struct stream *s, uint64_t from)
 		return evlog_mdb_err(rc);
 	if (v.mv_size != 8)
 		return MMO_ECORRUPT;
-	s->seq = be64_get(v.mv_data);
+	s->seq = mmo_be64_get(v.mv_data);
 	return MMO_OK;
 }
 
@@ -194,7 +194,7 @@ static int stream_next(struct stream *s)
 		return evlog_mdb_err(rc);
 	if (v.mv_size != 8)
 		return MMO_ECORRUPT;
-	s->seq = be64_get(v.mv_data);
+	s->seq = mmo_be64_get(v.mv_data);
 	return MMO_OK;
 }
 
@@ -373,7 +373,7 @@ static bool accepts(evlog_query_it *it, uint64_t seq)
 {
 	uint8_t sk[8];
 
-	be64_put(sk, seq);
+	mmo_be64_put(sk, seq);
 	if (it->player_cur && !has(it->player_cur, it->player, strlen(it->player), sk))
 		return false;
 	if (it->region_cur && !has(it->region_cur, it->region, strlen(it->region), sk))
@@ -436,7 +436,7 @@ static int fetch(evlog_query_it *it, uint64_t seq, MDB_cursor_op op, struct evlo
 	MDB_val k = {8, sk}, v;
 	int rc;
 
-	be64_put(sk, seq);
+	mmo_be64_put(sk, seq);
 	rc = mdb_cursor_get(it->ev_cur, &k, &v, op);
 	if (rc == MDB_NOTFOUND)
 		return op == MDB_SET_KEY ? MMO_ECORRUPT : MMO_ENOTFOUND;
@@ -444,7 +444,7 @@ static int fetch(evlog_query_it *it, uint64_t seq, MDB_cursor_op op, struct evlo
 		return evlog_mdb_err(rc);
 	if (k.mv_size != 8)
 		return MMO_ECORRUPT;
-	*got = be64_get(k.mv_data);
+	*got = mmo_be64_get(k.mv_data);
 	return evlog_rec_parse(*got, v.mv_data, v.mv_size, rec);
 }
 
@@ -478,7 +478,7 @@ int evlog_query_next(evlog_query_it *it, struct evlog_rec *rec)
 				} else if (k.mv_size != 8) {
 					err = MMO_ECORRUPT;
 				} else {
-					got = be64_get(k.mv_data);
+					got = mmo_be64_get(k.mv_data);
 					err = evlog_rec_parse(got, v.mv_data, v.mv_size, rec);
 				}
 			}

@@ -1,13 +1,15 @@
-/* store.c - the LMDB journal: open, append (group commit), lookups.
+/* store.c - the LMDB journal: open, append, lookups.
  *
  * See evlog.h for the on-disk layout. The writer keeps the head seq and
- * hash in memory and extends the chain as it appends; everything of a batch
- * (records, ids, indexes, meta head) goes into one write transaction, so a
- * crash leaves either all of it or none of it.
+ * hash in memory and extends the chain as it appends; a batch (records,
+ * the ids map, the meta head) goes into one write transaction, so a crash
+ * leaves either all of it or none of it. The secondary indexes are not in
+ * that transaction: they live in their own environment, kept off the ack
+ * path by the indexer (index.c). Group commit, the batching of requests
+ * into one evlog_append, is the intake's (intake.c). The record format
+ * and its decoding are rec.c.
  */
-#define OPENSSL_API_COMPAT 0x10101000L /* SHA256_Init & co: the fastest path */
 #include <errno.h>
-#include <openssl/sha.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,86 +21,6 @@
 #define DEFAULT_MAP_SIZE ((size_t)16 << 30)
 
 static const uint8_t zero_hash[EVLOG_HASH_LEN];
-
-int evlog_mdb_err(int rc)
-{
-	switch (rc) {
-	case MDB_SUCCESS: return MMO_OK;
-	case MDB_NOTFOUND: return MMO_ENOTFOUND;
-	case MDB_MAP_FULL: return MMO_EFULL;
-	case ENOMEM: return MMO_ENOMEM;
-	case MDB_CORRUPTED:
-	case MDB_PAGE_NOTFOUND:
-	case MDB_INVALID:
-	case MDB_BAD_VALSIZE: return MMO_ECORRUPT;
-	case MDB_VERSION_MISMATCH: return MMO_EVERSION;
-	default: return MMO_EIO;
-	}
-}
-
-void evlog_chain_hash(const uint8_t prev[EVLOG_HASH_LEN], uint64_t seq, const uint8_t *data,
-                      size_t len, uint8_t out[EVLOG_HASH_LEN])
-{
-	SHA256_CTX c;
-	uint8_t s[8];
-
-	be64_put(s, seq);
-	SHA256_Init(&c);
-	SHA256_Update(&c, prev, EVLOG_HASH_LEN);
-	SHA256_Update(&c, s, sizeof(s));
-	SHA256_Update(&c, data, len);
-	SHA256_Final(out, &c);
-}
-
-int evlog_rtxn(evlog *l, MDB_txn **txn)
-{
-	int rc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, txn);
-
-	if (rc == MDB_MAP_RESIZED) {
-		/* Another process grew the map: adopt its size and retry once. */
-		mdb_env_set_mapsize(l->env, 0);
-		rc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, txn);
-	}
-	return evlog_mdb_err(rc);
-}
-
-/* ------------------------------------------------------------ arena decode */
-
-static void *arena_alloc(void *data, size_t size)
-{
-	struct arena *a = data;
-	size_t off = (a->used + 15) & ~(size_t)15;
-
-	if (off > a->cap || size > a->cap - off)
-		return NULL;
-	a->used = off + size;
-	return a->buf + off;
-}
-
-static void arena_free(void *data, void *ptr)
-{
-	(void)data;
-	(void)ptr; /* everything goes at the next reset */
-}
-
-int evlog_decode_arena(struct arena *a, const uint8_t *buf, size_t len, Mmo__Event **out)
-{
-	ProtobufCAllocator alloc = {arena_alloc, arena_free, a};
-	Mmo__Event *ev;
-
-	if (len > MMO_RECORD_MAX)
-		return MMO_ETOOBIG;
-	/* As mmo_event_decode(): zero bytes would decode as an all-default
-	 * message, but an empty record is a framing error. */
-	if (len == 0)
-		return MMO_EMALFORMED;
-	a->used = 0;
-	ev = mmo__event__unpack(&alloc, len, buf);
-	if (!ev)
-		return MMO_EMALFORMED;
-	*out = ev;
-	return MMO_OK;
-}
 
 /* ------------------------------------------------------------ open/close */
 
@@ -132,9 +54,9 @@ static int load_head(evlog *l, MDB_txn *txn)
 			mdb_cursor_close(cur);
 			return MMO_ECORRUPT;
 		}
-		l->head_seq = be64_get(k.mv_data);
+		l->head_seq = mmo_be64_get(k.mv_data);
 		memcpy(l->head_hash, v.mv_data, EVLOG_HASH_LEN);
-		l->last_ts = (int64_t)be64_get((const uint8_t *)v.mv_data + EVLOG_HASH_LEN);
+		l->last_ts = (int64_t)mmo_be64_get((const uint8_t *)v.mv_data + EVLOG_HASH_LEN);
 		rc = MDB_SUCCESS;
 	} else if (rc == MDB_NOTFOUND) {
 		rc = MDB_SUCCESS;
@@ -182,7 +104,7 @@ static int check_format(evlog *l, MDB_txn *txn, char *msg, size_t msglen)
 	if (rc == MDB_NOTFOUND) {
 		if (l->readonly)
 			return MMO_OK; /* a log that was never written to */
-		be32_put(fmt, EVLOG_FORMAT);
+		mmo_be32_put(fmt, EVLOG_FORMAT);
 		v.mv_size = sizeof(fmt);
 		v.mv_data = fmt;
 		rc = mdb_put(txn, l->meta, &k, &v, 0);
@@ -194,7 +116,7 @@ static int check_format(evlog *l, MDB_txn *txn, char *msg, size_t msglen)
 		set_msg(msg, msglen, "%s: format record is corrupt", l->dir);
 		return MMO_ECORRUPT;
 	}
-	uint32_t have = be32_get(v.mv_data);
+	uint32_t have = mmo_be32_get(v.mv_data);
 	if (have > EVLOG_FORMAT) {
 		set_msg(msg, msglen,
 		        "%s: log format %u is newer than this build supports (%u); upgrade mmo",
@@ -226,9 +148,7 @@ int evlog_open(const struct evlog_opts *o, evlog **out, char *msg, size_t msglen
 			err = MMO_EIO;
 			goto out_free;
 		}
-		l->arena.cap = ARENA_CAP;
-		l->arena.buf = malloc(ARENA_CAP);
-		if (!l->arena.buf) {
+		if (mmo_arena_init(&l->arena, 0)) {
 			err = MMO_ENOMEM;
 			goto out_free;
 		}
@@ -282,14 +202,14 @@ int evlog_open(const struct evlog_opts *o, evlog **out, char *msg, size_t msglen
 
 		rc = mdb_get(txn, l->meta, &mk, &mv);
 		if (rc == MDB_SUCCESS && mv.mv_size == 8 + EVLOG_HASH_LEN &&
-		    (be64_get(mv.mv_data) != l->head_seq ||
+		    (mmo_be64_get(mv.mv_data) != l->head_seq ||
 		     memcmp((const uint8_t *)mv.mv_data + 8, l->head_hash, EVLOG_HASH_LEN) != 0)) {
 			set_msg(msg, msglen,
 			        "%s: the meta head (seq %llu) does not match the last record (seq "
 			        "%llu): "
 			        "records are missing or altered; refusing to write (see mmo audit "
 			        "verify)",
-			        o->dir, (unsigned long long)be64_get(mv.mv_data),
+			        o->dir, (unsigned long long)mmo_be64_get(mv.mv_data),
 			        (unsigned long long)l->head_seq);
 			err = MMO_ECORRUPT;
 			goto out_txn;
@@ -315,7 +235,7 @@ out_txn:
 out_env:
 	mdb_env_close(l->env);
 out_free:
-	free(l->arena.buf);
+	mmo_arena_release(&l->arena);
 	free(l);
 	return err;
 }
@@ -326,7 +246,7 @@ void evlog_close(evlog *l)
 		return;
 	evlog_index_close(l);
 	mdb_env_close(l->env);
-	free(l->arena.buf);
+	mmo_arena_release(&l->arena);
 	free(l);
 }
 
@@ -356,7 +276,7 @@ int evlog_head(evlog *l, uint64_t *seq, uint8_t hash[EVLOG_HASH_LEN])
 	} else if (k.mv_size != 8 || v.mv_size < EVLOG_HDR_LEN) {
 		err = MMO_ECORRUPT;
 	} else {
-		*seq = be64_get(k.mv_data);
+		*seq = mmo_be64_get(k.mv_data);
 		if (hash)
 			memcpy(hash, v.mv_data, EVLOG_HASH_LEN);
 		err = MMO_OK;
@@ -385,7 +305,7 @@ static int check_dup(evlog *l, MDB_txn *txn, const MDB_val *idv, const struct ev
 	if (v.mv_size != EVLOG_HDR_LEN + in->len ||
 	    memcmp((const uint8_t *)v.mv_data + EVLOG_HDR_LEN, in->buf, in->len) != 0)
 		return MMO_ECONFLICT;
-	o->seq = be64_get(sk);
+	o->seq = mmo_be64_get(sk);
 	o->dup = true;
 	return MMO_OK;
 }
@@ -403,7 +323,7 @@ static int append_one(evlog *l, MDB_txn *txn, const struct evlog_in *in, int64_t
 	uint8_t *rec;
 	int err, rc;
 
-	err = evlog_decode_arena(&l->arena, in->buf, in->len, &ev);
+	err = mmo_event_decode_arena(&l->arena, in->buf, in->len, &ev);
 	if (err)
 		return err;
 	err = mmo_event_validate(ev, NULL);
@@ -425,7 +345,7 @@ static int append_one(evlog *l, MDB_txn *txn, const struct evlog_in *in, int64_t
 		goto fail;
 
 	seq = l->head_seq + 1;
-	be64_put(sk, seq);
+	mmo_be64_put(sk, seq);
 	k.mv_size = 8;
 	k.mv_data = sk;
 	v.mv_size = EVLOG_HDR_LEN + in->len;
@@ -434,7 +354,7 @@ static int append_one(evlog *l, MDB_txn *txn, const struct evlog_in *in, int64_t
 	if (rc)
 		goto fail;
 	rec = v.mv_data;
-	be64_put(rec + EVLOG_HASH_LEN, (uint64_t)ts);
+	mmo_be64_put(rec + EVLOG_HASH_LEN, (uint64_t)ts);
 	rec[EVLOG_HASH_LEN + 8] = (uint8_t)mmo_event_priority(ev);
 	memset(rec + EVLOG_HASH_LEN + 9, 0, 3);
 	memcpy(rec + EVLOG_HDR_LEN, in->buf, in->len);
@@ -498,7 +418,7 @@ int evlog_append(evlog *l, const struct evlog_in *in, size_t n, int64_t ts_us,
 	if (fatal)
 		goto out_abort;
 	if (l->head_seq != head0) {
-		be64_put(hv, l->head_seq);
+		mmo_be64_put(hv, l->head_seq);
 		memcpy(hv + 8, l->head_hash, EVLOG_HASH_LEN);
 		rc = mdb_put(txn, l->meta, &k, &v, 0);
 		if (rc) {
@@ -538,7 +458,7 @@ int evlog_get(evlog *l, uint64_t seq, uint8_t *buf, size_t cap, size_t *len)
 
 	if (err)
 		return err;
-	be64_put(sk, seq);
+	mmo_be64_put(sk, seq);
 	rc = mdb_get(txn, l->events, &k, &v);
 	if (rc) {
 		err = evlog_mdb_err(rc);
@@ -572,37 +492,9 @@ int evlog_find_id(evlog *l, const char *event_id, uint64_t *seq)
 	} else if (v.mv_size != 8) {
 		err = MMO_ECORRUPT;
 	} else {
-		*seq = be64_get(v.mv_data);
+		*seq = mmo_be64_get(v.mv_data);
 		err = MMO_OK;
 	}
 	mdb_txn_abort(txn);
 	return err;
-}
-
-int evlog_rec_parse(uint64_t seq, const uint8_t *raw, size_t len, struct evlog_rec *rec)
-{
-	if (!raw || len < EVLOG_HDR_LEN)
-		return MMO_ECORRUPT;
-	rec->seq = seq;
-	rec->hash = raw;
-	rec->ts = (int64_t)be64_get(raw + EVLOG_HASH_LEN);
-	rec->priority = raw[EVLOG_HASH_LEN + 8];
-	rec->raw = raw;
-	rec->raw_len = len;
-	rec->event = raw + EVLOG_HDR_LEN;
-	rec->event_len = len - EVLOG_HDR_LEN;
-	return MMO_OK;
-}
-
-int evlog_rec_decode(const struct evlog_rec *rec, Mmo__Event **out)
-{
-	Mmo__Event *ev;
-	int err = mmo_event_decode(rec->event, rec->event_len, &ev);
-
-	if (err)
-		return err;
-	ev->seq = rec->seq;
-	ev->ts = rec->ts;
-	*out = ev;
-	return MMO_OK;
 }

@@ -11,17 +11,55 @@
  * lost last message is noticed too.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
 #include "evlog_int.h"
+#include "schemas/mmo_prom.h"
 #include "schemas/mmo_util.h"
 #include "wire.h"
 
 #define FILL_CHUNK       1024  /* records per remote read */
 #define CATCHUP_PER_POLL 65536 /* records delivered from the log per poll */
 #define MSGS_PER_POLL    4096  /* bus messages handled per poll */
+
+/* The process's gap counters per subscriber role (world, views, ...),
+ * summed over every subscriber that named the role, for /metrics. */
+#define ROLES_MAX 8
+
+struct role_counters {
+	char name[32]; /* "" = free */
+	atomic_uint_fast64_t gaps, filled;
+};
+
+static struct role_counters roles[ROLES_MAX];
+static pthread_mutex_t roles_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* The slot of role (created on first use); NULL if none or the table is full. */
+static struct role_counters *role_slot(const char *role, bool create)
+{
+	struct role_counters *found = NULL;
+
+	if (!role || !*role || strlen(role) >= sizeof(roles[0].name))
+		return NULL;
+	pthread_mutex_lock(&roles_mu);
+	for (size_t i = 0; i < ROLES_MAX && !found; i++) {
+		if (!strcmp(roles[i].name, role))
+			found = &roles[i];
+	}
+	for (size_t i = 0; i < ROLES_MAX && !found && create; i++) {
+		if (!roles[i].name[0]) {
+			snprintf(roles[i].name, sizeof(roles[i].name), "%s", role);
+			found = &roles[i];
+		}
+	}
+	pthread_mutex_unlock(&roles_mu);
+	return found;
+}
 
 struct region_state {
 	char name[MMO_ID_MAX + 1];
@@ -39,7 +77,22 @@ struct evlog_sub {
 	struct region_state *regions;
 	size_t nregions, regions_cap;
 	uint64_t gaps, filled;
+	struct role_counters *role; /* or NULL */
 };
+
+static void count_gap(evlog_sub *s)
+{
+	s->gaps++;
+	if (s->role)
+		atomic_fetch_add(&s->role->gaps, 1);
+}
+
+static void count_filled(evlog_sub *s, uint64_t n)
+{
+	s->filled += n;
+	if (s->role)
+		atomic_fetch_add(&s->role->filled, n);
+}
 
 /* Forwards records below `until` to the user's callback. */
 struct fill_ctx {
@@ -174,6 +227,7 @@ int evlog_sub_open(const struct evlog_sub_opts *o, evlog_sub **out)
 	if (!s)
 		return MMO_ENOMEM;
 	s->log = o->log;
+	s->role = role_slot(o->role, true);
 	s->all = o->regions == NULL;
 	s->next = o->from_seq ? o->from_seq : 1;
 	if (!s->log) {
@@ -275,7 +329,7 @@ static int log_head(evlog_sub *s, uint64_t *head)
 static int on_message(evlog_sub *s, zmq_msg_t *f, evlog_rec_fn *fn, void *arg, size_t *n)
 {
 	const uint8_t *meta = zmq_msg_data(&f[1]);
-	uint64_t seq = be64_get(meta), prev = be64_get(meta + 8);
+	uint64_t seq = mmo_be64_get(meta), prev = mmo_be64_get(meta + 8);
 	struct evlog_rec rec;
 	int rc;
 
@@ -287,9 +341,9 @@ static int on_message(evlog_sub *s, zmq_msg_t *f, evlog_rec_fn *fn, void *arg, s
 		if (seq > s->next) {
 			struct fill_ctx fc = {fn, arg, seq, 0, 0, (size_t)-1, 0};
 
-			s->gaps++;
+			count_gap(s);
 			rc = fill(s, NULL, s->next, &fc);
-			s->filled += fc.count;
+			count_filled(s, fc.count);
 			*n += fc.count;
 			if (fc.count)
 				s->next = fc.last + 1;
@@ -318,9 +372,9 @@ static int on_message(evlog_sub *s, zmq_msg_t *f, evlog_rec_fn *fn, void *arg, s
 	if (prev > st->last) {
 		struct fill_ctx fc = {fn, arg, seq, 0, 0, (size_t)-1, 0};
 
-		s->gaps++;
+		count_gap(s);
 		rc = fill(s, st->name, st->last + 1, &fc);
-		s->filled += fc.count;
+		count_filled(s, fc.count);
 		*n += fc.count;
 		if (fc.count)
 			st->last = fc.last;
@@ -366,10 +420,10 @@ int evlog_sub_poll(evlog_sub *s, int timeout_ms, evlog_rec_fn *fn, void *arg, si
 
 		if (log_head(s, &head) == MMO_OK) {
 			if (s->all && head >= s->next) {
-				s->gaps++;
+				count_gap(s);
 				size_t before = n;
 				rc = catch_up_all(s, head + 1, fn, arg, &n);
-				s->filled += n - before;
+				count_filled(s, n - before);
 			} else if (!s->all) {
 				for (size_t i = 0; i < s->nregions && !rc; i++) {
 					if (head > s->regions[i].last) {
@@ -378,8 +432,8 @@ int evlog_sub_poll(evlog_sub *s, int timeout_ms, evlog_rec_fn *fn, void *arg, si
 						rc = catch_up_region(s, &s->regions[i], head + 1,
 						                     fn, arg, &n);
 						if (n > before) {
-							s->gaps++;
-							s->filled += n - before;
+							count_gap(s);
+							count_filled(s, n - before);
 						}
 					}
 				}
@@ -416,4 +470,34 @@ out:
 	if (delivered)
 		*delivered = n;
 	return rc;
+}
+
+void evlog_sub_role_counters(const char *role, uint64_t *gaps, uint64_t *filled)
+{
+	struct role_counters *r = role_slot(role, false);
+
+	*gaps = r ? atomic_load(&r->gaps) : 0;
+	*filled = r ? atomic_load(&r->filled) : 0;
+}
+
+size_t evlog_sub_metrics_format(const char *const *role, size_t nroles, char *buf, size_t cap)
+{
+	static const char *const what[2][2] = {
+	    {"mmo_bus_gaps_total", "gaps in the bus a subscriber noticed"},
+	    {"mmo_bus_gap_events_filled_total",
+	     "events a subscriber read from the log to fill gaps"}};
+	struct mmo_prom p;
+
+	mmo_prom_init(&p, buf, cap);
+	for (int k = 0; k < 2; k++) {
+		mmo_prom_head(&p, what[k][0], "counter", what[k][1]);
+		for (size_t i = 0; i < nroles; i++) {
+			uint64_t gaps, filled;
+
+			evlog_sub_role_counters(role[i], &gaps, &filled);
+			mmo_prom_printf(&p, "%s{role=\"%s\"} %llu\n", what[k][0], role[i],
+			                (unsigned long long)(k ? filled : gaps));
+		}
+	}
+	return p.len;
 }

@@ -82,7 +82,7 @@ static int digest_scan(MDB_txn *txn, MDB_dbi dbi, unsigned table, struct digest 
 			mdb_cursor_close(cur);
 			return MMO_ECORRUPT;
 		}
-		digest_add(d, table, k.mv_data, k.mv_size, be64_get(v.mv_data));
+		digest_add(d, table, k.mv_data, k.mv_size, mmo_be64_get(v.mv_data));
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? MMO_OK : evlog_mdb_err(rc);
@@ -262,7 +262,7 @@ static int verify_run(evlog *l, uint64_t from, uint64_t to, const uint8_t *ancho
 	char what[160];
 	/* Every event must decode, indexes checked or not: a decode arena of
 	 * our own (the log's belongs to the writer thread). */
-	struct arena arena = {NULL, ARENA_CAP, 0};
+	struct mmo_arena arena = {0};
 	Mmo__Event *ev;
 	int err, rc;
 
@@ -271,14 +271,13 @@ static int verify_run(evlog *l, uint64_t from, uint64_t to, const uint8_t *ancho
 	memset(res, 0, sizeof(*res));
 	if (from == 0)
 		from = 1;
-	arena.buf = malloc(ARENA_CAP);
-	if (!arena.buf)
+	if (mmo_arena_init(&arena, 0))
 		return MMO_ENOMEM;
 	/* The index snapshot first: all it holds is then in the log snapshot. */
 	if (check_indexes) {
 		err = evlog_index_rtxn(l, &itxn, &indexed);
 		if (err) {
-			free(arena.buf);
+			mmo_arena_release(&arena);
 			return err;
 		}
 	}
@@ -286,7 +285,7 @@ static int verify_run(evlog *l, uint64_t from, uint64_t to, const uint8_t *ancho
 	if (err) {
 		if (itxn)
 			mdb_txn_abort(itxn);
-		free(arena.buf);
+		mmo_arena_release(&arena);
 		return err;
 	}
 	rc = mdb_cursor_open(txn, l->events, &cur);
@@ -300,7 +299,7 @@ static int verify_run(evlog *l, uint64_t from, uint64_t to, const uint8_t *ancho
 			err = bad(res, 0, "a key of the events table is not 8 bytes");
 			goto out;
 		}
-		head = be64_get(k.mv_data);
+		head = mmo_be64_get(k.mv_data);
 	} else if (rc != MDB_NOTFOUND) {
 		err = evlog_mdb_err(rc);
 		goto out;
@@ -321,7 +320,7 @@ static int verify_run(evlog *l, uint64_t from, uint64_t to, const uint8_t *ancho
 	} else if (from == 1) {
 		memset(prev, 0, EVLOG_HASH_LEN);
 	} else {
-		be64_put(sk, from - 1);
+		mmo_be64_put(sk, from - 1);
 		k.mv_size = 8;
 		k.mv_data = sk;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
@@ -334,7 +333,7 @@ static int verify_run(evlog *l, uint64_t from, uint64_t to, const uint8_t *ancho
 
 	total = to >= from ? to - from + 1 : 0;
 	expect = from;
-	be64_put(sk, from);
+	mmo_be64_put(sk, from);
 	k.mv_size = 8;
 	k.mv_data = sk;
 	rc = total ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE) : MDB_NOTFOUND;
@@ -353,7 +352,7 @@ static int verify_run(evlog *l, uint64_t from, uint64_t to, const uint8_t *ancho
 			err = bad(res, expect, "a key of the events table is not 8 bytes");
 			goto out;
 		}
-		seq = be64_get(k.mv_data);
+		seq = mmo_be64_get(k.mv_data);
 		if (seq != expect) {
 			snprintf(what, sizeof(what), "record missing (next present is %llu)",
 			         (unsigned long long)seq);
@@ -372,14 +371,14 @@ static int verify_run(evlog *l, uint64_t from, uint64_t to, const uint8_t *ancho
 			          "predecessor changed");
 			goto out;
 		}
-		if (evlog_decode_arena(&arena, rec.event, rec.event_len, &ev) != MMO_OK) {
+		if (mmo_event_decode_arena(&arena, rec.event, rec.event_len, &ev) != MMO_OK) {
 			err = bad(res, seq, "event bytes do not decode");
 			goto out;
 		}
 		if (digest) {
 			digest_event(&dg, ev, seq, indexed);
 		} else if (check_indexes) {
-			be64_put(sk, seq);
+			mmo_be64_put(sk, seq);
 			err = check_entries(l, txn, itxn, &ic, indexed, &rec, ev, sk, &c, res);
 			if (err)
 				goto out;
@@ -399,9 +398,9 @@ static int verify_run(evlog *l, uint64_t from, uint64_t to, const uint8_t *ancho
 
 		rc = mdb_get(txn, l->meta, &mk, &mv);
 		if (rc == MDB_SUCCESS && mv.mv_size == 8 + EVLOG_HASH_LEN &&
-		    be64_get(mv.mv_data) > head) {
+		    mmo_be64_get(mv.mv_data) > head) {
 			snprintf(what, sizeof(what), "record missing (the meta head is %llu)",
-			         (unsigned long long)be64_get(mv.mv_data));
+			         (unsigned long long)mmo_be64_get(mv.mv_data));
 			err = bad(res, head + 1, what);
 			goto out;
 		}
@@ -410,7 +409,7 @@ static int verify_run(evlog *l, uint64_t from, uint64_t to, const uint8_t *ancho
 		MDB_val mk = {4, "head"}, mv;
 
 		rc = mdb_get(txn, l->meta, &mk, &mv);
-		if (rc || mv.mv_size != 8 + EVLOG_HASH_LEN || be64_get(mv.mv_data) != head ||
+		if (rc || mv.mv_size != 8 + EVLOG_HASH_LEN || mmo_be64_get(mv.mv_data) != head ||
 		    memcmp((const uint8_t *)mv.mv_data + 8, prev, EVLOG_HASH_LEN) != 0) {
 			err = bad(res, head, "meta head does not match the last record");
 			goto out;
@@ -444,7 +443,7 @@ out:
 	mdb_txn_abort(txn);
 	if (itxn)
 		mdb_txn_abort(itxn);
-	free(arena.buf);
+	mmo_arena_release(&arena);
 	return err;
 }
 

@@ -146,6 +146,13 @@ static void health_is_degraded_while_the_views_store_is_down(void **state)
 	assert_non_null(strstr(body, "\nmmo_log_events_appended_total 5\n"));
 	assert_non_null(strstr(body, "\nmmo_world_seq "));
 	assert_non_null(strstr(body, "mmo_views_"));
+	/* The bus subscribers' gap counters, per role (0 until a role's
+	 * subscriber names itself: projector/ sets evlog_sub_opts.role). */
+	assert_non_null(strstr(body, "\n# TYPE mmo_bus_gaps_total counter\n"));
+	assert_non_null(strstr(body, "\nmmo_bus_gaps_total{role=\"world\"} "));
+	assert_non_null(strstr(body, "\nmmo_bus_gaps_total{role=\"views\"} "));
+	assert_non_null(strstr(body, "\nmmo_bus_gap_events_filled_total{role=\"world\"} "));
+	assert_non_null(strstr(body, "\nmmo_bus_gap_events_filled_total{role=\"views\"} "));
 
 	/* The views' store goes away: 503 degraded, the views check failing. */
 	assert_true(ts_stop(rpid, SIGKILL, 5000) >= 0);

@@ -16,8 +16,9 @@
 #include <zmq.h>
 
 #include "log/evlog.h"
-#include "testsupport.h"
 #include "log/wire.h"
+#include "schemas/mmo_be.h"
+#include "testsupport.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -192,20 +193,6 @@ static uint64_t log_head(struct fx *f)
 	return h;
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 static void *raw_sock(struct fx *f, int type)
 {
 	void *s = zmq_socket(f->ctx, type);
@@ -266,8 +253,8 @@ static void recv_reply(void *s, struct reply *r)
 	/* A reply's byte 12 and the 3 pad bytes are zero. */
 	assert_int_equal(r->hdr[12] | r->hdr[13] | r->hdr[14] | r->hdr[15], 0);
 	r->op = r->hdr[3];
-	r->req_id = be32(r->hdr + 4);
-	r->status = be32(r->hdr + 8);
+	r->req_id = mmo_be32_get(r->hdr + 4);
+	r->status = mmo_be32_get(r->hdr + 8);
 }
 
 /* No further message is waiting on s (the server answered exactly once). */
@@ -290,8 +277,8 @@ static void expect_status(struct reply *r, unsigned op, uint32_t req_id, int sta
 static void expect_result(struct reply *r, size_t i, uint64_t seq, int err)
 {
 	assert_true(r->bodylen >= (i + 1) * WIRE_RESULT_LEN);
-	assert_int_equal(be64(r->body + i * WIRE_RESULT_LEN), seq);
-	assert_int_equal(be32(r->body + i * WIRE_RESULT_LEN + 8), err);
+	assert_int_equal(mmo_be64_get(r->body + i * WIRE_RESULT_LEN), seq);
+	assert_int_equal(mmo_be32_get(r->body + i * WIRE_RESULT_LEN + 8), err);
 }
 
 /* Append one good event through the client and expect seq. */
@@ -655,7 +642,7 @@ static void req_socket_is_answered_with_its_delimiter(void **state)
 	recv_reply(s, &r);
 	assert_int_equal(r.status, MMO_OK);
 	assert_int_equal(r.bodylen, 8 + EVLOG_HASH_LEN);
-	assert_int_equal(be64(r.body), 1);
+	assert_int_equal(mmo_be64_get(r.body), 1);
 	zmq_close(s);
 }
 
@@ -1189,14 +1176,14 @@ static void head_op_returns_the_head_seq_and_hash(void **state)
 	assert_int_equal(r.status, MMO_OK);
 	assert_int_equal(r.nframes, 2);
 	assert_int_equal(r.bodylen, 8 + EVLOG_HASH_LEN);
-	assert_int_equal(be64(r.body), 0);
+	assert_int_equal(mmo_be64_get(r.body), 0);
 	assert_memory_equal(r.body + 8, zero, EVLOG_HASH_LEN);
 
 	append_good(f, "h1", 1);
 	append_good(f, "h2", 2);
 	send_frames(s, (const void *[]){hdr}, (size_t[]){WIRE_HDR_LEN}, 1);
 	recv_reply(s, &r);
-	assert_int_equal(be64(r.body), 2);
+	assert_int_equal(mmo_be64_get(r.body), 2);
 	assert_int_equal(evlog_head(f->l, &hs, hash), MMO_OK);
 	assert_memory_equal(r.body + 8, hash, EVLOG_HASH_LEN);
 	/* Extra frames after a head request are ignored: one reply. */
@@ -1423,7 +1410,7 @@ static void fake_recv(void *router, uint8_t *route, size_t *route_len, uint32_t 
 			*route_len = (size_t)n;
 		} else if (i == 1) {
 			assert_int_equal(n, WIRE_HDR_LEN);
-			*req_id = be32(buf + 4);
+			*req_id = mmo_be32_get(buf + 4);
 		}
 		i++;
 		zmq_getsockopt(router, ZMQ_RCVMORE, &more, &sz);

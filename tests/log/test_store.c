@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "log/evlog.h"
+#include "schemas/mmo_be.h"
 #include "testsupport.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -190,12 +191,6 @@ static void append_moves(evlog *l, const char *prefix, size_t n, int64_t ts, uin
 	free(out);
 }
 
-static void be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
 /* Raw LMDB access to a closed log's folder, to tamper with it. */
 struct raw {
 	MDB_env *env;
@@ -231,7 +226,7 @@ static void raw_put_seq(const char *dir, uint64_t seq, const void *val, size_t l
 	uint8_t sk[8];
 	MDB_val k = {8, sk}, v = {len, (void *)val};
 
-	be64(sk, seq);
+	mmo_be64_put(sk, seq);
 	raw_begin(&r, dir, "events");
 	assert_int_equal(mdb_put(r.txn, r.dbi, &k, &v, 0), 0);
 	raw_commit(&r);
@@ -243,7 +238,7 @@ static size_t raw_get_seq(const char *dir, uint64_t seq, uint8_t *buf, size_t ca
 	uint8_t sk[8];
 	MDB_val k = {8, sk}, v;
 
-	be64(sk, seq);
+	mmo_be64_put(sk, seq);
 	raw_begin(&r, dir, "events");
 	assert_int_equal(mdb_get(r.txn, r.dbi, &k, &v), 0);
 	assert_true(v.mv_size <= cap);
@@ -748,7 +743,7 @@ static void deleted_record_is_reported_missing_at_its_seq(void **state)
 	append_moves(f->l, "d", 20, 1000, 1);
 	evlog_close(f->l);
 	f->l = NULL;
-	be64(sk, 9);
+	mmo_be64_put(sk, 9);
 	raw_begin(&r, f->dir, "events");
 	assert_int_equal(mdb_del(r.txn, r.dbi, &k, NULL), 0);
 	raw_commit(&r);
@@ -770,7 +765,7 @@ static void deleted_last_record_is_reported_missing_at_its_seq(void **state)
 	append_moves(f->l, "d", 20, 1000, 1);
 	evlog_close(f->l);
 	f->l = NULL;
-	be64(sk, 20);
+	mmo_be64_put(sk, 20);
 	raw_begin(&r, f->dir, "events");
 	assert_int_equal(mdb_del(r.txn, r.dbi, &k, NULL), 0);
 	raw_commit(&r);
@@ -797,10 +792,10 @@ static void undecodable_event_with_a_valid_hash_is_found_without_index_check(voi
 	 * recomputed: only decoding the event can tell. */
 	raw_begin(&r, f->dir, "events");
 	assert_int_equal(mdb_dbi_open(r.txn, "meta", 0, &meta), 0);
-	be64(sk, 4);
+	mmo_be64_put(sk, 4);
 	assert_int_equal(mdb_get(r.txn, r.dbi, &k, &val), 0);
 	memcpy(hv + 8, val.mv_data, EVLOG_HASH_LEN); /* hash of 4 */
-	be64(sk, 5);
+	mmo_be64_put(sk, 5);
 	assert_int_equal(mdb_get(r.txn, r.dbi, &k, &val), 0);
 	memcpy(v, val.mv_data, EVLOG_HDR_LEN);
 	memcpy(v + EVLOG_HDR_LEN, garbage, sizeof(garbage));
@@ -809,7 +804,7 @@ static void undecodable_event_with_a_valid_hash_is_found_without_index_check(voi
 	val.mv_size = EVLOG_HDR_LEN + sizeof(garbage);
 	val.mv_data = v;
 	assert_int_equal(mdb_put(r.txn, r.dbi, &k, &val, 0), 0);
-	be64(hv, 5);
+	mmo_be64_put(hv, 5);
 	memcpy(hv + 8, v, EVLOG_HASH_LEN);
 	assert_int_equal(mdb_put(r.txn, meta, &mk, &mv, 0), 0);
 	raw_commit(&r);
@@ -873,7 +868,7 @@ static void delete_entry_and_expect(struct fx *f, const char *table, const void 
 	assert_int_equal(indexed, 12);
 	evlog_close(f->l);
 	f->l = NULL;
-	be64(sk, seq);
+	mmo_be64_put(sk, seq);
 	raw_begin(&r, f->dir, table);
 	assert_int_equal(mdb_del(r.txn, r.dbi, &k, strcmp(table, "ids") ? &v : NULL), 0);
 	raw_commit(&r);
@@ -958,7 +953,7 @@ static void stray_index_entry_is_found_by_count(void **state)
 	assert_int_equal(evlog_index_sync(f->l, 0, NULL), MMO_OK);
 	evlog_close(f->l);
 	f->l = NULL;
-	be64(sk, 3);
+	mmo_be64_put(sk, 3);
 	raw_begin(&r, f->dir, "idx_player");
 	assert_int_equal(mdb_put(r.txn, r.dbi, &k, &v, 0), 0);
 	raw_commit(&r);
@@ -980,7 +975,7 @@ static void stray_id_entry_is_found_by_count(void **state)
 	append_moves(f->l, "x", 12, 1000, 1);
 	evlog_close(f->l);
 	f->l = NULL;
-	be64(sk, 99);
+	mmo_be64_put(sk, 99);
 	raw_begin(&r, f->dir, "ids");
 	assert_int_equal(mdb_put(r.txn, r.dbi, &k, &v, 0), 0);
 	raw_commit(&r);
@@ -1360,7 +1355,8 @@ static void index_iterators_return_exactly_the_expected_seqs(void **state)
 		for (uint64_t s = 1; s <= N; s++)
 			if (s % 4 == 0)
 				want[nw++] = s;
-		assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_TYPE, "combat.attack", 0, &it), MMO_OK);
+		assert_int_equal(evlog_iter_open(f->l, EVLOG_BY_TYPE, "combat.attack", 0, &it),
+		                 MMO_OK);
 		expect_seqs(it, want, nw);
 
 		/* By region: r1 (odd, not multiple of 5), r0 (even, not multiple of 5). */
@@ -1389,7 +1385,6 @@ static void index_iterators_return_exactly_the_expected_seqs(void **state)
 		want[0] = 30;
 		assert_int_equal(evlog_iter_open(f->l, EVLOG_ALL, "ignored", 30, &it), MMO_OK);
 		expect_seqs(it, want, 1);
-
 	}
 
 	/* Bad arguments. */

@@ -19,9 +19,10 @@
 #include <zmq.h>
 
 #include "log/evlog.h"
+#include "log/wire.h"
+#include "schemas/mmo_be.h"
 #include "schemas/mmo_util.h"
 #include "testsupport.h"
-#include "log/wire.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -62,21 +63,6 @@ static size_t mk(uint8_t *buf, size_t cap, const char *id, const char *region, d
 
 	assert_true(n > 0);
 	return n;
-}
-
-static uint64_t be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void be64_set(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
 }
 
 /* Two distinct ports that were free a moment ago. */
@@ -779,8 +765,8 @@ static void fakebus_publish(struct fakebus *b, uint64_t seq, uint64_t region_pre
 	assert_int_equal(evlog_rec_decode(&rec, &ev), MMO_OK);
 	snprintf(topic, sizeof(topic), "%s|", ev->region_id);
 	mmo_event_free(ev);
-	be64_set(meta, seq);
-	be64_set(meta + 8, region_prev);
+	mmo_be64_put(meta, seq);
+	mmo_be64_put(meta + 8, region_prev);
 	assert_true(zmq_send(b->pub, topic, strlen(topic), ZMQ_SNDMORE) >= 0);
 	assert_true(zmq_send(b->pub, meta, 16, ZMQ_SNDMORE) >= 0);
 	assert_true(zmq_send(b->pub, raw, len, 0) >= 0);
@@ -870,6 +856,69 @@ static void dropped_messages_are_filled_with_exact_counters(struct fx *f, bool l
 	expect_counters(s, 3, 493);
 
 	evlog_sub_close(s);
+	zmq_close(b.pub);
+	got_free(&g);
+}
+
+/* Subscribers that name a role add their gaps to that role's process-wide
+ * counters, which /metrics renders (tools/cli/cmd_serve.c). */
+static void role_counters_sum_the_gaps_of_that_roles_subscribers(void **state)
+{
+	struct fx *f = *state;
+	struct evlog_sub_opts o = {.zctx = f->ctx, .bus = f->bus, .log = NULL, .from_seq = 1};
+	const char *const roles[] = {"views", "world"};
+	struct fakebus b;
+	struct got g;
+	evlog_sub *s;
+	uint64_t g0, f0, gaps, filled, wg0, wf0;
+	char text[1024], want[256];
+
+	log_open(f);
+	o.log = f->l;
+	evlog_sub_role_counters("views", &g0, &f0);
+	evlog_sub_role_counters("world", &wg0, &wf0);
+	fakebus_open(f, &b);
+	got_init(&g, f->l);
+	o.role = "views";
+	assert_int_equal(evlog_sub_open(&o, &s), MMO_OK);
+	fakebus_wait_sub(&b, 1);
+	assert_int_equal(evlog_sub_poll(s, 0, got_cb, &g, NULL), MMO_OK);
+
+	/* 1 and 2 dropped: noticed at 3, read from the log. */
+	log_append(f->l, 1, 4, "r1");
+	fakebus_publish(&b, 3, 2);
+	fakebus_publish(&b, 4, 3);
+	poll_until(s, &g, 4, 5000);
+	expect_range(&g, 1, 4);
+	expect_counters(s, 1, 2);
+	evlog_sub_close(s);
+
+	evlog_sub_role_counters("views", &gaps, &filled);
+	assert_int_equal(gaps - g0, 1);
+	assert_int_equal(filled - f0, 2);
+	evlog_sub_role_counters("world", &gaps, &filled);
+	assert_int_equal(gaps, wg0);
+	assert_int_equal(filled, wf0);
+	evlog_sub_role_counters("nobody", &gaps, &filled);
+	assert_int_equal(gaps, 0);
+	assert_int_equal(filled, 0);
+
+	assert_true(evlog_sub_metrics_format(roles, 2, text, sizeof(text)) > 0);
+	assert_non_null(strstr(text, "# TYPE mmo_bus_gaps_total counter\n"));
+	assert_non_null(strstr(text, "# TYPE mmo_bus_gap_events_filled_total counter\n"));
+	snprintf(want, sizeof(want), "mmo_bus_gaps_total{role=\"views\"} %llu\n",
+	         (unsigned long long)(g0 + 1));
+	assert_non_null(strstr(text, want));
+	snprintf(want, sizeof(want), "mmo_bus_gap_events_filled_total{role=\"views\"} %llu\n",
+	         (unsigned long long)(f0 + 2));
+	assert_non_null(strstr(text, want));
+	snprintf(want, sizeof(want), "mmo_bus_gaps_total{role=\"world\"} %llu\n",
+	         (unsigned long long)wg0);
+	assert_non_null(strstr(text, want));
+	/* Too small a buffer: whole lines only. */
+	assert_true(evlog_sub_metrics_format(roles, 2, text, 60) < 60);
+	assert_true(text[0] == 0 || text[strlen(text) - 1] == '\n');
+
 	zmq_close(b.pub);
 	got_free(&g);
 }
@@ -988,7 +1037,7 @@ static void bus_messages_carry_topic_seq_and_region_prev(void **state)
 		snprintf(want_topic, sizeof(want_topic), "%s|", r ? r : "");
 		assert_int_equal(tl, strlen(want_topic));
 		assert_memory_equal(topic, want_topic, (size_t)tl);
-		assert_int_equal(be64(meta), s);
+		assert_int_equal(mmo_be64_get(meta), s);
 		if (!r) {
 			want_prev = 0;
 		} else if (!strcmp(r, "r1")) {
@@ -1000,7 +1049,7 @@ static void bus_messages_carry_topic_seq_and_region_prev(void **state)
 			want_prev = prev_other[k];
 			prev_other[k] = s;
 		}
-		assert_int_equal(be64(meta + 8), want_prev);
+		assert_int_equal(mmo_be64_get(meta + 8), want_prev);
 		assert_int_equal(evlog_get(f->l, s, raw, sizeof(raw), &len), MMO_OK);
 		assert_int_equal((size_t)rl, len);
 		assert_memory_equal(rec, raw, len);
@@ -1035,8 +1084,8 @@ static void bus_messages_carry_topic_seq_and_region_prev(void **state)
 				assert_int_equal(zmq_recv(sub, topic, sizeof(topic), 0), 3);
 				assert_int_equal(zmq_recv(sub, meta, sizeof(meta), 0), 16);
 				assert_true(zmq_recv(sub, rec, sizeof(rec), 0) > 0);
-				assert_int_equal(be64(meta), s);
-				assert_int_equal(be64(meta + 8), last_r2);
+				assert_int_equal(mmo_be64_get(meta), s);
+				assert_int_equal(mmo_be64_get(meta + 8), last_r2);
 				break;
 			}
 			last_r2 = s;
@@ -1144,6 +1193,8 @@ int main(void)
 	                                    setup_inproc, teardown),
 	    cmocka_unit_test_setup_teardown(callback_stop_is_returned_and_nothing_is_lost,
 	                                    setup_inproc, teardown),
+	    cmocka_unit_test_setup_teardown(role_counters_sum_the_gaps_of_that_roles_subscribers,
+	                                    setup_bare, teardown),
 	    cmocka_unit_test_setup_teardown(local_sub_fills_dropped_and_lost_tail_messages,
 	                                    setup_bare, teardown),
 	    cmocka_unit_test_setup_teardown(remote_sub_fills_dropped_and_lost_tail_messages,

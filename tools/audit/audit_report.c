@@ -1,4 +1,4 @@
-/* audit_report.c - `mmo audit report`: one self-contained HTML page.
+/* audit_report.c - the auditors' report: one self-contained HTML page.
  *
  * One pass over a seq range of the log gathers: events per type per UTC day
  * and logins per day (inline SVG bar charts), top players by activity,
@@ -6,13 +6,14 @@
  * rule refusals; then the chain of the range is verified. No scripts, no
  * external resources: the page opens anywhere, offline.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "audit_int.h"
-#include "tools/cli/cli_util.h"
+#include "schemas/mmo_err.h"
+#include "schemas/mmo_hash.h"
+#include "schemas/mmo_time.h"
 #include "schemas/mmo_util.h"
 
 #define DAY_US    (86400LL * 1000000LL)
@@ -31,15 +32,6 @@ struct counter {
 	size_t cap, used;
 };
 
-static uint64_t fnv(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
 static bool counter_grow(struct counter *c)
 {
 	size_t ncap = c->cap ? c->cap * 2 : 256;
@@ -52,7 +44,8 @@ static bool counter_grow(struct counter *c)
 
 		if (!c->e[i].key)
 			continue;
-		for (j = fnv(c->e[i].key) & (ncap - 1); ne[j].key; j = (j + 1) & (ncap - 1))
+		for (j = mmo_fnv1a_str(c->e[i].key) & (ncap - 1); ne[j].key;
+		     j = (j + 1) & (ncap - 1))
 			;
 		ne[j] = c->e[i];
 	}
@@ -68,7 +61,7 @@ static bool counter_add(struct counter *c, const char *key, uint64_t n)
 
 	if ((c->used + 1) * 4 > c->cap * 3 && !counter_grow(c))
 		return false;
-	for (j = fnv(key) & (c->cap - 1); c->e[j].key; j = (j + 1) & (c->cap - 1)) {
+	for (j = mmo_fnv1a_str(key) & (c->cap - 1); c->e[j].key; j = (j + 1) & (c->cap - 1)) {
 		if (!strcmp(c->e[j].key, key)) {
 			c->e[j].n += n;
 			return true;
@@ -285,7 +278,7 @@ static void day_label(int64_t day, char *buf, size_t cap)
 {
 	char t[40];
 
-	audit_fmt_time(day * DAY_US, t, sizeof(t));
+	mmo_time_format(day * DAY_US, t, sizeof(t));
 	snprintf(buf, cap, "%.10s", t);
 }
 
@@ -413,9 +406,9 @@ static void write_html(FILE *f, const struct report *r, const char *data, uint64
 	bool one = true;
 	char t0[40], t1[40], now[40], hh[65];
 
-	audit_fmt_time(r->first_ts, t0, sizeof(t0));
-	audit_fmt_time(r->last_ts, t1, sizeof(t1));
-	audit_fmt_time(mmo_now_us(), now, sizeof(now));
+	mmo_time_format(r->first_ts, t0, sizeof(t0));
+	mmo_time_format(r->last_ts, t1, sizeof(t1));
+	mmo_time_format(mmo_now_us(), now, sizeof(now));
 	audit_hex(cs->head_hash, EVLOG_HASH_LEN, hh);
 	fprintf(
 	    f,
@@ -515,7 +508,7 @@ static void write_html(FILE *f, const struct report *r, const char *data, uint64
 		const struct admin_row *a = &r->admin[i % ADMIN_MAX];
 		char when[40];
 
-		audit_fmt_time(a->ts, when, sizeof(when));
+		mmo_time_format(a->ts, when, sizeof(when));
 		fprintf(f, "<tr><td>%llu</td><td>%s</td><td>", (unsigned long long)a->seq, when);
 		esc(f, a->command);
 		fprintf(f, "</td><td>");
@@ -530,110 +523,40 @@ static void write_html(FILE *f, const struct report *r, const char *data, uint64
 
 /* ------------------------------------------------------------ command */
 
-static void report_help(FILE *f)
+int audit_report(evlog *log, const struct audit_report_opts *o, struct audit_report_result *res,
+                 char *msg, size_t cap)
 {
-	fprintf(f, "usage: mmo audit report --out FILE [--data DIR] [--from-seq A] [--to-seq B]\n"
-	           "                        [--since T] [--until T] [--top N] [--quiet]\n"
-	           "Writes a self-contained HTML page (inline SVG, no scripts) about seq A..B\n"
-	           "(default: the whole log; time bounds narrow it): events per type per day,\n"
-	           "logins per day, the top N players by activity (default 10), combat outcomes,\n"
-	           "security events, refused intents, operator actions, and the chain status.\n"
-	           "Exit status: 0 written (even if the chain is damaged: the page says so),\n"
-	           "1 failure, 2 bad usage.\n");
-}
-
-int audit_report(int argc, char **argv)
-{
-	static const struct option lo[] = {
-	    {"data", required_argument, 0, 'd'},   {"from-seq", required_argument, 0, 'f'},
-	    {"to-seq", required_argument, 0, 't'}, {"since", required_argument, 0, 's'},
-	    {"until", required_argument, 0, 'u'},  {"out", required_argument, 0, 'O'},
-	    {"top", required_argument, 0, 'n'},    {"quiet", no_argument, 0, 'q'},
-	    {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-	const char *cmd = "audit report", *a_data = NULL, *out = NULL, *data;
-	struct evlog_query q = {0};
+	struct evlog_query q = {
+	    .from_seq = o->range.from_seq,
+	    .to_seq = o->range.to_seq,
+	    .since_set = o->range.since_set,
+	    .until_set = o->range.until_set,
+	    .since_us = o->range.since_us,
+	    .until_us = o->range.until_us,
+	};
 	struct report r = {0};
 	struct chain_status cs = {0};
-	struct audit_progress p;
-	uint64_t top = 10, from, to, span, done = 0;
-	bool quiet = false;
+	uint64_t from, to, span, done = 0;
 	evlog_query_it *it = NULL;
 	struct evlog_rec rec;
-	evlog *log = NULL;
 	FILE *f = NULL;
 	char tmp[4200];
-	int c, err, rc = EXIT_FAIL;
+	int err;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
-		switch (c) {
-		case 'd': a_data = optarg; break;
-		case 'f':
-			if (!audit_arg_seq(cmd, "--from-seq", optarg, &q.from_seq))
-				return EXIT_USAGE;
-			break;
-		case 't':
-			if (!audit_arg_seq(cmd, "--to-seq", optarg, &q.to_seq))
-				return EXIT_USAGE;
-			break;
-		case 's':
-			if (!audit_arg_time(cmd, "--since", optarg, &q.since_us))
-				return EXIT_USAGE;
-			q.since_set = true;
-			break;
-		case 'u':
-			if (!audit_arg_time(cmd, "--until", optarg, &q.until_us))
-				return EXIT_USAGE;
-			q.until_set = true;
-			break;
-		case 'O': out = optarg; break;
-		case 'n':
-			if (!cli_parse_u64(optarg, &top) || top == 0 || top > 100000) {
-				cli_err(cmd, "--top takes a count of 1..100000, not '%s'", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'q': quiet = true; break;
-		case 'h': report_help(stdout); return EXIT_OK;
-		default: return audit_bad_option(cmd, c, argv);
-		}
-	}
-	if (optind < argc) {
-		cli_err(cmd, "unexpected argument '%s'", argv[optind]);
-		return EXIT_USAGE;
-	}
-	if (!out || !*out) {
-		cli_err(cmd, "--out FILE is required (see mmo audit report --help)");
-		return EXIT_USAGE;
-	}
-	if (q.to_seq && q.from_seq > q.to_seq) {
-		cli_err(cmd, "--to-seq %llu is before --from-seq %llu",
-		        (unsigned long long)q.to_seq, (unsigned long long)q.from_seq);
-		return EXIT_USAGE;
-	}
-	if (q.since_set && q.until_set && q.until_us < q.since_us) {
-		cli_err(cmd, "--until is before --since");
-		return EXIT_USAGE;
-	}
-	data = cli_opt("data", a_data, "./data");
-	if (!audit_open_log(cmd, data, &log))
-		return EXIT_FAIL;
 	r.ntypes = mmo_type_count();
 	r.type_total = calloc(r.ntypes + 1, sizeof(uint64_t));
 	if (!r.type_total) {
-		cli_err(cmd, "out of memory");
+		err = audit_msg(MMO_ENOMEM, msg, cap, "out of memory");
 		goto out;
 	}
 	err = evlog_query_open(log, &q, &it);
 	if (err) {
-		cli_err(cmd, "cannot read the log: %s", mmo_errdesc(err));
+		audit_msg(err, msg, cap, "cannot read the log: %s", mmo_errdesc(err));
 		goto out;
 	}
 	from = q.from_seq ? q.from_seq : 1;
 	to = q.to_seq && q.to_seq < evlog_query_head(it) ? q.to_seq : evlog_query_head(it);
 	span = to >= from ? to - from + 1 : 0;
-	audit_progress_init(&p, "report", quiet);
 	while ((err = evlog_query_next(it, &rec)) == MMO_OK) {
 		Mmo__Event *ev;
 
@@ -642,64 +565,56 @@ int audit_report(int argc, char **argv)
 		to = rec.seq;
 		err = evlog_rec_decode(&rec, &ev);
 		if (err) {
-			cli_err(cmd, "event at seq %llu does not decode (run mmo audit verify)",
-			        (unsigned long long)rec.seq);
+			audit_msg(err, msg, cap,
+			          "event at seq %llu does not decode (run mmo audit verify)",
+			          (unsigned long long)rec.seq);
 			goto out;
 		}
 		if (!gather(&r, &rec, ev)) {
 			mmo_event_free(ev);
-			cli_err(cmd, "out of memory");
+			err = audit_msg(MMO_ENOMEM, msg, cap, "out of memory");
 			goto out;
 		}
 		mmo_event_free(ev);
-		if (++done % AUDIT_PROGRESS_EVERY == 0)
-			audit_progress_show(done, span, &p);
+		if (++done % AUDIT_PROGRESS_EVERY == 0 && o->progress)
+			o->progress(done, span, o->progress_arg);
 	}
 	if (err != MMO_ENOTFOUND) {
-		cli_err(cmd, "log damaged near seq %llu: %s (run mmo audit verify)",
-		        (unsigned long long)rec.seq, mmo_errdesc(err));
+		audit_msg(err, msg, cap, "log damaged near seq %llu: %s (run mmo audit verify)",
+		          (unsigned long long)rec.seq, mmo_errdesc(err));
 		goto out;
 	}
-	audit_progress_end(&p);
 	evlog_query_close(it);
 	it = NULL;
 
 	evlog_head(log, &cs.head, cs.head_hash);
-	if (done) {
-		struct audit_progress vp;
+	if (done)
+		cs.err = evlog_verify(log, from, to, NULL, true, o->verify_progress,
+		                      o->verify_progress_arg, &cs.res);
 
-		audit_progress_init(&vp, "report: verify", quiet);
-		cs.err = evlog_verify(log, from, to, NULL, true, quiet ? NULL : audit_progress_show,
-		                      &vp, &cs.res);
-		audit_progress_end(&vp);
-	}
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", out);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", o->out);
 	f = fopen(tmp, "w");
 	if (!f) {
-		cli_err(cmd, "cannot write %s", tmp);
+		err = audit_msg(MMO_EIO, msg, cap, "cannot write %s", tmp);
 		goto out;
 	}
-	write_html(f, &r, data, from, to, &cs, (size_t)top);
-	if (fclose(f) != 0 || rename(tmp, out) != 0) {
+	write_html(f, &r, o->data, from, to, &cs, o->top);
+	if (fclose(f) != 0 || rename(tmp, o->out) != 0) {
 		f = NULL;
-		cli_err(cmd, "cannot write %s", out);
+		err = audit_msg(MMO_EIO, msg, cap, "cannot write %s", o->out);
 		remove(tmp);
 		goto out;
 	}
 	f = NULL;
-	printf("report: %s, %llu events (seq %llu..%llu), chain %s\n", out,
-	       (unsigned long long)done, (unsigned long long)from, (unsigned long long)to,
-	       !done                    ? "not checked (no events)"
-	       : cs.err == MMO_OK       ? "intact"
-	       : cs.err == MMO_ECORRUPT ? "DAMAGED"
-	                                : "unchecked");
-	rc = EXIT_OK;
+	res->events = done;
+	res->from_seq = from;
+	res->to_seq = to;
+	res->chain = done ? cs.err : MMO_ENOTFOUND;
+	err = MMO_OK;
 out:
 	if (f)
 		fclose(f);
 	evlog_query_close(it);
-	evlog_close(log);
 	for (size_t i = 0; i < r.ndays; i++)
 		free(r.days[i].per_type);
 	free(r.days);
@@ -710,5 +625,5 @@ out:
 	counter_free(&r.sec_events);
 	counter_free(&r.sec_sources);
 	counter_free(&r.rejects);
-	return rc;
+	return err;
 }

@@ -1,4 +1,4 @@
-/* bench.c - `mmo bench log`: the log's ingest against its physical limit
+/* bench_log.c - `mmo bench log`: the log's ingest against its physical limit
  * (raw LMDB appends) and a peer (Redis Streams), in one run.
  *
  * Each run has three phases, on the same machine, with the same number of
@@ -44,366 +44,33 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "bench_log_int.h"
 #include "bench_util.h"
-#include "tools/bench/bench.h"
-#include "tools/cli/cli_util.h"
 #include "log/evlog.h"
 #include "schemas/mmo_util.h"
-
-#define CMD               "bench log"
-#define PRODUCERS_MAX     64
-#define WINDOW_MAX        4096
-#define RUNS_MAX          99
-#define REGIONS           16
-#define CLIENT_TIMEOUT_MS 5000
-#define REDIS_KEY         "mmo:bench"
-#define TPL_CAP           2048
-
-struct config {
-	uint64_t events;
-	size_t size;
-	unsigned producers, window, per_req, runs, players;
-	uint64_t rate;    /* events/s offered in total; 0 = as fast as possible */
-	const char *data; /* parent of the temporary folder */
-	const char *redis_path;
-	bool skip_redis;
-	bool nosync;
-};
+#include "tools/bench/bench.h"
+#include "tools/cli/cli_util.h"
 
 /* ------------------------------------------------------------ signals */
 
-static volatile sig_atomic_t interrupted;
-static volatile pid_t redis_pid; /* the redis-server we started, 0 if none */
+volatile sig_atomic_t bench_log_interrupted;
+volatile pid_t bench_log_redis_pid; /* the redis-server we started, 0 if none */
 
 static void on_signal(int sig)
 {
 	(void)sig;
-	if (interrupted)
+	if (bench_log_interrupted)
 		_exit(130);
-	interrupted = 1;
-	if (redis_pid > 0)
-		kill(redis_pid, SIGKILL);
-}
-
-/* ------------------------------------------------------------ helpers */
-
-/* A field of /proc/self/status in kB ("VmRSS", "RssAnon"), 0 if unknown. */
-static long proc_status_kb(const char *field)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	size_t fl = strlen(field);
-	long kb = 0;
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, field, fl) && line[fl] == ':') {
-			kb = strtol(line + fl + 1, NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return kb;
-}
-
-/* CPU time (user + system) of this process, µs. */
-static int64_t self_cpu_us(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
-	       ru.ru_stime.tv_usec;
-}
-
-/* CPU time (user + system) of another process, µs; 0 if unknown. */
-static int64_t pid_cpu_us(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut, st;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	p = strrchr(buf, ')'); /* the command name may hold spaces */
-	if (!p ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return 0;
-	return (int64_t)((ut + st) * 1000000ULL / (unsigned long long)sysconf(_SC_CLK_TCK));
-}
-
-/* Bytes a process caused to be written to storage (/proc/PID/io), 0 if unknown. */
-static uint64_t io_write_bytes(pid_t pid)
-{
-	char path[64], line[128];
-	unsigned long long v = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "write_bytes: %llu", &v) == 1)
-			break;
-	}
-	fclose(f);
-	return v;
-}
-
-static void put_digits(uint8_t *p, uint64_t v, unsigned n)
-{
-	while (n--) {
-		p[n] = (uint8_t)('0' + v % 10);
-		v /= 10;
-	}
-}
-
-/* ------------------------------------------------------------ histogram */
-
-/* Log-linear buckets: exact below 128 µs, then 64 per power of two (at most
- * 1.6 % wide). Fixed size: recording never allocates. */
-#define HIST_SUB 64
-#define HIST_N   (2 * HIST_SUB + 48 * HIST_SUB)
-
-struct hist {
-	uint64_t n, max;
-	uint64_t b[HIST_N];
-};
-
-static unsigned hist_index(uint64_t v)
-{
-	unsigned e, i;
-
-	if (v < 2 * HIST_SUB)
-		return (unsigned)v;
-	e = 63u - (unsigned)__builtin_clzll(v); /* >= 7 */
-	i = 2 * HIST_SUB + (e - 7) * HIST_SUB + (unsigned)((v >> (e - 6)) & (HIST_SUB - 1));
-	return i < HIST_N ? i : HIST_N - 1;
-}
-
-/* The largest value of bucket i. */
-static uint64_t hist_upper(unsigned i)
-{
-	unsigned e, sub;
-
-	if (i < 2 * HIST_SUB)
-		return i;
-	e = (i - 2 * HIST_SUB) / HIST_SUB + 7;
-	sub = (i - 2 * HIST_SUB) % HIST_SUB;
-	return ((uint64_t)(HIST_SUB + sub + 1) << (e - 6)) - 1;
-}
-
-static void hist_add(struct hist *h, int64_t v)
-{
-	uint64_t u = v > 0 ? (uint64_t)v : 0;
-
-	h->b[hist_index(u)]++;
-	h->n++;
-	if (u > h->max)
-		h->max = u;
-}
-
-static void hist_merge(struct hist *to, const struct hist *from)
-{
-	for (unsigned i = 0; i < HIST_N; i++)
-		to->b[i] += from->b[i];
-	to->n += from->n;
-	if (from->max > to->max)
-		to->max = from->max;
-}
-
-/* The value at quantile q (0..1]: the upper edge of its bucket, at most the max. */
-static uint64_t hist_quantile(const struct hist *h, double q)
-{
-	uint64_t rank = (uint64_t)(q * (double)h->n + 0.999999), cum = 0;
-
-	if (!h->n)
-		return 0;
-	if (rank < 1)
-		rank = 1;
-	for (unsigned i = 0; i < HIST_N; i++) {
-		cum += h->b[i];
-		if (cum >= rank)
-			return hist_upper(i) < h->max ? hist_upper(i) : h->max;
-	}
-	return h->max;
-}
-
-/* ------------------------------------------------------------ the event */
-
-/* One encoded event of exactly the wanted size, and where its varying
- * digits are, so producers stamp a unique event_id (and a player and a
- * region out of a fixed population) by patching bytes, without encoding. */
-struct evtpl {
-	uint8_t buf[TPL_CAP];
-	size_t len;
-	const char *type;
-	size_t id_off;     /* "PP-NNNNNNNNNNNN": producer, then event number */
-	size_t player_off; /* 6 digits */
-	size_t region_off; /* 2 digits */
-	size_t pad[4];     /* event id, player id, region id, detail */
-	size_t id_len[3];  /* event id, player id, region id */
-};
-
-static const size_t pad_cap[4] = {MMO_ID_MAX - 16, MMO_ID_MAX - 7, MMO_ID_MAX - 3, MMO_TEXT_MAX};
-
-/* The offset of the only occurrence of s in buf, or 0 if none or several. */
-static size_t find_unique(const uint8_t *buf, size_t len, const char *s)
-{
-	size_t sl = strlen(s);
-	const uint8_t *p = memmem(buf, len, s, sl);
-
-	if (!p || memmem(p + 1, len - (size_t)(p + 1 - buf), s, sl))
-		return 0;
-	return (size_t)(p - buf);
-}
-
-static void fill(char *dst, char first, size_t pad, const char *tail)
-{
-	dst[0] = first;
-	memset(dst + 1, 'x', pad);
-	strcpy(dst + 1 + pad, tail);
-}
-
-static int tpl_try(struct evtpl *t, const char *type, const size_t pad[4])
-{
-	char eid[MMO_ID_MAX + 1], pid[MMO_ID_MAX + 1], rid[MMO_ID_MAX + 1];
-	char detail[MMO_TEXT_MAX + 1];
-	struct mmo_ev b;
-	size_t len, off;
-	int err;
-
-	for (int i = 0; i < 4; i++) {
-		if (pad[i] > pad_cap[i])
-			return MMO_ETOOBIG;
-	}
-	fill(eid, 'e', pad[0], "00-000000000000");
-	fill(pid, 'p', pad[1], "000000");
-	fill(rid, 'r', pad[2], "00");
-	err = mmo_ev_init(&b, type, eid, pid, rid);
-	if (err)
-		return err;
-	if (!strcmp(type, "player.move")) {
-		if (pad[3])
-			return MMO_ETOOBIG;
-		mmo_ev_set_pos(&b, 1021.5, 64.25, -387.75);
-	} else {
-		memset(detail, 'x', pad[3]);
-		detail[pad[3]] = 0;
-		b.body.world_reject.reason = "bench";
-		b.body.world_reject.detail = detail;
-	}
-	err = mmo_event_validate(&b.ev, NULL);
-	if (!err)
-		err = mmo_event_encode(&b.ev, t->buf, sizeof(t->buf), &len);
-	if (err)
-		return err;
-	t->len = len;
-	t->type = type;
-	t->id_len[0] = strlen(eid);
-	t->id_len[1] = strlen(pid);
-	t->id_len[2] = strlen(rid);
-	memcpy(t->pad, pad, sizeof(t->pad));
-	if (!(off = find_unique(t->buf, len, eid)))
-		return MMO_EINVAL;
-	t->id_off = off + 1 + pad[0];
-	if (!(off = find_unique(t->buf, len, pid)))
-		return MMO_EINVAL;
-	t->player_off = off + 1 + pad[1];
-	if (!(off = find_unique(t->buf, len, rid)))
-		return MMO_EINVAL;
-	t->region_off = off + 1 + pad[2];
-	return MMO_OK;
-}
-
-/* Build a player.move of exactly `want` bytes (ids padded evenly), or a
- * world.reject with a padded detail for sizes a move cannot reach.
- * On failure *lo and *hi give the sizes that can be built. */
-static int tpl_make(struct evtpl *t, size_t want, size_t *lo, size_t *hi)
-{
-	static const char *types[] = {"player.move", "world.reject"};
-
-	*lo = SIZE_MAX;
-	*hi = 0;
-	for (size_t ti = 0; ti < 2; ti++) {
-		size_t pad[4] = {0, 0, 0, 0}, full[4], len0, x;
-		unsigned npads = ti == 0 ? 3 : 4;
-
-		memcpy(full, pad_cap, sizeof(full));
-		if (ti == 0)
-			full[3] = 0;
-		if (tpl_try(t, types[ti], full))
-			continue;
-		if (t->len > *hi)
-			*hi = t->len;
-		if (tpl_try(t, types[ti], pad))
-			continue;
-		len0 = t->len;
-		if (len0 < *lo)
-			*lo = len0;
-		if (want < len0 || want > *hi)
-			continue;
-		/* Fill the event id, then the region id (16 keys: cheap to index),
-		 * then the player id (e.g. "player:" + a UUID is 43 bytes), then the
-		 * detail; then correct for varint steps. */
-		x = want - len0;
-		for (unsigned j = 0; j < npads && x; j++) {
-			static const unsigned order[4] = {0, 2, 1, 3};
-			unsigned i = order[j];
-			size_t add = full[i] - pad[i] < x ? full[i] - pad[i] : x;
-
-			pad[i] += add;
-			x -= add;
-		}
-		for (int tries = 0; tries < 8; tries++) {
-			long d;
-
-			if (tpl_try(t, types[ti], pad))
-				break;
-			if (t->len == want)
-				return MMO_OK;
-			d = (long)want - (long)t->len;
-			for (unsigned i = 0; i < npads; i++) {
-				long np = (long)pad[i] + d;
-
-				if (np >= 0 && np <= (long)full[i]) {
-					pad[i] = (size_t)np;
-					break;
-				}
-			}
-		}
-	}
-	return MMO_EINVAL;
-}
-
-/* Write event number idx of producer p into dst (t->len bytes). Players act
- * in a pseudo-random order (a fixed hash of idx), as a game's do: consecutive
- * player ids would let the player index hit the same pages and flatter it. */
-static void tpl_stamp(const struct evtpl *t, uint8_t *dst, unsigned p, uint64_t idx,
-                      unsigned players)
-{
-	uint64_t player = ((idx * 0x9E3779B97F4A7C15ULL) >> 32) % players;
-
-	memcpy(dst, t->buf, t->len);
-	put_digits(dst + t->id_off, p, 2);
-	put_digits(dst + t->id_off + 3, idx, 12);
-	put_digits(dst + t->player_off, player, 6);
-	put_digits(dst + t->region_off, player % REGIONS, 2);
+	bench_log_interrupted = 1;
+	if (bench_log_redis_pid > 0)
+		kill(bench_log_redis_pid, SIGKILL);
 }
 
 /* ------------------------------------------------------------ log phase */
 
 struct log_run {
-	const struct config *cfg;
-	const struct evtpl *tpl;
+	const struct bench_log_config *cfg;
+	const struct bench_evtpl *tpl;
 	void *zctx; /* the producers' context */
 	char ingest[64];
 	pthread_barrier_t go;
@@ -422,7 +89,7 @@ struct producer {
 	pthread_t th;
 	unsigned id;
 	uint64_t base, quota; /* events [base, base + quota) */
-	struct hist h;
+	struct bench_hist h;
 	uint64_t busy, late, rejected;
 	int first_reject;
 	int64_t t_done;
@@ -435,8 +102,8 @@ struct producer {
 static void *log_producer(void *arg)
 {
 	struct producer *p = arg;
-	const struct config *cfg = p->run->cfg;
-	const struct evtpl *t = p->run->tpl;
+	const struct bench_log_config *cfg = p->run->cfg;
+	const struct bench_evtpl *t = p->run->tpl;
 	unsigned W = cfg->window, K = cfg->per_req;
 	struct slot *slots = calloc(W, sizeof(*slots));
 	unsigned *freel = calloc(W, sizeof(*freel));
@@ -472,7 +139,7 @@ static void *log_producer(void *arg)
 		t0 += (int64_t)(interval * p->id / cfg->producers); /* spread the producers */
 	}
 
-	while (acked < p->quota && !interrupted) {
+	while (acked < p->quota && !bench_log_interrupted) {
 		int64_t now = mmo_mono_us(), due = now, wait;
 		uint32_t req_id;
 		int status;
@@ -504,7 +171,7 @@ static void *log_producer(void *arg)
 			for (uint32_t i = 0; i < cnt; i++) {
 				uint8_t *d = scratch + (size_t)i * t->len;
 
-				tpl_stamp(t, d, p->id, p->base + first + i, cfg->players);
+				bench_tpl_stamp(t, d, p->id, p->base + first + i, cfg->players);
 				in[i].buf = d;
 				in[i].len = t->len;
 				in[i].priority = 0;
@@ -537,7 +204,7 @@ static void *log_producer(void *arg)
 		else
 			err = evlog_client_recv(c, 0, &req_id, &status, seqs, errs, K, &n);
 		if (err == MMO_ETIMEOUT) {
-			if (wait < 0 && !interrupted) {
+			if (wait < 0 && !bench_log_interrupted) {
 				snprintf(p->why, sizeof(p->why), "no ack within %d ms",
 				         CLIENT_TIMEOUT_MS);
 				p->failed = true;
@@ -580,7 +247,7 @@ static void *log_producer(void *arg)
 					if (errs[i] && !p->rejected++)
 						p->first_reject = errs[i];
 				}
-				hist_add(&p->h, at - sl->t);
+				bench_hist_add(&p->h, at - sl->t);
 				acked += n;
 				atomic_store(&p->acked, acked);
 				p->t_done = at;
@@ -594,7 +261,7 @@ static void *log_producer(void *arg)
 		}
 	}
 	if (acked < p->quota && !p->failed) {
-		snprintf(p->why, sizeof(p->why), "interrupted");
+		snprintf(p->why, sizeof(p->why), "bench_log_interrupted");
 		p->failed = true;
 	}
 out:
@@ -616,37 +283,16 @@ struct log_result {
 	long rss_start, rss_end, anon_start, anon_end;
 };
 
-/* Progress on stderr, at most once a second. */
-struct progress {
-	int64_t t0, last;
-	uint64_t last_done;
-};
-
-static void progress_tick(struct progress *pg, const char *phase, unsigned run, uint64_t done,
-                          uint64_t total)
-{
-	int64_t now = mmo_mono_us();
-
-	if (now - pg->last < 1000000)
-		return;
-	fprintf(stderr, "bench: run %u %s: %llu/%llu (%.0f/s now, %.0f/s overall)\n", run, phase,
-	        (unsigned long long)done, (unsigned long long)total,
-	        (double)(done - pg->last_done) * 1e6 / (double)(now - pg->last),
-	        (double)done * 1e6 / (double)(now - pg->t0));
-	pg->last = now;
-	pg->last_done = done;
-}
-
-static int log_phase(const struct config *cfg, const struct evtpl *tpl, const char *dir,
-                     unsigned run_no, struct log_result *res, char *why, size_t wl)
+static int log_phase(const struct bench_log_config *cfg, const struct bench_evtpl *tpl,
+                     const char *dir, unsigned run_no, struct log_result *res, char *why, size_t wl)
 {
 	struct evlog_opts lo = {.dir = dir, .nosync = cfg->nosync};
 	struct evlog_server_opts so = {0};
 	struct log_run run = {.cfg = cfg, .tpl = tpl};
 	struct producer *prods = NULL;
-	struct hist *all = NULL;
+	struct bench_hist *all = NULL;
 	struct evlog_stats st;
-	struct progress pg;
+	struct bench_progress pg;
 	evlog *log = NULL;
 	evlog_server *srv = NULL;
 	void *sctx = NULL;
@@ -701,19 +347,19 @@ static int log_phase(const struct config *cfg, const struct evtpl *tpl, const ch
 		p->quota = share + (i < cfg->events % cfg->producers ? 1 : 0);
 		if (pthread_create(&p->th, NULL, log_producer, p)) {
 			/* The barrier counts every producer: fail the run the hard way. */
-			fprintf(stderr, "mmo %s: cannot start producer thread\n", CMD);
+			fprintf(stderr, "mmo %s: cannot start producer thread\n", BENCH_LOG_CMD);
 			exit(EXIT_FAIL);
 		}
 		started++;
 	}
-	cpu0 = self_cpu_us();
-	io0 = io_write_bytes(getpid());
+	cpu0 = bench_self_cpu_us();
+	io0 = bench_io_write_bytes(getpid());
 	run.t0 = mmo_mono_us();
-	pg = (struct progress){run.t0, run.t0, 0};
+	pg = (struct bench_progress){run.t0, run.t0, 0};
 	pthread_barrier_wait(&run.go);
 	/* Every client is connected now (each asked for the head). */
-	res->rss_start = proc_status_kb("VmRSS");
-	res->anon_start = proc_status_kb("RssAnon");
+	res->rss_start = bench_proc_status_kb("VmRSS");
+	res->anon_start = bench_proc_status_kb("RssAnon");
 
 	for (;;) {
 		uint64_t done = 0;
@@ -725,7 +371,7 @@ static int log_phase(const struct config *cfg, const struct evtpl *tpl, const ch
 		}
 		if (fin == cfg->producers)
 			break;
-		progress_tick(&pg, "log", run_no, done, cfg->events);
+		bench_progress_tick(&pg, "log", run_no, done, cfg->events);
 		bench_sleep_us(20000);
 	}
 	for (unsigned i = 0; i < started; i++)
@@ -744,20 +390,20 @@ static int log_phase(const struct config *cfg, const struct evtpl *tpl, const ch
 			         (unsigned long long)p->rejected, mmo_strerror(p->first_reject));
 			goto out;
 		}
-		hist_merge(all, &p->h);
+		bench_hist_merge(all, &p->h);
 		res->busy += p->busy;
 		res->late += p->late;
 		if (p->t_done > t_end)
 			t_end = p->t_done;
 	}
-	res->rss_end = proc_status_kb("VmRSS");
-	res->anon_end = proc_status_kb("RssAnon");
+	res->rss_end = bench_proc_status_kb("VmRSS");
+	res->anon_end = bench_proc_status_kb("RssAnon");
 	res->secs = (double)(t_end - run.t0) / 1e6;
-	res->cpu_pct = 100.0 * (double)(self_cpu_us() - cpu0) / (double)(t_end - run.t0);
-	res->disk_per_event = (double)(io_write_bytes(getpid()) - io0) / (double)cfg->events;
+	res->cpu_pct = 100.0 * (double)(bench_self_cpu_us() - cpu0) / (double)(t_end - run.t0);
+	res->disk_per_event = (double)(bench_io_write_bytes(getpid()) - io0) / (double)cfg->events;
 	res->per_s = (double)cfg->events / res->secs;
-	res->p50 = hist_quantile(all, 0.50);
-	res->p99 = hist_quantile(all, 0.99);
+	res->p50 = bench_hist_quantile(all, 0.50);
+	res->p99 = bench_hist_quantile(all, 0.99);
 	res->pmax = all->max;
 	evlog_server_stats(srv, &st);
 	if (st.appended != cfg->events) {
@@ -790,386 +436,7 @@ out:
 	return rc;
 }
 
-/* ------------------------------------------------------------ raw LMDB */
-
-struct raw_result {
-	double secs, per_s, disk_per_event;
-	uint64_t batch, txns;
-};
-
-static int raw_fail(MDB_env *env, MDB_txn *txn, int rc, const char *what, char *why, size_t wl)
-{
-	snprintf(why, wl, "raw LMDB: %s: %s", what, mdb_strerror(rc));
-	if (txn)
-		mdb_txn_abort(txn);
-	mdb_env_close(env);
-	return -1;
-}
-
-static int raw_phase(const struct config *cfg, const struct evtpl *tpl, const char *dir,
-                     uint64_t batch, unsigned run_no, struct raw_result *res, char *why, size_t wl)
-{
-	size_t rec_len = EVLOG_HDR_LEN + tpl->len;
-	uint8_t rec[EVLOG_HDR_LEN + TPL_CAP], key[8];
-	size_t map = (size_t)cfg->events * (rec_len + 64) * 2 + ((size_t)64 << 20);
-	MDB_val k = {sizeof(key), key}, v = {rec_len, rec};
-	MDB_env *env;
-	MDB_txn *txn = NULL;
-	MDB_dbi dbi;
-	struct progress pg;
-	uint64_t seq = 0, io0;
-	int64_t t0;
-	int rc;
-
-	if (mkdir(dir, 0750) && errno != EEXIST) {
-		snprintf(why, wl, "cannot create %.300s: %s", dir, strerror(errno));
-		return -1;
-	}
-	memset(rec, 0xa5, EVLOG_HDR_LEN);
-	memcpy(rec + EVLOG_HDR_LEN, tpl->buf, tpl->len);
-	if ((rc = mdb_env_create(&env))) {
-		snprintf(why, wl, "raw LMDB: %s", mdb_strerror(rc));
-		return -1;
-	}
-	mdb_env_set_maxdbs(env, 2);
-	mdb_env_set_mapsize(env, map);
-	if ((rc = mdb_env_open(env, dir, cfg->nosync ? MDB_NOSYNC : 0, 0640)))
-		return raw_fail(env, NULL, rc, "open", why, wl);
-	if ((rc = mdb_txn_begin(env, NULL, 0, &txn)))
-		return raw_fail(env, NULL, rc, "begin", why, wl);
-	if ((rc = mdb_dbi_open(txn, "events", MDB_CREATE, &dbi)))
-		return raw_fail(env, txn, rc, "create table", why, wl);
-	rc = mdb_txn_commit(txn); /* frees txn, even on failure */
-	txn = NULL;
-	if (rc)
-		return raw_fail(env, NULL, rc, "commit", why, wl);
-	res->batch = batch ? batch : 1;
-	res->txns = 0;
-	io0 = io_write_bytes(getpid());
-	t0 = mmo_mono_us();
-	pg = (struct progress){t0, t0, 0};
-	while (seq < cfg->events) {
-		if (interrupted) {
-			snprintf(why, wl, "interrupted");
-			mdb_env_close(env);
-			return -1;
-		}
-		if ((rc = mdb_txn_begin(env, NULL, 0, &txn)))
-			return raw_fail(env, NULL, rc, "begin", why, wl);
-		for (uint64_t i = 0; i < res->batch && seq < cfg->events; i++) {
-			seq++;
-			for (int b = 7; b >= 0; b--)
-				key[7 - b] = (uint8_t)(seq >> (8 * b));
-			if ((rc = mdb_put(txn, dbi, &k, &v, MDB_APPEND)))
-				return raw_fail(env, txn, rc, "put", why, wl);
-		}
-		rc = mdb_txn_commit(txn);
-		txn = NULL;
-		if (rc)
-			return raw_fail(env, NULL, rc, "commit", why, wl);
-		res->txns++;
-		progress_tick(&pg, "raw LMDB", run_no, seq, cfg->events);
-	}
-	res->secs = (double)(mmo_mono_us() - t0) / 1e6;
-	res->per_s = (double)cfg->events / res->secs;
-	res->disk_per_event = (double)(io_write_bytes(getpid()) - io0) / (double)cfg->events;
-	mdb_env_close(env);
-	return 0;
-}
-
-/* ------------------------------------------------------------ redis */
-
-struct redis_result {
-	double secs, per_s, server_cpu_pct, disk_per_event;
-	uint64_t p50, p99;
-};
-
-struct redis_run {
-	const struct config *cfg;
-	const struct evtpl *tpl;
-	unsigned port;
-	pthread_barrier_t go;
-	int64_t t0;
-};
-
-struct rproducer {
-	struct redis_run *run;
-	pthread_t th;
-	unsigned id;
-	uint64_t base, quota;
-	struct hist h;
-	int64_t t_done;
-	atomic_uint_fast64_t acked;
-	atomic_bool finished;
-	bool failed;
-	char why[192];
-};
-
-static void rfail(struct rproducer *p, redisContext *c, const char *what)
-{
-	snprintf(p->why, sizeof(p->why), "%s: %s", what, c && c->err ? c->errstr : "error");
-	p->failed = true;
-}
-
-static void *redis_producer(void *arg)
-{
-	struct rproducer *p = arg;
-	const struct config *cfg = p->run->cfg;
-	const struct evtpl *t = p->run->tpl;
-	struct timeval tv = {2, 0};
-	redisContext *c = redisConnectWithTimeout("127.0.0.1", (int)p->run->port, tv);
-	uint64_t W = (uint64_t)cfg->window * cfg->per_req; /* the log's events in flight */
-	int64_t *sent_at = calloc(W, sizeof(*sent_at));
-	uint8_t val[TPL_CAP];
-	const char *argv[5] = {"XADD", REDIS_KEY, "*", "f", (const char *)val};
-	size_t lens[5] = {4, sizeof(REDIS_KEY) - 1, 1, 1, t->len};
-	uint64_t sent = 0, acked = 0;
-	double interval = cfg->rate ? (double)cfg->producers * 1e6 / (double)cfg->rate : 0;
-	int64_t t0;
-
-	if (!c || c->err || !sent_at)
-		rfail(p, c, "cannot connect to redis");
-	pthread_barrier_wait(&p->run->go);
-	if (p->failed)
-		goto out;
-	t0 = p->run->t0 + (int64_t)(interval * p->id / cfg->producers);
-
-	while (acked < p->quota && !interrupted) {
-		int64_t now = mmo_mono_us(), due = now, wait;
-		struct timespec ts;
-		struct pollfd pfd = {c->fd, POLLIN, 0};
-		bool appended = false;
-		void *rep;
-		int wdone, r;
-
-		while (sent < p->quota && sent - acked < W) {
-			if (cfg->rate) {
-				due = t0 + (int64_t)(interval * (double)sent);
-				if (now < due)
-					break;
-			}
-			tpl_stamp(t, val, p->id, p->base + sent, cfg->players);
-			if (redisAppendCommandArgv(c, 5, argv, lens) != REDIS_OK) {
-				rfail(p, c, "XADD");
-				goto out;
-			}
-			sent_at[sent % W] = mmo_mono_us();
-			sent++;
-			appended = true;
-		}
-		if (appended) {
-			do {
-				if (redisBufferWrite(c, &wdone) != REDIS_OK) {
-					rfail(p, c, "write");
-					goto out;
-				}
-			} while (!wdone);
-		}
-		for (;;) {
-			redisReply *rr;
-
-			if (redisGetReplyFromReader(c, &rep) != REDIS_OK) {
-				rfail(p, c, "read");
-				goto out;
-			}
-			if (!rep)
-				break;
-			rr = rep;
-			if (rr->type != REDIS_REPLY_STRING) {
-				snprintf(p->why, sizeof(p->why), "XADD: %s",
-				         rr->type == REDIS_REPLY_ERROR ? rr->str
-				                                       : "unexpected reply");
-				freeReplyObject(rr);
-				p->failed = true;
-				goto out;
-			}
-			freeReplyObject(rr);
-			p->t_done = mmo_mono_us();
-			hist_add(&p->h, p->t_done - sent_at[acked % W]);
-			acked++;
-		}
-		atomic_store(&p->acked, acked);
-		if (acked >= p->quota)
-			break;
-		if (sent < p->quota && sent - acked < W) {
-			/* Room in the window: only the pacing holds the next send. */
-			wait = cfg->rate ? due - mmo_mono_us() : 0;
-			if (wait <= 0)
-				continue;
-		} else {
-			wait = -1;
-		}
-		if (wait > 0) {
-			ts.tv_sec = wait / 1000000;
-			ts.tv_nsec = (long)(wait % 1000000) * 1000;
-		} else {
-			ts.tv_sec = CLIENT_TIMEOUT_MS / 1000;
-			ts.tv_nsec = 0;
-		}
-		r = ppoll(&pfd, 1, &ts, NULL);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r == 0) {
-			if (wait < 0) {
-				snprintf(p->why, sizeof(p->why), "no reply within %d ms",
-				         CLIENT_TIMEOUT_MS);
-				p->failed = true;
-				goto out;
-			}
-			continue;
-		}
-		if (redisBufferRead(c) != REDIS_OK) {
-			rfail(p, c, "read");
-			goto out;
-		}
-	}
-	if (acked < p->quota && !p->failed) {
-		snprintf(p->why, sizeof(p->why), "interrupted");
-		p->failed = true;
-	}
-out:
-	if (c)
-		redisFree(c);
-	free(sent_at);
-	atomic_store(&p->finished, true);
-	return NULL;
-}
-
-/* Start redis-server in dir on a free port; wait until it answers PING. */
-static int redis_start(const struct config *cfg, const char *dir, unsigned *port, char *why,
-                       size_t wl)
-{
-	return bench_redis_start(cfg->redis_path, dir, cfg->nosync ? "no" : "always", &redis_pid,
-	                         &interrupted, port, why, wl);
-}
-
-static void redis_stop(void)
-{
-	bench_redis_stop(&redis_pid);
-}
-
-static int redis_phase(const struct config *cfg, const struct evtpl *tpl, const char *dir,
-                       unsigned run_no, struct redis_result *res, char *why, size_t wl)
-{
-	struct redis_run run = {.cfg = cfg, .tpl = tpl};
-	struct rproducer *prods = calloc(cfg->producers, sizeof(*prods));
-	struct hist *all = calloc(1, sizeof(*all));
-	struct progress pg;
-	bool barrier = false;
-	int64_t cpu0, t_end = 0;
-	uint64_t io0;
-	int rc = -1;
-
-	if (!prods || !all) {
-		snprintf(why, wl, "out of memory");
-		goto out;
-	}
-	if (redis_start(cfg, dir, &run.port, why, wl))
-		goto out_stop;
-	if (pthread_barrier_init(&run.go, NULL, cfg->producers + 1)) {
-		snprintf(why, wl, "cannot create a barrier");
-		goto out_stop;
-	}
-	barrier = true;
-	for (unsigned i = 0; i < cfg->producers; i++) {
-		struct rproducer *p = &prods[i];
-		uint64_t share = cfg->events / cfg->producers, rest = cfg->events % cfg->producers;
-
-		p->run = &run;
-		p->id = i;
-		p->base = share * i + (i < rest ? i : rest);
-		p->quota = share + (i < rest ? 1 : 0);
-		if (pthread_create(&p->th, NULL, redis_producer, p)) {
-			fprintf(stderr, "mmo %s: cannot start producer thread\n", CMD);
-			redis_stop();
-			exit(EXIT_FAIL);
-		}
-	}
-	cpu0 = pid_cpu_us(redis_pid);
-	io0 = io_write_bytes(redis_pid);
-	run.t0 = mmo_mono_us();
-	pg = (struct progress){run.t0, run.t0, 0};
-	pthread_barrier_wait(&run.go);
-	for (;;) {
-		uint64_t done = 0;
-		unsigned fin = 0;
-
-		for (unsigned i = 0; i < cfg->producers; i++) {
-			done += atomic_load(&prods[i].acked);
-			fin += atomic_load(&prods[i].finished);
-		}
-		if (fin == cfg->producers)
-			break;
-		progress_tick(&pg, "redis XADD", run_no, done, cfg->events);
-		bench_sleep_us(20000);
-	}
-	for (unsigned i = 0; i < cfg->producers; i++)
-		pthread_join(prods[i].th, NULL);
-	for (unsigned i = 0; i < cfg->producers; i++) {
-		if (prods[i].failed) {
-			snprintf(why, wl, "redis producer %u: %s", i, prods[i].why);
-			goto out_stop;
-		}
-		hist_merge(all, &prods[i].h);
-		if (prods[i].t_done > t_end)
-			t_end = prods[i].t_done;
-	}
-	res->secs = (double)(t_end - run.t0) / 1e6;
-	res->per_s = (double)cfg->events / res->secs;
-	res->server_cpu_pct =
-	    100.0 * (double)(pid_cpu_us(redis_pid) - cpu0) / (double)(t_end - run.t0);
-	res->disk_per_event = (double)(io_write_bytes(redis_pid) - io0) / (double)cfg->events;
-	res->p50 = hist_quantile(all, 0.50);
-	res->p99 = hist_quantile(all, 0.99);
-	{
-		struct timeval tv = {2, 0};
-		redisContext *c = redisConnectWithTimeout("127.0.0.1", (int)run.port, tv);
-		redisReply *r = c && !c->err ? redisCommand(c, "XLEN " REDIS_KEY) : NULL;
-		bool ok =
-		    r && r->type == REDIS_REPLY_INTEGER && (uint64_t)r->integer == cfg->events;
-
-		if (!ok)
-			snprintf(why, wl, "redis holds %lld entries, not %llu",
-			         r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1LL,
-			         (unsigned long long)cfg->events);
-		if (r)
-			freeReplyObject(r);
-		if (c)
-			redisFree(c);
-		if (!ok)
-			goto out_stop;
-	}
-	rc = 0;
-out_stop:
-	redis_stop();
-out:
-	if (barrier)
-		pthread_barrier_destroy(&run.go);
-	free(prods);
-	free(all);
-	return rc;
-}
-
 /* ------------------------------------------------------------ the command */
-
-static void bench_help(FILE *f)
-{
-	fprintf(f, "usage: mmo bench log|replay|audit|gateway|views [options]\n"
-	           "Benchmarks against the physical limit (and a peer), in the same run.\n"
-	           "\n"
-	           "commands:\n"
-	           "  log      the log's durable append rate and ack latency, against raw LMDB\n"
-	           "           appends and Redis Streams XADD (appendfsync always)\n"
-	           "  replay   the fold rate of `mmo replay`, against a bare LMDB cursor scan\n"
-	           "           of the same records\n"
-	           "  audit    the verify rate, against SHA-256 of the same records; the cost of\n"
-	           "           a one-player query on logs of 1 M and 10 M events\n"
-	           "  gateway  authenticated moves against the HTTP ceiling of civetweb;\n"
-	           "           WebSocket delivery latency with thousands of clients\n"
-	           "  views    the Redis projector's apply rate against pipelined HSETs\n"
-	           "\n"
-	           "`mmo bench <command> --help` lists its options.\n");
-}
 
 static void log_help(FILE *f)
 {
@@ -1208,7 +475,7 @@ static void log_help(FILE *f)
 	    PRODUCERS_MAX, WINDOW_MAX, EVLOG_REQ_MAX);
 }
 
-static int parse_config(int argc, char **argv, struct config *cfg)
+static int parse_config(int argc, char **argv, struct bench_log_config *cfg)
 {
 	static const struct option lo[] = {{"events", required_argument, 0, 'n'},
 	                                   {"size", required_argument, 0, 's'},
@@ -1250,30 +517,35 @@ static int parse_config(int argc, char **argv, struct config *cfg)
 		}
 	}
 	if (optind < argc) {
-		cli_err(CMD, "unexpected argument '%s'", argv[optind]);
+		cli_err(BENCH_LOG_CMD, "unexpected argument '%s'", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if (!bench_parse_num(CMD, "events", cli_opt("events", a_n, "200000"), 1, 1000000000000ULL,
-	               &cfg->events) ||
-	    !bench_parse_num(CMD, "producers", cli_opt("producers", a_p, "4"), 1, PRODUCERS_MAX, &v))
+	if (!bench_parse_num(BENCH_LOG_CMD, "events", cli_opt("events", a_n, "200000"), 1,
+	                     1000000000000ULL, &cfg->events) ||
+	    !bench_parse_num(BENCH_LOG_CMD, "producers", cli_opt("producers", a_p, "4"), 1,
+	                     PRODUCERS_MAX, &v))
 		return EXIT_USAGE;
 	cfg->producers = (unsigned)v;
 	s = cli_opt("size", a_s, "200");
 	if (!cli_parse_size(s, &cfg->size) || cfg->size == 0 || cfg->size > MMO_RECORD_MAX) {
-		cli_err(CMD, "--size takes a byte count, not '%s'", s);
+		cli_err(BENCH_LOG_CMD, "--size takes a byte count, not '%s'", s);
 		return EXIT_USAGE;
 	}
-	if (!bench_parse_num(CMD, "window", cli_opt("window", a_w, "64"), 1, WINDOW_MAX, &v))
+	if (!bench_parse_num(BENCH_LOG_CMD, "window", cli_opt("window", a_w, "64"), 1, WINDOW_MAX,
+	                     &v))
 		return EXIT_USAGE;
 	cfg->window = (unsigned)v;
-	if (!bench_parse_num(CMD, "per-request", cli_opt("per-request", a_k, "1"), 1, EVLOG_REQ_MAX, &v))
+	if (!bench_parse_num(BENCH_LOG_CMD, "per-request", cli_opt("per-request", a_k, "1"), 1,
+	                     EVLOG_REQ_MAX, &v))
 		return EXIT_USAGE;
 	cfg->per_req = (unsigned)v;
-	if (!bench_parse_num(CMD, "runs", cli_opt("runs", a_r, "3"), 1, RUNS_MAX, &v))
+	if (!bench_parse_num(BENCH_LOG_CMD, "runs", cli_opt("runs", a_r, "3"), 1, RUNS_MAX, &v))
 		return EXIT_USAGE;
 	cfg->runs = (unsigned)v;
-	if (!bench_parse_num(CMD, "rate", cli_opt("rate", a_R, "0"), 0, 100000000, &cfg->rate) ||
-	    !bench_parse_num(CMD, "players", cli_opt("players", a_P, "10000"), 1, 1000000, &v))
+	if (!bench_parse_num(BENCH_LOG_CMD, "rate", cli_opt("rate", a_R, "0"), 0, 100000000,
+	                     &cfg->rate) ||
+	    !bench_parse_num(BENCH_LOG_CMD, "players", cli_opt("players", a_P, "10000"), 1, 1000000,
+	                     &v))
 		return EXIT_USAGE;
 	cfg->players = (unsigned)v;
 	cfg->data = cli_opt("data", a_d, NULL);
@@ -1282,16 +554,16 @@ static int parse_config(int argc, char **argv, struct config *cfg)
 	if (!strcmp(s, "none")) {
 		cfg->nosync = true;
 	} else if (strcmp(s, "full")) {
-		cli_err(CMD, "--sync takes full or none, not '%s'", s);
+		cli_err(BENCH_LOG_CMD, "--sync takes full or none, not '%s'", s);
 		return EXIT_USAGE;
 	}
 	return EXIT_OK;
 }
 
-static int bench_log(int argc, char **argv)
+int bench_log(int argc, char **argv)
 {
-	struct config cfg = {0};
-	struct evtpl *tpl = calloc(1, sizeof(*tpl));
+	struct bench_log_config cfg = {0};
+	struct bench_evtpl *tpl = calloc(1, sizeof(*tpl));
 	double l_rate[RUNS_MAX], l_p50[RUNS_MAX], l_p99[RUNS_MAX], r_rate[RUNS_MAX],
 	    x_rate[RUNS_MAX], x_p50[RUNS_MAX], x_p99[RUNS_MAX];
 	double m_rate, m_p50, m_p99, m_raw, m_redis = 0, ratio_redis = 0, ratio_raw;
@@ -1310,9 +582,10 @@ static int bench_log(int argc, char **argv)
 		free(tpl);
 		return rc < 0 ? EXIT_OK : rc;
 	}
-	if (tpl_make(tpl, cfg.size, &lo, &hi)) {
-		cli_err(CMD, "cannot build an event of %zu bytes: --size must be in %zu..%zu",
-		        cfg.size, lo, hi);
+	if (bench_tpl_make(tpl, cfg.size, &lo, &hi)) {
+		cli_err(BENCH_LOG_CMD,
+		        "cannot build an event of %zu bytes: --size must be in %zu..%zu", cfg.size,
+		        lo, hi);
 		free(tpl);
 		return EXIT_USAGE;
 	}
@@ -1321,7 +594,7 @@ static int bench_log(int argc, char **argv)
 	                : (getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	snprintf(root, sizeof(root), "%s/mmo-bench.XXXXXX", base);
 	if (!mkdtemp(root)) {
-		cli_err(CMD, "cannot create a folder in %s: %s", base, strerror(errno));
+		cli_err(BENCH_LOG_CMD, "cannot create a folder in %s: %s", base, strerror(errno));
 		free(tpl);
 		return EXIT_FAIL;
 	}
@@ -1351,8 +624,8 @@ static int bench_log(int argc, char **argv)
 
 	for (unsigned r = 0; r < cfg.runs; r++) {
 		struct log_result L = {0};
-		struct raw_result R = {0};
-		struct redis_result X = {0};
+		struct bench_raw_result R = {0};
+		struct bench_redis_result X = {0};
 
 		snprintf(dir, sizeof(dir), "%s/run%u-log", root, r + 1);
 		if (log_phase(&cfg, tpl, dir, r + 1, &L, why, sizeof(why)))
@@ -1373,8 +646,8 @@ static int bench_log(int argc, char **argv)
 		fflush(stdout);
 
 		snprintf(dir, sizeof(dir), "%s/run%u-raw", root, r + 1);
-		if (raw_phase(&cfg, tpl, dir, (uint64_t)(L.avg_batch + 0.5), r + 1, &R, why,
-		              sizeof(why)))
+		if (bench_log_raw_phase(&cfg, tpl, dir, (uint64_t)(L.avg_batch + 0.5), r + 1, &R,
+		                        why, sizeof(why)))
 			goto fail;
 		bench_rm_tree(dir);
 		printf(
@@ -1386,7 +659,7 @@ static int bench_log(int argc, char **argv)
 
 		if (!cfg.skip_redis) {
 			snprintf(dir, sizeof(dir), "%s/run%u-redis", root, r + 1);
-			if (redis_phase(&cfg, tpl, dir, r + 1, &X, why, sizeof(why)))
+			if (bench_log_redis_phase(&cfg, tpl, dir, r + 1, &X, why, sizeof(why)))
 				goto fail;
 			bench_rm_tree(dir);
 			printf("run %u redis_xadd: per_s=%.0f secs=%.2f p50_ack_us=%llu "
@@ -1438,38 +711,14 @@ static int bench_log(int argc, char **argv)
 	goto out;
 
 fail:
-	cli_err(CMD, "%s", interrupted ? "interrupted" : why);
+	cli_err(BENCH_LOG_CMD, "%s", bench_log_interrupted ? "bench_log_interrupted" : why);
 	rc = EXIT_FAIL;
 out:
-	redis_stop();
+	bench_redis_stop(&bench_log_redis_pid);
 	bench_rm_tree(root);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGTERM, &old_term, NULL);
 	sigaction(SIGPIPE, &old_pipe, NULL);
 	free(tpl);
 	return rc;
-}
-
-int cmd_bench(int argc, char **argv)
-{
-	if (argc < 2) {
-		bench_help(stderr);
-		return EXIT_USAGE;
-	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-		bench_help(stdout);
-		return EXIT_OK;
-	}
-	if (!strcmp(argv[1], "log"))
-		return bench_log(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "replay"))
-		return bench_replay(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "audit"))
-		return bench_audit(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "gateway"))
-		return bench_gateway(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "views"))
-		return bench_views(argc - 1, argv + 1);
-	cli_err("bench", "unknown benchmark '%s' (see mmo bench --help)", argv[1]);
-	return EXIT_USAGE;
 }

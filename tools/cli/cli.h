@@ -10,5 +10,7 @@ int cmd_replay(int argc, char **argv);
 int cmd_dlq(int argc, char **argv);
 int cmd_views(int argc, char **argv);
 int cmd_user(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

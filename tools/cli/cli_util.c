@@ -77,3 +77,19 @@ void cli_err(const char *cmd, const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 }
+
+int cli_open_log(const char *data, evlog **out)
+{
+	struct evlog_opts lo = {0};
+	char dir[4096], msg[256] = "";
+	int err;
+
+	snprintf(dir, sizeof(dir), "%s/log", data);
+	lo.dir = dir;
+	lo.readonly = true;
+	err = evlog_open(&lo, out, msg, sizeof(msg));
+	if (err)
+		fprintf(stderr, "mmo: cannot open the log in %s: %s\n", dir,
+		        msg[0] ? msg : mmo_strerror(err));
+	return err;
+}

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "log/evlog.h"
+
 /* Exit codes of every subcommand. */
 #define EXIT_OK    0
 #define EXIT_FAIL  1
@@ -24,6 +26,11 @@ bool cli_parse_u64(const char *s, uint64_t *out);
 
 /* Print "mmo <cmd>: <message>" on stderr. */
 void cli_err(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Open DATA/log read-only into *out (the caller's, evlog_close). On
+ * failure prints "mmo: cannot open the log in DIR: why" and returns the
+ * error. */
+int cli_open_log(const char *data, evlog **out);
 
 /* Append an admin.action event (command, the operator, detail) to DATA/log:
  * the audit trail of operator commands that change something. Warns on

@@ -1,4 +1,5 @@
-/* views.c - `mmo dlq list|retry|drop` and `mmo views rebuild` (docs/views.md). */
+/* cmd_dlq.c - `mmo dlq list|retry|drop`: the views' dead-letter queue
+ * (docs/views.md). */
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -8,11 +9,11 @@
 
 #include "cli.h"
 #include "log/evlog.h"
-#include "schemas/mmo_util.h"
 #include "projector/views/views.h"
+#include "schemas/mmo_util.h"
 
 #define PAGE_DEFAULT 50
-#define PAGE_MAX 10000
+#define PAGE_MAX     10000
 
 struct common {
 	const char *data, *redis, *mongo_uri, *mongo_db, *view;
@@ -21,7 +22,8 @@ struct common {
 static void dlq_help(FILE *f)
 {
 	fprintf(f,
-	        "usage: mmo dlq list  [--view redis|mongo] [--limit N] [--cursor C] [--format text|json]\n"
+	        "usage: mmo dlq list  [--view redis|mongo] [--limit N] [--cursor C] [--format "
+	        "text|json]\n"
 	        "       mmo dlq retry [--view redis|mongo] [--seq N] [--dry-run]\n"
 	        "       mmo dlq drop  [--view redis|mongo] [--seq N] --yes\n"
 	        "The views' dead-letter queue (DATA/views/dlq): events a view's store refused\n"
@@ -37,34 +39,6 @@ static void dlq_help(FILE *f)
 	        "options: --data DIR (default ./data), --redis URL (default\n"
 	        "redis://127.0.0.1:6379), --mongo-uri URI, --mongo-db NAME (default mmo); each\n"
 	        "also MMO_<OPTION>.\n");
-}
-
-static void views_help(FILE *f)
-{
-	fprintf(f,
-	        "usage: mmo views rebuild redis|mongo [--data DIR] [--redis URL] [--mongo-uri URI]\n"
-	        "                 [--mongo-db NAME] [--batch N]\n"
-	        "Drop a view (Redis: the mmo:player:* and mmo:region:*:players keys and the\n"
-	        "checkpoint, found with SCAN; Mongo: the players and combat collections and the\n"
-	        "checkpoint) and its DLQ entries, then fold the log (DATA/log) from seq 1 to its\n"
-	        "head, with progress on stderr. Refuses while `mmo serve` runs the views role\n"
-	        "on the same data folder. Options also come from MMO_<OPTION>.\n");
-}
-
-static int open_log(const char *data, evlog **out)
-{
-	struct evlog_opts lo = {0};
-	char dir[4096], msg[256] = "";
-	int err;
-
-	snprintf(dir, sizeof(dir), "%s/log", data);
-	lo.dir = dir;
-	lo.readonly = true;
-	err = evlog_open(&lo, out, msg, sizeof(msg));
-	if (err)
-		fprintf(stderr, "mmo: cannot open the log in %s: %s\n", dir,
-		        msg[0] ? msg : mmo_strerror(err));
-	return err;
 }
 
 static void iso_time(int64_t us, char *buf, size_t cap)
@@ -182,7 +156,8 @@ static int dlq_list(const struct common *o, uint64_t limit, const char *cursor, 
 	int err, rc = EXIT_FAIL;
 
 	if (cursor && !parse_cursor(cursor, &cur)) {
-		cli_err("dlq", "--cursor: '%s' is not a cursor (VIEW:SEQ, as printed by list)", cursor);
+		cli_err("dlq", "--cursor: '%s' is not a cursor (VIEW:SEQ, as printed by list)",
+		        cursor);
 		return EXIT_USAGE;
 	}
 	err = views_dlq_open(o->data, true, &q, msg, sizeof(msg));
@@ -211,9 +186,11 @@ static int dlq_list(const struct common *o, uint64_t limit, const char *cursor, 
 				json_array_append_new(pl, json_string(page[i].players[k]));
 			json_object_set_new(e, "seq", json_integer((json_int_t)page[i].seq));
 			json_object_set_new(e, "view", json_string(page[i].view));
-			json_object_set_new(e, "status", json_string(page[i].parked ? "parked" : "dead"));
+			json_object_set_new(e, "status",
+			                    json_string(page[i].parked ? "parked" : "dead"));
 			if (page[i].parked)
-				json_object_set_new(e, "behind", json_integer((json_int_t)page[i].behind));
+				json_object_set_new(e, "behind",
+				                    json_integer((json_int_t)page[i].behind));
 			json_object_set_new(e, "error", json_string(page[i].error));
 			json_object_set_new(e, "attempts", json_integer(page[i].attempts));
 			json_object_set_new(e, "first_failure_us", json_integer(page[i].first_us));
@@ -248,15 +225,17 @@ static int dlq_list(const struct common *o, uint64_t limit, const char *cursor, 
 		json_decref(j);
 	} else {
 		if (n)
-			printf("%-6s %-10s %-7s %-8s %-24s %-24s %-20s %s\n", "VIEW", "SEQ", "STATUS",
-			       "ATTEMPTS", "FIRST_FAILURE", "LAST_FAILURE", "PLAYERS", "ERROR");
+			printf("%-6s %-10s %-7s %-8s %-24s %-24s %-20s %s\n", "VIEW", "SEQ",
+			       "STATUS", "ATTEMPTS", "FIRST_FAILURE", "LAST_FAILURE", "PLAYERS",
+			       "ERROR");
 		for (size_t i = 0; i < n; i++) {
 			char f1[64], f2[64], pl[2 * 66];
 
 			iso_time(page[i].first_us, f1, sizeof(f1));
 			iso_time(page[i].last_us, f2, sizeof(f2));
 			snprintf(pl, sizeof(pl), "%s%s%s", page[i].players[0],
-			         page[i].nplayers > 1 ? "," : "", page[i].nplayers > 1 ? page[i].players[1] : "");
+			         page[i].nplayers > 1 ? "," : "",
+			         page[i].nplayers > 1 ? page[i].players[1] : "");
 			printf("%-6s %-10llu %-7s %-8u %-24s %-24s %-20s %s\n", page[i].view,
 			       (unsigned long long)page[i].seq, page[i].parked ? "parked" : "dead",
 			       page[i].attempts, f1, f2, pl[0] ? pl : "-", page[i].error);
@@ -286,7 +265,7 @@ static int dlq_retry(const struct common *o, uint64_t seq, bool dry_run)
 	evlog *log = NULL;
 	int rc = EXIT_OK;
 
-	if (open_log(o->data, &log))
+	if (cli_open_log(o->data, &log))
 		return EXIT_FAIL;
 	for (size_t i = 0; i < 2; i++) {
 		struct views_retry_opts ro = {0};
@@ -323,8 +302,8 @@ static int dlq_retry(const struct common *o, uint64_t seq, bool dry_run)
 			rc = EXIT_FAIL;
 			continue;
 		}
-		printf("%s: %s%llu tried, %llu applied, %llu refused again, %llu left parked\n", all[i],
-		       dry_run ? "(dry run) " : "", (unsigned long long)res.tried,
+		printf("%s: %s%llu tried, %llu applied, %llu refused again, %llu left parked\n",
+		       all[i], dry_run ? "(dry run) " : "", (unsigned long long)res.tried,
 		       (unsigned long long)res.applied, (unsigned long long)res.failed,
 		       (unsigned long long)res.left_parked);
 		if (!dry_run && res.tried) {
@@ -371,17 +350,35 @@ static int dlq_drop(const struct common *o, uint64_t seq)
 	return EXIT_OK;
 }
 
-enum { O_VIEW = 256, O_LIMIT, O_CURSOR, O_FORMAT, O_SEQ, O_DRY, O_YES, O_DATA, O_REDIS,
-       O_MONGO, O_MONGODB, O_BATCH };
+enum {
+	O_VIEW = 256,
+	O_LIMIT,
+	O_CURSOR,
+	O_FORMAT,
+	O_SEQ,
+	O_DRY,
+	O_YES,
+	O_DATA,
+	O_REDIS,
+	O_MONGO,
+	O_MONGODB,
+	O_BATCH
+};
 
-static const struct option dlq_lo[] = {
-    {"view", required_argument, 0, O_VIEW},     {"limit", required_argument, 0, O_LIMIT},
-    {"cursor", required_argument, 0, O_CURSOR}, {"format", required_argument, 0, O_FORMAT},
-    {"seq", required_argument, 0, O_SEQ},       {"dry-run", no_argument, 0, O_DRY},
-    {"yes", no_argument, 0, O_YES},             {"data", required_argument, 0, O_DATA},
-    {"redis", required_argument, 0, O_REDIS},   {"mongo-uri", required_argument, 0, O_MONGO},
-    {"mongo-db", required_argument, 0, O_MONGODB}, {"batch", required_argument, 0, O_BATCH},
-    {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
+static const struct option dlq_lo[] = {{"view", required_argument, 0, O_VIEW},
+                                       {"limit", required_argument, 0, O_LIMIT},
+                                       {"cursor", required_argument, 0, O_CURSOR},
+                                       {"format", required_argument, 0, O_FORMAT},
+                                       {"seq", required_argument, 0, O_SEQ},
+                                       {"dry-run", no_argument, 0, O_DRY},
+                                       {"yes", no_argument, 0, O_YES},
+                                       {"data", required_argument, 0, O_DATA},
+                                       {"redis", required_argument, 0, O_REDIS},
+                                       {"mongo-uri", required_argument, 0, O_MONGO},
+                                       {"mongo-db", required_argument, 0, O_MONGODB},
+                                       {"batch", required_argument, 0, O_BATCH},
+                                       {"help", no_argument, 0, 'h'},
+                                       {0, 0, 0, 0}};
 
 int cmd_dlq(int argc, char **argv)
 {
@@ -457,95 +454,4 @@ int cmd_dlq(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	return dlq_drop(&o, seq);
-}
-
-static void progress(const char *phase, uint64_t done, uint64_t total, void *arg)
-{
-	const char *view = arg;
-
-	if (!strcmp(phase, "drop"))
-		fprintf(stderr, "rebuild %s: dropping: %llu keys\n", view, (unsigned long long)done);
-	else
-		fprintf(stderr, "rebuild %s: %llu/%llu events (%.0f%%)\n", view,
-		        (unsigned long long)done, (unsigned long long)total,
-		        total ? 100.0 * (double)done / (double)total : 100.0);
-}
-
-int cmd_views(int argc, char **argv)
-{
-	const char *a_data = NULL, *a_redis = NULL, *a_mongo = NULL, *a_mdb = NULL, *a_batch = NULL;
-	struct views_rebuild_opts ro = {0};
-	uint64_t batch = 0, applied = 0;
-	evlog *log = NULL;
-	char msg[512] = "";
-	const char *view;
-	int c, err;
-
-	if (argc < 2) {
-		views_help(stderr);
-		return EXIT_USAGE;
-	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-		views_help(stdout);
-		return EXIT_OK;
-	}
-	if (strcmp(argv[1], "rebuild")) {
-		cli_err("views", "unknown subcommand '%s' (rebuild)", argv[1]);
-		return EXIT_USAGE;
-	}
-	optind = 1;
-	while ((c = getopt_long(argc - 1, argv + 1, "h", dlq_lo, NULL)) != -1) {
-		switch (c) {
-		case O_DATA: a_data = optarg; break;
-		case O_REDIS: a_redis = optarg; break;
-		case O_MONGO: a_mongo = optarg; break;
-		case O_MONGODB: a_mdb = optarg; break;
-		case O_BATCH: a_batch = optarg; break;
-		case 'h': views_help(stdout); return EXIT_OK;
-		default: views_help(stderr); return EXIT_USAGE;
-		}
-	}
-	if (optind != argc - 2) {
-		cli_err("views", "rebuild takes one view: redis or mongo");
-		return EXIT_USAGE;
-	}
-	view = argv[optind + 1];
-	if (strcmp(view, "redis") && strcmp(view, "mongo")) {
-		cli_err("views", "unknown view '%s' (redis or mongo)", view);
-		return EXIT_USAGE;
-	}
-	if (a_batch && (!cli_parse_u64(a_batch, &batch) || batch == 0 || batch > VIEWS_BATCH_MAX)) {
-		cli_err("views", "--batch takes 1..%d", VIEWS_BATCH_MAX);
-		return EXIT_USAGE;
-	}
-	ro.data_dir = cli_opt("data", a_data, "./data");
-	ro.redis_url = cli_opt("redis", a_redis, "redis://127.0.0.1:6379");
-	ro.mongo_uri = cli_opt("mongo-uri", a_mongo, NULL);
-	ro.mongo_db = cli_opt("mongo-db", a_mdb, "mmo");
-	if (!strcmp(view, "mongo") && !ro.mongo_uri) {
-		cli_err("views", "rebuild mongo needs --mongo-uri (or MMO_MONGO_URI)");
-		return EXIT_USAGE;
-	}
-	/* Recorded first, so that the rebuilt view includes its own trace. */
-	{
-		char detail[200];
-
-		snprintf(detail, sizeof(detail), "view=%s", view);
-		cli_admin_event(ro.data_dir, "views rebuild", detail);
-	}
-	if (open_log(ro.data_dir, &log))
-		return EXIT_FAIL;
-	ro.log = log;
-	ro.view = view;
-	ro.batch_max = batch;
-	ro.progress = progress;
-	ro.arg = (void *)view;
-	err = views_rebuild(&ro, &applied, msg, sizeof(msg));
-	evlog_close(log);
-	if (err) {
-		cli_err("views", "rebuild %s: %s", view, msg[0] ? msg : mmo_strerror(err));
-		return EXIT_FAIL;
-	}
-	printf("rebuilt %s: %llu events applied\n", view, (unsigned long long)applied);
-	return EXIT_OK;
 }

@@ -4,8 +4,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "tools/audit/audit.h"
-#include "tools/bench/bench.h"
 
 static const struct {
 	const char *name;
