@@ -22,6 +22,7 @@
 #include "schemas/event_json.h"
 #include "schemas/mmo_time.h"
 #include "schemas/mmo_util.h"
+#include "tools/audit/audit.h"
 
 #define REGION_PLAYERS_MAX   1000
 #define EVENTS_LIMIT_DEFAULT 100
@@ -383,19 +384,6 @@ out:
 /* ---------------------------------------------------------------- audit */
 
 /* RFC 3339 (or a date = its midnight UTC) or epoch milliseconds -> µs. */
-static bool type_filter_valid(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > MMO_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		if (!((s[i] >= 'a' && s[i] <= 'z') || s[i] == '_' || s[i] == '.'))
-			return false;
-	}
-	return true;
-}
-
 static bool parse_u64(const char *s, uint64_t *out)
 {
 	char *e;
@@ -453,11 +441,10 @@ int gw_h_events(struct gw_req *r)
 {
 	gw *g = r->g;
 	char vals[Q_COUNT][MMO_ID_MAX + 2] = {{0}};
-	bool set[Q_COUNT] = {0}, more = false;
-	struct evlog_query q = {0};
-	struct evlog_rec rec;
-	evlog_query_it *it = NULL;
-	uint64_t limit = EVENTS_LIMIT_DEFAULT, next = 0, n = 0;
+	bool set[Q_COUNT] = {0};
+	struct audit_filter q = {0};
+	struct audit_page page = {0};
+	uint64_t limit = EVENTS_LIMIT_DEFAULT;
 	struct gw_auth a;
 	json_t *arr;
 	int rc;
@@ -474,7 +461,7 @@ int gw_h_events(struct gw_req *r)
 		return gw_reply_err(r, 400, "bad_id", "player_id", "player_id is not a valid id");
 	if (set[Q_REGION] && !mmo_id_valid(vals[Q_REGION]))
 		return gw_reply_err(r, 400, "bad_id", "region_id", "region_id is not a valid id");
-	if (set[Q_TYPE] && !type_filter_valid(vals[Q_TYPE]))
+	if (set[Q_TYPE] && !audit_type_filter_valid(vals[Q_TYPE]))
 		return gw_reply_err(r, 400, "invalid_field", "type",
 		                    "type must be a type or a prefix ending in '.'");
 	if (set[Q_FROM] && !parse_u64(vals[Q_FROM], &q.from_seq))
@@ -497,48 +484,17 @@ int gw_h_events(struct gw_req *r)
 	q.player = set[Q_PLAYER] ? vals[Q_PLAYER] : NULL;
 	q.type = set[Q_TYPE] ? vals[Q_TYPE] : NULL;
 	q.region = set[Q_REGION] ? vals[Q_REGION] : NULL;
-	rc = evlog_query_open(g->o.log, &q, &it);
-	if (rc)
-		return gw_reply_err(r, rc == MMO_EINVAL ? 400 : 500,
-		                    rc == MMO_EINVAL ? "invalid_field" : "internal", NULL,
-		                    "cannot query: %s", mmo_errdesc(rc));
-	arr = json_array();
-	while ((rc = evlog_query_next(it, &rec)) == MMO_OK) {
-		Mmo__Event *ev;
-		json_t *o;
-		char hex[2 * EVLOG_HASH_LEN + 1];
-
-		if (n == limit) {
-			more = true;
-			next = rec.seq;
-			break;
-		}
-		if (evlog_rec_decode(&rec, &ev))
-			continue;
-		o = mmo_event_to_json(ev);
-		mmo_event_free(ev);
-		if (!o)
-			continue;
-		json_object_set_new(o, "priority", json_integer(rec.priority));
-		sodium_bin2hex(hex, sizeof(hex), rec.hash, EVLOG_HASH_LEN);
-		json_object_set_new(o, "hash", json_string(hex));
-		json_array_append_new(arr, o);
-		n++;
-	}
-	if (rc != MMO_OK && rc != MMO_ENOTFOUND) {
-		evlog_query_close(it);
-		json_decref(arr);
-		return gw_reply_err(r, 500, "internal", NULL, "the log is damaged: %s",
+	/* The auditors' own query and record JSON (tools/audit), one page. */
+	rc = audit_query_json(g->o.log, &q, 0, limit, AUDIT_SKIP_UNDECODABLE, &arr, &page);
+	if (rc == MMO_EINVAL)
+		return gw_reply_err(r, 400, "invalid_field", NULL, "cannot query: %s",
 		                    mmo_errdesc(rc));
-	}
-	if (!more) {
-		next = evlog_query_head(it) + 1;
-		if (next < q.from_seq)
-			next = q.from_seq;
-	}
-	evlog_query_close(it);
-	return gw_reply_json(
-	    r, 200,
-	    json_pack("{s:o,s:I,s:b}", "events", arr, "next_seq", (json_int_t)next, "more", more),
-	    NULL);
+	if (rc)
+		return gw_reply_err(r, 500, "internal", NULL,
+		                    "the log is damaged near seq %llu: %s",
+		                    (unsigned long long)page.stop_seq, mmo_errdesc(rc));
+	return gw_reply_json(r, 200,
+	                     json_pack("{s:o,s:I,s:b}", "events", arr, "next_seq",
+	                               (json_int_t)page.next_seq, "more", page.more),
+	                     NULL);
 }

@@ -305,7 +305,7 @@ struct phase {
 	unsigned rate; /* moves/s offered in total; 0 = closed loop */
 	int64_t start, end;
 	/* out */
-	struct hist h;
+	struct bench_hist h;
 	uint64_t ok, rejected, pending, limited, errors;
 	char reject_why[128];
 	struct accept_rec *acc; /* accepted moves, when recording */
@@ -346,7 +346,7 @@ static void *load_main(void *arg)
 	const struct config *cfg = ph->cfg;
 	unsigned C = cfg->clients, nmine = 0, k = 0;
 	struct hconn *c = calloc(1, sizeof(*c));
-	struct hist *h = calloc(1, sizeof(*h));
+	struct bench_hist *h = calloc(1, sizeof(*h));
 	uint64_t ok = 0, rej = 0, pend = 0, lim = 0, err = 0;
 	int64_t interval = 0, sched;
 	char body[128], out[1024], why[128] = "";
@@ -586,10 +586,10 @@ static void note_phase(const char *name, unsigned r, const struct phase *ph, dou
 	printf("run %u %s: per_s=%.0f ok=%llu p50_us=%llu p99_us=%llu rejected=%llu "
 	       "pending_202=%llu rate_limited=%llu errors=%llu\n",
 	       r, name, (double)ph->ok / secs, (unsigned long long)ph->ok,
-	       (unsigned long long)bench_hist_pct(&ph->h, 0.50),
-	       (unsigned long long)bench_hist_pct(&ph->h, 0.99), (unsigned long long)ph->rejected,
-	       (unsigned long long)ph->pending, (unsigned long long)ph->limited,
-	       (unsigned long long)ph->errors);
+	       (unsigned long long)bench_hist_quantile(&ph->h, 0.50),
+	       (unsigned long long)bench_hist_quantile(&ph->h, 0.99),
+	       (unsigned long long)ph->rejected, (unsigned long long)ph->pending,
+	       (unsigned long long)ph->limited, (unsigned long long)ph->errors);
 	if (ph->reject_why[0])
 		printf("run %u %s: first rejection: %s\n", r, name, ph->reject_why);
 	fflush(stdout);
@@ -615,7 +615,7 @@ static int ws_phase(const struct config *cfg, struct player *pl, int gw_port, un
 	                          .sway = SWAY};
 	struct bench_ws_counts k;
 	bench_ws *ws = NULL;
-	struct hist *dh = calloc(1, sizeof(*dh));
+	struct bench_hist *dh = calloc(1, sizeof(*dh));
 	unsigned *alive = NULL, nc = (cfg->ws_clients + CLUSTER - 1) / CLUSTER;
 	struct sent *sv = NULL;
 	size_t ns = 0;
@@ -769,8 +769,8 @@ static int ws_phase(const struct config *cfg, struct player *pl, int gw_port, un
 		res->ws_rate = (double)ns / secs;
 		/* Over the moves' time, or to the last delivery if that is later. */
 		res->ws_dps = (double)matched / fmax(secs, (double)(t_max - start) / 1e6);
-		res->ws_p50_ms = (double)bench_hist_pct(dh, 0.50) / 1000.0;
-		res->ws_p99_ms = (double)bench_hist_pct(dh, 0.99) / 1000.0;
+		res->ws_p50_ms = (double)bench_hist_quantile(dh, 0.50) / 1000.0;
+		res->ws_p99_ms = (double)bench_hist_quantile(dh, 0.99) / 1000.0;
 		printf("run %u ws: clients=%u moves=%s moves_per_s=%.0f deliveries_per_s=%.0f "
 		       "delivered=%llu expected=%llu missing=%llu duplicate=%llu foreign=%llu "
 		       "unmatched=%llu closed=%u p50_us=%llu p99_us=%llu\n",
@@ -778,8 +778,8 @@ static int ws_phase(const struct config *cfg, struct player *pl, int gw_port, un
 		       res->ws_dps, (unsigned long long)matched, (unsigned long long)res->expected,
 		       (unsigned long long)res->missing, (unsigned long long)dup,
 		       (unsigned long long)foreign, (unsigned long long)unmatched, k.closed,
-		       (unsigned long long)bench_hist_pct(dh, 0.50),
-		       (unsigned long long)bench_hist_pct(dh, 0.99));
+		       (unsigned long long)bench_hist_quantile(dh, 0.50),
+		       (unsigned long long)bench_hist_quantile(dh, 0.99));
 		if (cfg->ws_socket)
 			printf("run %u ws: socket moves sent=%llu acked=%llu errors=%llu "
 			       "unacked=%llu%s%s\n",
@@ -846,8 +846,8 @@ static int one_run(const struct config *cfg, struct player *pl, int gw_port, int
 		goto out;
 	note_phase("moves", r, ph, secs);
 	res->per_s = (double)ph->ok / secs;
-	res->p50_ms = (double)bench_hist_pct(&ph->h, 0.50) / 1000.0;
-	res->p99_ms = (double)bench_hist_pct(&ph->h, 0.99) / 1000.0;
+	res->p50_ms = (double)bench_hist_quantile(&ph->h, 0.50) / 1000.0;
+	res->p99_ms = (double)bench_hist_quantile(&ph->h, 0.99) / 1000.0;
 	res->ratio = res->ceil_per_s > 0 ? res->per_s / res->ceil_per_s : 0;
 	sample_rss(rss_peak);
 	if (ph->ok == 0) {
@@ -872,7 +872,7 @@ static int one_run(const struct config *cfg, struct player *pl, int gw_port, int
 	note_phase("moves_open_loop", r, ph, secs);
 	note_stages(r, "moves_open_loop", &st0, &st1);
 	res->open_per_s = (double)ph->ok / secs;
-	res->open_p99_ms = (double)bench_hist_pct(&ph->h, 0.99) / 1000.0;
+	res->open_p99_ms = (double)bench_hist_quantile(&ph->h, 0.99) / 1000.0;
 	sample_rss(rss_peak);
 
 	if (cfg->ws_clients) {

@@ -5,6 +5,7 @@
 #ifndef MMO_BENCH_LOG_INT_H
 #define MMO_BENCH_LOG_INT_H
 
+#include "bench_hist.h"
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -41,18 +42,6 @@ long bench_proc_status_kb(const char *field);
 int64_t bench_self_cpu_us(void);
 int64_t bench_pid_cpu_us(pid_t pid);
 uint64_t bench_io_write_bytes(pid_t pid);
-
-#define HIST_SUB 64
-#define HIST_N   (2 * HIST_SUB + 48 * HIST_SUB)
-
-struct bench_hist {
-	uint64_t n, max;
-	uint64_t b[HIST_N];
-};
-
-void bench_hist_add(struct bench_hist *h, int64_t v);
-void bench_hist_merge(struct bench_hist *to, const struct bench_hist *from);
-uint64_t bench_hist_quantile(const struct bench_hist *h, double q);
 
 struct bench_evtpl {
 	uint8_t buf[TPL_CAP];
