@@ -216,6 +216,25 @@ static int dial(struct gwt *e, int rcvbuf)
 	return fd;
 }
 
+struct wsc *gwt_ws(struct gwt *e, const char *tok)
+{
+	char h[4200];
+	struct wsc *w = NULL;
+	struct resp r;
+
+	snprintf(h, sizeof(h), "Authorization: Bearer %s\r\n", tok);
+	if (wsc_open(e, NULL, h, 0, &w, &r) != 101)
+		fail_msg("upgrade: %d %.*s", r.status, (int)r.body_len, r.body ? r.body : "");
+	return w;
+}
+
+void gwt_sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
 int gwt_connect(struct gwt *e)
 {
 	return dial(e, 0);

@@ -91,6 +91,12 @@ int wsc_recv(struct wsc *w, int timeout_ms, char **data, size_t *len);
  * close frame returns NULL and sets *close_code if given. */
 json_t *wsc_json(struct wsc *w, int timeout_ms, int *close_code);
 
+/* A WebSocket of the token's player (Bearer header); fails the test if the
+ * upgrade is refused. */
+struct wsc *gwt_ws(struct gwt *e, const char *tok);
+/* Sleep ms milliseconds. */
+void gwt_sleep_ms(int ms);
+
 /* A plain TCP connection to the gateway (caller closes), or -1. */
 int gwt_connect(struct gwt *e);
 

@@ -27,13 +27,6 @@
 static char DIR_[4096], LOGF[4200], REDIS_URL[64], SPAWN_REGION[32];
 static pid_t redis_pid;
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 static int setup(void **state)
 {
 	const struct world_rules *wr = world_rules();
@@ -82,18 +75,6 @@ static pid_t serve(const char *data, const char *logname, const char *const *arg
 	if (!ts_wait_log(LOGF, "serve: ready", 15000))
 		fail_msg("%s did not get ready (see %s)", logname, LOGF);
 	return pid;
-}
-
-static struct wsc *open_ws(struct gwt *e, const char *tok)
-{
-	char h[4200];
-	struct wsc *w = NULL;
-	struct resp r;
-
-	snprintf(h, sizeof(h), "Authorization: Bearer %s\r\n", tok);
-	if (wsc_open(e, NULL, h, 0, &w, &r) != 101)
-		fail_msg("upgrade: %d %.*s", r.status, (int)r.body_len, r.body ? r.body : "");
-	return w;
 }
 
 static json_t *wait_for(struct wsc *w, const char *key, const char *value, int timeout_ms)
@@ -194,14 +175,14 @@ static void test_a_move_through_gateway_a_reaches_a_socket_on_gateway_b(void **s
 	/* One account through each; sessions live in the shared Redis. */
 	gwt_user(&a, "alpha", "alpha pass", pa, &ta);
 	gwt_user(&b, "bravo", "bravo pass", pb, &tb);
-	w = open_ws(&b, tb);
+	w = gwt_ws(&b, tb);
 	snprintf(sub, sizeof(sub), "{\"op\":\"subscribe\",\"region_id\":\"%s\",\"ref\":\"s\"}",
 	         SPAWN_REGION);
 	assert_int_equal(wsc_send(w, 1, sub, strlen(sub), true), 0);
 	j = wait_for(w, "type", "subscribed", 5000);
 	assert_non_null(j);
 	json_decref(j);
-	sleep_ms(300); /* moves are speed-bound since the login */
+	gwt_sleep_ms(300); /* moves are speed-bound since the login */
 	snprintf(body, sizeof(body), "{\"x\":%g,\"y\":%g,\"z\":%g}", wr->spawn.x + 0.5, wr->spawn.y,
 	         wr->spawn.z);
 	if (gwt_post(&a, "/api/players/move", ta, body, &r) != 200)
@@ -251,7 +232,7 @@ static void test_kill_between_decision_and_commit_keeps_the_answer(void **state)
 	putenv(env);
 	p = serve(data, "k2.log", args);
 	unsetenv("MMO_FAULT_WORLD_EXIT_AFTER_DECIDE");
-	sleep_ms(300);
+	gwt_sleep_ms(300);
 	snprintf(body, sizeof(body), "{\"x\":%.17g,\"y\":%.17g,\"z\":%.17g}", x, wr->spawn.y,
 	         wr->spawn.z);
 	if (gwt_post(&e, "/api/players/move", tok, body, &r) != 200)
@@ -269,7 +250,7 @@ static void test_kill_between_decision_and_commit_keeps_the_answer(void **state)
 		for (int i = 0; i < 200; i++) {
 			if (waitpid(p, &st, WNOHANG) == p)
 				break;
-			sleep_ms(25);
+			gwt_sleep_ms(25);
 		}
 		assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 	}
@@ -281,9 +262,9 @@ static void test_kill_between_decision_and_commit_keeps_the_answer(void **state)
 		size_t n = 0;
 
 		for (int i = 0; i < 200 && !(n = outcomes_of(data, seq, NULL)); i++)
-			sleep_ms(50);
+			gwt_sleep_ms(50);
 		assert_int_equal(n, 1);
-		sleep_ms(300);
+		gwt_sleep_ms(300);
 		assert_int_equal(outcomes_of(data, seq, &got), 1);
 		assert_true(got == x);
 		assert_int_equal(outcomes_of_id(data, seq, eid), 1);

@@ -38,13 +38,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 /* Events of the log matching type (exact), for player (may be NULL). */
 static size_t log_events(const char *type, const char *player, json_t **last)
 {
@@ -609,7 +602,7 @@ static void test_failed_logins_are_limited_per_user_and_logged_aggregated(void *
 	}
 	/* Aggregated per source and window (300 ms): one event per window
 	 * carries the count, not one event per failure. */
-	sleep_ms(700);
+	gwt_sleep_ms(700);
 	{
 		struct evlog_query q = {0};
 		evlog_query_it *it;
@@ -747,14 +740,14 @@ static void test_redis_down_fails_closed_with_503(void **state)
 		}
 		resp_free(&r);
 		if (status != 503)
-			sleep_ms(100);
+			gwt_sleep_ms(100);
 	}
 	assert_int_equal(status, 503);
 	/* Redis back (empty: the sessions are gone, so old tokens are too). */
 	gwt_redis_restart(E);
 	for (int i = 0; i < 40 && gwt_get(E, "/api/players/p_nobody", T1, &r) == 503; i++) {
 		resp_free(&r);
-		sleep_ms(100);
+		gwt_sleep_ms(100);
 	}
 	resp_free(&r);
 	expect_401(T1, "session_revoked");
@@ -766,7 +759,7 @@ static void test_redis_down_fails_closed_with_503(void **state)
 		status = gwt_get(E, "/health", NULL, &r);
 		resp_free(&r);
 		if (status != 200)
-			sleep_ms(100);
+			gwt_sleep_ms(100);
 	}
 	assert_int_equal(status, 200);
 }

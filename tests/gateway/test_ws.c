@@ -43,25 +43,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
-static struct wsc *open_ws(const char *tok)
-{
-	char h[4200];
-	struct wsc *w = NULL;
-	struct resp r;
-
-	snprintf(h, sizeof(h), "Authorization: Bearer %s\r\n", tok);
-	if (wsc_open(E, NULL, h, 0, &w, &r) != 101)
-		fail_msg("upgrade: %d %.*s", r.status, (int)r.body_len, r.body ? r.body : "");
-	return w;
-}
-
 /* Send a text message; return the next message (caller decrefs). */
 static json_t *ask(struct wsc *w, const char *msg)
 {
@@ -161,14 +142,14 @@ static void test_upgrade_needs_a_live_session(void **state)
 	assert_int_equal(wsc_open(E, q, NULL, 0, &w, &r), 101);
 	subscribe(w, "r_any");
 	wsc_close(w);
-	w = open_ws(TA);
+	w = gwt_ws(E, TA);
 	wsc_close(w);
 }
 
 static void test_subscribers_get_their_region_and_not_others(void **state)
 {
 	const struct world_rules *wr = world_rules();
-	struct wsc *a = open_ws(TA), *b = open_ws(TB);
+	struct wsc *a = gwt_ws(E, TA), *b = gwt_ws(E, TB);
 	struct resp r;
 	char body[128];
 	json_t *j;
@@ -176,7 +157,7 @@ static void test_subscribers_get_their_region_and_not_others(void **state)
 	(void)state;
 	subscribe(a, SPAWN_REGION);
 	subscribe(b, "r_0_0");
-	sleep_ms(300); /* moves are speed-bound since the login */
+	gwt_sleep_ms(300); /* moves are speed-bound since the login */
 	snprintf(body, sizeof(body), "{\"x\":%g,\"y\":%g,\"z\":0}", wr->spawn.x + 0.5, wr->spawn.y);
 	if (gwt_post(E, "/api/players/move", TA, body, &r) != 200)
 		fail_msg("move: %d %.*s", r.status, (int)r.body_len, r.body);
@@ -222,8 +203,8 @@ static void test_movement_only_within_the_area_of_interest(void **state)
 	free(v);
 	v = gwt_redis(E, "DEL mmo:player:%s", PB);
 	free(v);
-	near = open_ws(TA);  /* at (2000, 2000), radius 100 */
-	blind = open_ws(TB); /* position unknown: no filter */
+	near = gwt_ws(E, TA);  /* at (2000, 2000), radius 100 */
+	blind = gwt_ws(E, TB); /* position unknown: no filter */
 	subscribe(near, "r_4_4");
 	subscribe(blind, "r_4_4");
 	fact("world.update", "r_4_4", "mover_far", 2400, 2000);
@@ -253,7 +234,7 @@ static void test_movement_only_within_the_area_of_interest(void **state)
 
 static void test_bad_messages_get_error_frames_and_the_socket_stays_open(void **state)
 {
-	struct wsc *w = open_ws(TA);
+	struct wsc *w = gwt_ws(E, TA);
 	char *deep = malloc(3001);
 	json_t *j;
 
@@ -359,7 +340,7 @@ static void test_slow_consumer_is_closed_1008_and_others_keep_up(void **state)
 	gwt_restart_gw(E, small_queues);
 	snprintf(h, sizeof(h), "Authorization: Bearer %s\r\n", TB);
 	assert_int_equal(wsc_open(E, NULL, h, 2048, &slow, &r), 101);
-	fast = open_ws(TA);
+	fast = gwt_ws(E, TA);
 	subscribe(slow, "r_flood");
 	subscribe(fast, "r_flood");
 	assert_int_equal(evlog_client_open(E->zctx, E->ingest, 10000, &c), MMO_OK);
@@ -431,7 +412,7 @@ static void test_revoked_session_closes_the_socket(void **state)
 	(void)state;
 	/* Logout: at once. */
 	gwt_user(E, "leaver", "leaver pass", pid, &tok);
-	w = open_ws(tok);
+	w = gwt_ws(E, tok);
 	subscribe(w, "r_x");
 	assert_int_equal(gwt_post(E, "/api/auth/logout", tok, NULL, &r), 204);
 	resp_free(&r);
@@ -445,7 +426,7 @@ static void test_revoked_session_closes_the_socket(void **state)
 	                 200);
 	tok = strdup(json_string_value(json_object_get(r.json, "token")));
 	resp_free(&r);
-	w = open_ws(tok);
+	w = gwt_ws(E, tok);
 	subscribe(w, "r_x");
 	jti = jti_of(tok);
 	v = gwt_redis(E, "DEL mmo:session:%s", jti);
