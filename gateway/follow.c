@@ -116,6 +116,7 @@ static int open_sub(struct follower *f)
 	so.log = g->o.log;
 	so.ingest = g->ingest;
 	so.from_seq = head + 1;
+	so.role = "gateway";
 	return evlog_sub_open(&so, &f->sub);
 }
 

@@ -57,6 +57,7 @@ static int sub_open(struct vthread *t, uint64_t from, evlog_sub **out)
 	    .log = t->r->o.log,
 	    .ingest = t->r->ingest,
 	    .from_seq = from,
+	    .role = "views",
 	};
 
 	return evlog_sub_open(&so, out);

@@ -395,6 +395,7 @@ static int follow_open(world_runner *r)
 	so.log = r->log;
 	so.ingest = r->ingest;
 	so.from_seq = r->w->seq + 1;
+	so.role = "world";
 	return evlog_sub_open(&so, &r->sub);
 }
 

@@ -137,7 +137,9 @@ static void serve_starts_and_stops_cleanly(void **state)
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_true(ts_wait_log(logf, "stopped: head_seq=0", 100));
-	/* The same endpoint taken twice: the second serve fails with exit 1. */
+	/* The same endpoint taken twice: the second serve fails with exit 1.
+	 * A log file of its own: the first one already says "ready". */
+	snprintf(logf, sizeof(logf), "%s/serve2.log", dir);
 	pid = ts_spawn(argv, logf);
 	assert_true(ts_wait_log(logf, "ready: roles=log", 10000));
 	{

@@ -135,14 +135,15 @@ static size_t roles_metrics(void *arg, char *buf, size_t cap)
 	}
 	if (r->views && n + 1 < cap)
 		n += views_runner_metrics(r->views, buf + n, cap - n);
-	if ((r->world || r->views) && n + 1 < cap) {
-		const char *subs[2];
+	if (n + 1 < cap) {
+		const char *subs[3];
 		size_t ns = 0;
 
 		if (r->world)
 			subs[ns++] = "world";
 		if (r->views)
 			subs[ns++] = "views";
+		subs[ns++] = "gateway"; /* these metrics are the gateway's page */
 		n += evlog_sub_metrics_format(subs, ns, buf + n, cap - n);
 	}
 	return n < cap ? n : cap - 1;
