@@ -196,7 +196,7 @@ int gw_start(const struct gw_opts *in, gw **out, char *err, size_t errlen)
 	rc = gw_key_load(&g->key, g->data_dir, in->jwt_key, err, errlen);
 	if (rc)
 		goto fail;
-	rc = gw_redis_new(g->redis_url, &g->m, &g->redis, err, errlen);
+	rc = gw_redis_new(g->redis_url, gw_pool_users(&g->o), &g->m, &g->redis, err, errlen);
 	if (rc)
 		goto fail;
 	if (gw_rl_new(65536, &g->rl_user) || gw_rl_new(65536, &g->rl_addr) ||

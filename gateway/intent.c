@@ -3,7 +3,8 @@
  *
  * Appends: a ZeroMQ socket must not be used by two threads at once, so
  * each append takes a client from a mutex-protected pool (creating one when
- * the pool is empty) and gives it back; a client that timed out is closed
+ * the pool is empty) and gives it back (the pool keeps as many as threads
+ * may append at once, so no append opens a socket under load); a client that timed out is closed
  * (its late reply is then never mistaken for another's).
  *
  * Outcomes: an intent's outcome is known as soon as the world decides it
@@ -42,8 +43,8 @@ struct gw_intents {
 	pthread_condattr_t cattr;
 
 	pthread_mutex_t pool_mu;
-	evlog_client *idle[GW_POOL_MAX];
-	size_t nidle;
+	evlog_client **idle;
+	size_t nidle, cap;
 };
 
 /* ---------------------------------------------------------------- client pool */
@@ -68,7 +69,7 @@ static void pool_put(gw *g, evlog_client *c, bool ok)
 
 	if (ok) {
 		pthread_mutex_lock(&it->pool_mu);
-		if (it->nidle < GW_POOL_MAX) {
+		if (it->nidle < it->cap) {
 			it->idle[it->nidle++] = c;
 			c = NULL;
 		}
@@ -260,6 +261,12 @@ int gw_intents_start(gw *g, struct gw_intents **out, char *err, size_t errlen)
 	(void)errlen;
 	if (!it)
 		return MMO_ENOMEM;
+	it->cap = gw_pool_users(&g->o);
+	it->idle = calloc(it->cap, sizeof(*it->idle));
+	if (!it->idle) {
+		free(it);
+		return MMO_ENOMEM;
+	}
 	it->g = g;
 	pthread_mutex_init(&it->mu, NULL);
 	pthread_mutex_init(&it->pool_mu, NULL);
@@ -275,6 +282,7 @@ void gw_intents_stop(struct gw_intents *it)
 		return;
 	for (size_t i = 0; i < it->nidle; i++)
 		evlog_client_close(it->idle[i]);
+	free(it->idle);
 	pthread_condattr_destroy(&it->cattr);
 	pthread_mutex_destroy(&it->mu);
 	pthread_mutex_destroy(&it->pool_mu);

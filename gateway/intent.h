@@ -9,7 +9,13 @@
 #include "gateway/gateway.h"
 #include "schemas/event.h"
 
-#define GW_POOL_MAX 64 /* idle log clients kept */
+/* How many threads may use a pool at once: civetweb's workers, the
+ * WebSocket workers and a margin (health checks, the follower). Each pool
+ * keeps that many idle connections, so none is opened per request. */
+static inline size_t gw_pool_users(const struct gw_opts *o)
+{
+	return (size_t)o->http_threads + (size_t)o->ws_workers + 8;
+}
 
 struct gw_outcome {
 	uint64_t cause; /* the intent's seq */

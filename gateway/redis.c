@@ -1,8 +1,10 @@
-/* redis.c - a small pool of hiredis connections for the request threads.
+/* redis.c - a pool of hiredis connections for the request threads.
  *
  * A hiredis context is not thread-safe, so each command takes a context
  * from the pool (or connects a new one), runs, and gives it back; a
- * context that failed is freed instead. Connects and commands are bounded
+ * context that failed is freed instead. The pool keeps as many idle
+ * contexts as threads may use it at once (the caller says how many), so
+ * under load no command pays a connect. Connects and commands are bounded
  * by a timeout; after a failed connect, callers fail fast for a short
  * backoff instead of each paying the timeout. Arguments always travel as
  * separate, binary-safe values (hiredis %s), never spliced into a command.
@@ -21,7 +23,6 @@
 #include "schemas/mmo_redis_url.h"
 #include "schemas/mmo_util.h"
 
-#define POOL       32
 #define TIMEOUT_MS 500
 #define BACKOFF_US 200000
 
@@ -31,8 +32,8 @@ struct gw_redis {
 	char user[128], pass[512];
 	int db;
 	pthread_mutex_t mu;
-	redisContext *idle[POOL];
-	size_t nidle;
+	redisContext **idle;
+	size_t nidle, cap;
 	int64_t down_until;
 	bool was_down;
 	struct gw_metrics *m; /* borrowed */
@@ -54,17 +55,24 @@ static int parse_url(struct gw_redis *r, const char *url, char *err, size_t errl
 	return MMO_OK;
 }
 
-int gw_redis_new(const char *url, struct gw_metrics *m, struct gw_redis **out, char *err,
-                 size_t errlen)
+int gw_redis_new(const char *url, size_t users, struct gw_metrics *m, struct gw_redis **out,
+                 char *err, size_t errlen)
 {
 	struct gw_redis *r = calloc(1, sizeof(*r));
 	int rc;
 
 	if (!r)
 		return MMO_ENOMEM;
+	r->cap = users ? users : 1;
+	r->idle = calloc(r->cap, sizeof(*r->idle));
+	if (!r->idle) {
+		free(r);
+		return MMO_ENOMEM;
+	}
 	r->m = m;
 	rc = parse_url(r, url, err, errlen);
 	if (rc) {
+		free(r->idle);
 		free(r);
 		return rc;
 	}
@@ -79,6 +87,7 @@ void gw_redis_free(struct gw_redis *r)
 		return;
 	for (size_t i = 0; i < r->nidle; i++)
 		redisFree(r->idle[i]);
+	free(r->idle);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
 }
@@ -157,7 +166,7 @@ static void put(struct gw_redis *r, redisContext *c, bool ok)
 		return;
 	}
 	pthread_mutex_lock(&r->mu);
-	if (r->nidle < POOL) {
+	if (r->nidle < r->cap) {
 		r->idle[r->nidle++] = c;
 		c = NULL;
 	}

@@ -1,4 +1,4 @@
-/* redis.h - a small pool of hiredis connections (a leaf). */
+/* redis.h - a pool of hiredis connections (a leaf). */
 #ifndef MMO_GW_REDIS_H
 #define MMO_GW_REDIS_H
 
@@ -10,10 +10,11 @@
 struct redisReply;
 
 struct gw_redis;
-/* A pool for url; its command latencies and errors count in m (borrowed,
- * outlives the pool). */
-int gw_redis_new(const char *url, struct gw_metrics *m, struct gw_redis **out, char *err,
-                 size_t errlen);
+/* A pool for url, keeping up to users idle connections (the threads that
+ * may run commands at once); its command latencies and errors count in m
+ * (borrowed, outlives the pool). */
+int gw_redis_new(const char *url, size_t users, struct gw_metrics *m, struct gw_redis **out,
+                 char *err, size_t errlen);
 void gw_redis_free(struct gw_redis *r);
 /* Run one command (hiredis format: every %s is one binary-safe argument, so
  * input only ever travels as values). Returns the reply (caller frees with
