@@ -3,7 +3,9 @@
  *
  * A session is the Redis key mmo:session:{jti} = player id, with the
  * token's TTL: logout deletes it, so the token dies at once even though its
- * signature and expiry are still good. Redis unreachable means no token can
+ * signature and expiry are still good. A session Redis confirmed is trusted for a
+ * short while after (sessions.c), only while every change to its key is
+ * notified to this gateway. Redis unreachable means no token can
  * be checked: requests fail closed with 503.
  *
  * Failed logins are counted in two token buckets, per username and per
@@ -31,9 +33,14 @@ int gw_auth_token(gw *g, const char *tok, struct gw_auth *a)
 	redisReply *rep;
 	int rc;
 
+	uint64_t mark;
+
 	rc = gw_token_verify(&g->key, tok, (int64_t)time(NULL), a);
 	if (rc)
 		return rc;
+	if (gw_sess_hit(g->sess, a->jti, a->sub))
+		return MMO_OK;
+	mark = gw_sess_mark(g->sess);
 	rep = gw_redis_cmd(g->redis, "GET mmo:session:%s", a->jti);
 	if (!rep)
 		return MMO_EUNAVAIL;
@@ -41,6 +48,8 @@ int gw_auth_token(gw *g, const char *tok, struct gw_auth *a)
 		rc = MMO_ENOTFOUND;
 	else if (rep->type != REDIS_REPLY_STRING || strcmp(rep->str, a->sub))
 		rc = MMO_EINVAL;
+	else
+		gw_sess_put(g->sess, mark, a->jti, a->sub);
 	freeReplyObject(rep);
 	return rc;
 }
@@ -300,6 +309,7 @@ int gw_h_logout(struct gw_req *r)
 		return gw_reply_retry(r, 503, 1, "unavailable",
 		                      "the session cannot be revoked now (Redis unavailable)");
 	freeReplyObject(rep);
+	gw_sess_drop(g->sess, a.jti); /* here at once; elsewhere by its notification */
 	gw_ws_close_session(g, a.jti, "session revoked");
 	snprintf(eid, sizeof(eid), "gw:logout:%.53s", a.jti);
 	mmo_ev_init(&b, "player.logout", eid, a.sub, NULL);

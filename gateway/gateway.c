@@ -43,6 +43,8 @@ static void defaults(gw *g, const struct gw_opts *in)
 	DEF(ws_max, 100000);
 	DEF(ws_workers, 32);
 	DEF(session_check_ms, 1000);
+	if (o->session_cache_ms == 0)
+		o->session_cache_ms = 2000;
 	DEF(head_timeout_ms, 10000);
 	DEF(security_window_ms, 10000);
 	DEF(login_fail_user, 5);
@@ -199,6 +201,11 @@ int gw_start(const struct gw_opts *in, gw **out, char *err, size_t errlen)
 	rc = gw_redis_new(g->redis_url, gw_pool_users(&g->o), &g->m, &g->redis, err, errlen);
 	if (rc)
 		goto fail;
+	rc = gw_sess_new(g->redis, g->o.session_cache_ms, 65536, &g->m, &g->sess);
+	if (rc) {
+		snprintf(err, errlen, "out of memory or threads");
+		goto fail;
+	}
 	if (gw_rl_new(65536, &g->rl_user) || gw_rl_new(65536, &g->rl_addr) ||
 	    gw_rl_new(262144, &g->rl_player) || gw_sec_new(&g->sec) ||
 	    gw_health_new(g, &g->health)) {
@@ -269,6 +276,7 @@ void gw_stop(gw *g)
 	gw_rl_free(g->rl_user);
 	gw_rl_free(g->rl_addr);
 	gw_rl_free(g->rl_player);
+	gw_sess_free(g->sess);
 	gw_redis_free(g->redis);
 	gw_accts_close(g->accts);
 	sodium_memzero(&g->key, sizeof(g->key));

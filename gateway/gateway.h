@@ -53,6 +53,9 @@ struct gw_opts {
 	int ws_max;             /* open WebSockets at most; 0 = 100000 */
 	int session_check_ms;   /* re-check WebSocket sessions (up to 4096 per
 	                         * period, round robin); 0 = 1000 */
+	int session_cache_ms;   /* trust a session Redis confirmed this long, while
+	                         * keyspace notifications of mmo:session:* arrive
+	                         * (sessions.c); 0 = 2000, < 0 = ask Redis each time */
 	int head_timeout_ms;    /* a request head must arrive within this, else
 	                         * 408 and close; 0 = 10000 */
 	int security_window_ms; /* aggregation window of security events; 0 = 10000 */

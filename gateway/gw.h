@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "redis.h"
+#include "sessions.h"
 #include "security.h"
 #include "token.h"
 
@@ -41,6 +42,7 @@ struct gw {
 	gw_accts *accts;
 	struct gw_key key;
 	struct gw_redis *redis;
+	struct gw_sessions *sess; /* checked sessions, kept by keyspace notifications */
 	struct gw_intents *intents;
 	struct rt *rt;           /* the event loop on the gateway's address */
 	struct jobs *jobs;       /* the worker pool */

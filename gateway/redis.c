@@ -128,6 +128,16 @@ fail:
 	return NULL;
 }
 
+redisContext *gw_redis_connect(struct gw_redis *r)
+{
+	return connect_one(r);
+}
+
+int gw_redis_db(const struct gw_redis *r)
+{
+	return r->db;
+}
+
 static redisContext *get(struct gw_redis *r)
 {
 	redisContext *c = NULL;

@@ -8,6 +8,7 @@
 #include "metrics.h"
 
 struct redisReply;
+struct redisContext;
 
 struct gw_redis;
 /* A pool for url, keeping up to users idle connections (the threads that
@@ -28,6 +29,11 @@ int gw_redis_pipe(struct gw_redis *r, const char *fmt, const char *const *args, 
 /* An integer reply's value (0 for any other type); free a reply. */
 long long gw_redis_int(const struct redisReply *r);
 void gw_redis_reply_free(struct redisReply *r);
+/* A connection of the pool's URL (authenticated, its database selected)
+ * that the caller owns (redisFree), for a subscription; NULL if Redis is
+ * unreachable. The pool's database number. */
+struct redisContext *gw_redis_connect(struct gw_redis *r);
+int gw_redis_db(const struct gw_redis *r);
 /* Is Redis answering? (PING) */
 bool gw_redis_up(struct gw_redis *r);
 

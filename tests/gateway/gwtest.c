@@ -20,6 +20,7 @@
 #include <zmq.h>
 
 #include <cmocka.h>
+#include <jwt.h>
 
 #include "gwtest.h"
 #include "schemas/mmo_util.h"
@@ -226,6 +227,17 @@ struct wsc *gwt_ws(struct gwt *e, const char *tok)
 	if (wsc_open(e, NULL, h, 0, &w, &r) != 101)
 		fail_msg("upgrade: %d %.*s", r.status, (int)r.body_len, r.body ? r.body : "");
 	return w;
+}
+
+char *gwt_jti_of(const char *tok)
+{
+	jwt_t *j = NULL;
+	char *s;
+
+	assert_int_equal(jwt_decode(&j, tok, (const unsigned char *)GWT_KEY, strlen(GWT_KEY)), 0);
+	s = strdup(jwt_get_grant(j, "jti"));
+	jwt_free(j);
+	return s;
 }
 
 void gwt_sleep_ms(int ms)

@@ -96,6 +96,8 @@ json_t *wsc_json(struct wsc *w, int timeout_ms, int *close_code);
 struct wsc *gwt_ws(struct gwt *e, const char *tok);
 /* Sleep ms milliseconds. */
 void gwt_sleep_ms(int ms);
+/* The jti of a token signed with GWT_KEY (caller frees). */
+char *gwt_jti_of(const char *tok);
 
 /* A plain TCP connection to the gateway (caller closes), or -1. */
 int gwt_connect(struct gwt *e);

@@ -429,6 +429,55 @@ static void expect_401(const char *tok, const char *code)
 	resp_free(&r);
 }
 
+/* A value of /metrics (the first line starting with name), -1 if absent. */
+static long long metric(const char *name)
+{
+	struct resp r;
+	long long v = -1;
+	size_t n = strlen(name);
+
+	assert_int_equal(gwt_get(E, "/metrics", NULL, &r), 200);
+	for (const char *l = r.body; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (!strncmp(l, name, n) && l[n] == ' ') {
+			v = strtoll(l + n + 1, NULL, 10);
+			break;
+		}
+	}
+	resp_free(&r);
+	return v;
+}
+
+/* The session cache is in use: its subscription to Redis is up. */
+static void wait_cache_live(void)
+{
+	for (int i = 0; i < 200 && metric("mmo_gw_session_cache_live") != 1; i++)
+		gwt_sleep_ms(10);
+	assert_int_equal(metric("mmo_gw_session_cache_live"), 1);
+}
+
+/* tok is refused with code within ms, polling every 2 ms; returns the
+ * milliseconds it took. */
+static int expect_401_within(const char *tok, const char *code, int ms)
+{
+	int64_t t0 = mmo_mono_us(), el;
+	struct resp r;
+
+	for (;;) {
+		int st = gwt_get(E, "/api/players/p_nobody", tok, &r);
+
+		el = (mmo_mono_us() - t0) / 1000;
+		if (st == 401 || el > ms)
+			break;
+		assert_int_equal(st, 404);
+		resp_free(&r);
+		gwt_sleep_ms(2);
+	}
+	gwt_assert_error(&r, 401, code, NULL);
+	resp_free(&r);
+	assert_true(el <= ms);
+	return (int)el;
+}
+
 static void test_bad_tokens_are_401(void **state)
 {
 	static const char jti[] = "0123456789abcdef0123456789abcdef";
@@ -476,11 +525,65 @@ static void test_bad_tokens_are_401(void **state)
 	t = sign(GWT_KEY, P1, "player", now, now + 60, jti);
 	assert_int_equal(gwt_get(E, "/api/players/p_nobody", t, &r), 404);
 	resp_free(&r);
-	/* ... and refused as soon as the session is gone. */
+	/* ... and refused as soon as the session is gone (its keyspace
+	 * notification reaches the session cache well before its 2 s). */
 	v = gwt_redis(E, "DEL mmo:session:%s", jti);
 	free(v);
+	expect_401_within(t, "session_revoked", 500);
 	expect_401(t, "session_revoked");
 	free(t);
+}
+
+/* The session cache answers repeated checks, and every change to a
+ * session's key behind the gateway's back (DEL, an overwrite with another
+ * player, an expiry) ends the token's acceptance within the notification's
+ * delay, far below the cache's 2 s; with Redis gone the cache is off and
+ * requests fail closed. */
+static void test_session_cache_follows_redis(void **state)
+{
+	char pid[80], *tok, *jti, *v;
+	long long hits;
+	struct resp r;
+
+	(void)state;
+	wait_cache_live();
+	gwt_user(E, "sessy", "sessy's password", pid, &tok);
+	jti = gwt_jti_of(tok);
+	hits = metric("mmo_gw_session_checks_total{source=\"cache\"}");
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(gwt_get(E, "/api/players/p_nobody", tok, &r), 404);
+		resp_free(&r);
+	}
+	/* The first check asks Redis; the next four hit the cache. */
+	assert_int_equal(metric("mmo_gw_session_checks_total{source=\"cache\"}"), hits + 4);
+	/* Overwritten with another player's id. */
+	v = gwt_redis(E, "SET mmo:session:%s p_someone_else EX 60", jti);
+	free(v);
+	expect_401_within(tok, "invalid_token", 500);
+	/* Back, then expired by Redis. */
+	v = gwt_redis(E, "SET mmo:session:%s %s PX 300", jti, pid);
+	free(v);
+	assert_int_equal(gwt_get(E, "/api/players/p_nobody", tok, &r), 404);
+	resp_free(&r);
+	assert_int_equal(gwt_get(E, "/api/players/p_nobody", tok, &r), 404);
+	resp_free(&r);
+	expect_401_within(tok, "session_revoked", 300 + 500);
+	/* Back, cached, then Redis killed: 503 at once, not the cached 404. */
+	v = gwt_redis(E, "SET mmo:session:%s %s EX 60", jti, pid);
+	free(v);
+	assert_int_equal(gwt_get(E, "/api/players/p_nobody", tok, &r), 404);
+	resp_free(&r);
+	assert_int_equal(gwt_get(E, "/api/players/p_nobody", tok, &r), 404);
+	resp_free(&r);
+	gwt_redis_kill(E);
+	gwt_sleep_ms(100);
+	assert_int_equal(gwt_get(E, "/api/players/p_nobody", tok, &r), 503);
+	resp_free(&r);
+	assert_int_equal(metric("mmo_gw_session_cache_live"), 0);
+	gwt_redis_restart(E);
+	wait_cache_live();
+	free(jti);
+	free(tok);
 }
 
 static void test_logout_revokes_at_once(void **state)
@@ -780,6 +883,7 @@ int main(void)
 	    cmocka_unit_test(test_failed_logins_are_limited_per_user_and_logged_aggregated),
 	    cmocka_unit_test(test_failed_logins_are_limited_per_address),
 	    cmocka_unit_test(test_metrics_and_health),
+	    cmocka_unit_test(test_session_cache_follows_redis),
 	    cmocka_unit_test(test_redis_down_fails_closed_with_503),
 	};
 

@@ -391,17 +391,6 @@ static void test_slow_consumer_is_closed_1008_and_others_keep_up(void **state)
 	wsc_close(fast);
 }
 
-static char *jti_of(const char *tok)
-{
-	jwt_t *j = NULL;
-	char *s;
-
-	assert_int_equal(jwt_decode(&j, tok, (const unsigned char *)GWT_KEY, strlen(GWT_KEY)), 0);
-	s = strdup(jwt_get_grant(j, "jti"));
-	jwt_free(j);
-	return s;
-}
-
 static void test_revoked_session_closes_the_socket(void **state)
 {
 	struct wsc *w;
@@ -428,7 +417,7 @@ static void test_revoked_session_closes_the_socket(void **state)
 	resp_free(&r);
 	w = gwt_ws(E, tok);
 	subscribe(w, "r_x");
-	jti = jti_of(tok);
+	jti = gwt_jti_of(tok);
 	v = gwt_redis(E, "DEL mmo:session:%s", jti);
 	free(v);
 	code = 0;
