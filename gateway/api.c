@@ -29,9 +29,11 @@
 #define EVENTS_LIMIT_MAX     1000
 
 /* ---------------------------------------------------------------- intents
- * One path for REST and WebSocket: gw_intent_move/attack validate, rate
- * limit, append and wait, and describe the answer (status + body); the
- * transports only render it. */
+ * One path for REST and WebSocket: gw_intent_from_json / _prepare validate,
+ * rate-limit and encode; the intent is appended and waited for either here
+ * on a civetweb worker (blocking) or on the event loop (inflight.c, no
+ * thread waits); gw_intent_answer describes the answer (status + body) and
+ * the transports only render it. */
 
 static void answer(struct gw_answer *ans, int status, json_t *body, int retry_s)
 {
@@ -69,40 +71,49 @@ static void new_event_id(char eid[MMO_ID_MAX + 1])
 	gw_random_hex(eid + 3, 12);
 }
 
-/* Append the intent and wait for its outcome. true with *o filled, or
- * false with the answer (503 log down, 202 pending, 422 refused). */
-static bool run_intent(gw *g, struct mmo_ev *b, const char *eid, uint64_t *seq,
-                       struct gw_outcome *o, struct gw_answer *ans)
+/* Encode the intent's event b into ev. */
+static bool encode(const struct mmo_ev *b, struct gw_intent *in, struct gw_intent_ev *ev,
+                   struct gw_answer *ans)
 {
-	int64_t t0 = mmo_mono_us();
-	int rc;
-
-	rc = gw_log_append(g, &b->ev, seq);
-	if (rc) {
-		gw_metrics_error(&g->m, GW_F_INTENT);
-		answer_err(ans, 503, "unavailable", "the event log is unavailable", 1);
+	if (mmo_event_encode(&b->ev, ev->buf, sizeof(ev->buf), &ev->len)) {
+		answer_err(ans, 500, "internal", "the intent cannot be encoded", 0);
 		return false;
 	}
-	mmo_hist_observe(&g->m.stage[GW_S_COMMIT], mmo_mono_us() - t0);
-	rc = gw_outcome_wait(g, *seq, g->o.outcome_timeout_ms, o);
-	if (rc) {
-		atomic_fetch_add(&g->m.outcome_timeouts, 1);
-		answer(ans, 202,
-		       json_pack("{s:s,s:I,s:s}", "event_id", eid, "seq", (json_int_t)*seq,
-		                 "status", "pending"),
-		       0);
-		return false;
-	}
-	mmo_hist_observe(&g->m.stage[GW_S_OUTCOME], mmo_mono_us() - t0);
-	if (!strcmp(o->type, "world.reject")) {
-		answer(ans, 422,
-		       json_pack("{s:{s:s,s:s},s:s,s:I,s:s}", "error", "code",
-		                 o->reason[0] ? o->reason : "rejected", "message", o->detail,
-		                 "event_id", eid, "seq", (json_int_t)*seq, "reason", o->reason),
-		       0);
-		return false;
-	}
+	ev->prio = mmo_event_priority(&b->ev);
+	in->t0 = mmo_mono_us();
 	return true;
+}
+
+bool gw_intent_move_prepare(gw *g, const struct gw_auth *a, double x, double y, double z,
+                            struct gw_intent *in, struct gw_intent_ev *ev, struct gw_answer *ans)
+{
+	struct mmo_ev b;
+
+	if (!limit(g, a, "movement", g->o.rate_medium, ans))
+		return false;
+	memset(in, 0, sizeof(*in));
+	in->kind = GW_INTENT_MOVE;
+	new_event_id(in->eid);
+	mmo_ev_init(&b, "player.move", in->eid, a->sub, NULL);
+	mmo_ev_set_pos(&b, x, y, z);
+	return encode(&b, in, ev, ans);
+}
+
+bool gw_intent_attack_prepare(gw *g, const struct gw_auth *a, const char *def, const char *skill,
+                              struct gw_intent *in, struct gw_intent_ev *ev, struct gw_answer *ans)
+{
+	struct mmo_ev b;
+
+	if (!limit(g, a, "combat", g->o.rate_high, ans))
+		return false;
+	memset(in, 0, sizeof(*in));
+	in->kind = GW_INTENT_ATTACK;
+	new_event_id(in->eid);
+	snprintf(in->defender, sizeof(in->defender), "%s", def);
+	mmo_ev_init(&b, "combat.attack", in->eid, a->sub, NULL);
+	b.body.combat_attack.defender_id = (char *)def;
+	b.body.combat_attack.skill_id = (char *)skill;
+	return encode(&b, in, ev, ans);
 }
 
 /* outcome_event_id always; outcome_seq once the outcome is committed (a
@@ -117,117 +128,128 @@ static json_t *with_outcome(json_t *o, const struct gw_outcome *oc)
 	return o;
 }
 
-void gw_intent_move(gw *g, const struct gw_auth *a, double x, double y, double z,
-                    struct gw_answer *ans)
+void gw_intent_answer(gw *g, const struct gw_intent *in, int append_rc, uint64_t seq, int wait_rc,
+                      const struct gw_outcome *o, struct gw_answer *ans)
 {
-	struct gw_outcome o;
-	struct mmo_ev b;
-	char eid[MMO_ID_MAX + 1];
-	uint64_t seq;
+	const char *want = in->kind == GW_INTENT_MOVE ? "world.update" : "combat.result";
 
-	if (!limit(g, a, "movement", g->o.rate_medium, ans))
-		return;
-	new_event_id(eid);
-	mmo_ev_init(&b, "player.move", eid, a->sub, NULL);
-	mmo_ev_set_pos(&b, x, y, z);
-	if (!run_intent(g, &b, eid, &seq, &o, ans))
-		return;
-	if (strcmp(o.type, "world.update"))
+	if (append_rc) {
+		gw_metrics_error(&g->m, GW_F_INTENT);
+		return answer_err(ans, 503, "unavailable", "the event log is unavailable", 1);
+	}
+	if (wait_rc) {
+		atomic_fetch_add(&g->m.outcome_timeouts, 1);
+		return answer(ans, 202,
+		              json_pack("{s:s,s:I,s:s}", "event_id", in->eid, "seq",
+		                        (json_int_t)seq, "status", "pending"),
+		              0);
+	}
+	mmo_hist_observe(&g->m.stage[GW_S_OUTCOME], mmo_mono_us() - in->t0);
+	if (!strcmp(o->type, "world.reject"))
+		return answer(ans, 422,
+		              json_pack("{s:{s:s,s:s},s:s,s:I,s:s}", "error", "code",
+		                        o->reason[0] ? o->reason : "rejected", "message", o->detail,
+		                        "event_id", in->eid, "seq", (json_int_t)seq, "reason",
+		                        o->reason),
+		              0);
+	if (strcmp(o->type, want))
 		return answer_err(ans, 500, "internal", "unexpected outcome", 0);
-	answer(ans, 200,
-	       with_outcome(json_pack("{s:s,s:I,s:{s:f,s:f,s:f},s:s}", "event_id", eid, "seq",
-	                              (json_int_t)seq, "position", "x", o.x, "y", o.y, "z", o.z,
-	                              "region_id", o.region_id),
-	                    &o),
-	       0);
+	if (in->kind == GW_INTENT_MOVE)
+		answer(ans, 200,
+		       with_outcome(json_pack("{s:s,s:I,s:{s:f,s:f,s:f},s:s}", "event_id", in->eid,
+		                              "seq", (json_int_t)seq, "position", "x", o->x, "y",
+		                              o->y, "z", o->z, "region_id", o->region_id),
+		                    o),
+		       0);
+	else
+		answer(
+		    ans, 200,
+		    with_outcome(json_pack("{s:s,s:I,s:s,s:I,s:I,s:s}", "event_id", in->eid, "seq",
+		                           (json_int_t)seq, "result", o->result, "damage",
+		                           (json_int_t)o->damage, "defender_hp",
+		                           (json_int_t)o->defender_hp, "defender_id", in->defender),
+		                 o),
+		    0);
 }
 
-void gw_intent_attack(gw *g, const struct gw_auth *a, const char *def, const char *skill,
-                      struct gw_answer *ans)
+size_t gw_intent_schema(enum gw_intent_kind k, double coord_max, struct gw_field *f)
 {
-	struct gw_outcome o;
-	struct mmo_ev b;
-	char eid[MMO_ID_MAX + 1];
-	uint64_t seq;
-
-	if (!limit(g, a, "combat", g->o.rate_high, ans))
-		return;
-	new_event_id(eid);
-	mmo_ev_init(&b, "combat.attack", eid, a->sub, NULL);
-	b.body.combat_attack.defender_id = (char *)def;
-	b.body.combat_attack.skill_id = (char *)skill;
-	if (!run_intent(g, &b, eid, &seq, &o, ans))
-		return;
-	if (strcmp(o.type, "combat.result"))
-		return answer_err(ans, 500, "internal", "unexpected outcome", 0);
-	answer(ans, 200,
-	       with_outcome(json_pack("{s:s,s:I,s:s,s:I,s:I,s:s}", "event_id", eid, "seq",
-	                              (json_int_t)seq, "result", o.result, "damage",
-	                              (json_int_t)o.damage, "defender_hp",
-	                              (json_int_t)o.defender_hp, "defender_id", def),
-	                    &o),
-	       0);
+	if (k == GW_INTENT_MOVE) {
+		f[0] = (struct gw_field){"x", GW_FT_NUMBER, -coord_max, coord_max, 0, 0};
+		f[1] = (struct gw_field){"y", GW_FT_NUMBER, -coord_max, coord_max, 0, 0};
+		f[2] = (struct gw_field){"z", GW_FT_NUMBER, -coord_max, coord_max, 0, 0};
+		return 3;
+	}
+	f[0] = (struct gw_field){"defender_id", GW_FT_ID, 0, 0, 0, 0};
+	f[1] = (struct gw_field){"skill_id", GW_FT_ID, 0, 0, 0, 0};
+	return 2;
 }
 
-/* Send an intent's answer over REST. */
-static int reply_answer(struct gw_req *r, struct gw_answer *ans)
+bool gw_intent_from_json(gw *g, const struct gw_auth *a, enum gw_intent_kind k, json_t *body,
+                         struct gw_intent *in, struct gw_intent_ev *ev, struct gw_answer *ans)
 {
-	char extra[48] = "";
+	struct gw_field f[3];
+	struct gw_bad bad;
+	size_t n = gw_intent_schema(k, g->o.coord_max, f);
 
-	if (ans->retry_s)
-		snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", ans->retry_s);
-	return gw_reply_json(r, ans->status, ans->body, extra[0] ? extra : NULL);
+	if (!gw_fields_check(body, f, n, &bad)) {
+		gw_answer_err(ans, 400, 0, bad.code, bad.field, "%s", bad.message);
+		return false;
+	}
+	if (k == GW_INTENT_MOVE)
+		return gw_intent_move_prepare(g, a, json_number_value(json_object_get(body, "x")),
+		                              json_number_value(json_object_get(body, "y")),
+		                              json_number_value(json_object_get(body, "z")), in, ev,
+		                              ans);
+	return gw_intent_attack_prepare(
+	    g, a, json_string_value(json_object_get(body, "defender_id")),
+	    json_string_value(json_object_get(body, "skill_id")), in, ev, ans);
+}
+
+/* The blocking path (civetweb's workers): append, wait, answer. */
+static void intent_run(gw *g, const struct gw_intent *in, const struct gw_intent_ev *ev,
+                       struct gw_answer *ans)
+{
+	struct gw_outcome o;
+	uint64_t seq = 0;
+	int rc, wait_rc = MMO_OK;
+
+	rc = gw_log_append_raw(g, ev->buf, ev->len, ev->prio,
+	                       in->kind == GW_INTENT_MOVE ? "player.move" : "combat.attack", &seq);
+	if (!rc) {
+		mmo_hist_observe(&g->m.stage[GW_S_COMMIT], mmo_mono_us() - in->t0);
+		wait_rc = gw_outcome_wait(g, seq, g->o.outcome_timeout_ms, &o);
+	}
+	gw_intent_answer(g, in, rc, seq, wait_rc, &o, ans);
+}
+
+/* POST /api/players/move and /api/combat/attack, on a civetweb worker (the
+ * event loop serves the plain ones itself: rest.c). */
+static int h_intent(struct gw_req *r, enum gw_intent_kind k)
+{
+	struct gw_answer ans = {0};
+	struct gw_intent in;
+	struct gw_intent_ev ev;
+	struct gw_auth a;
+	json_t *body;
+	int rc;
+
+	if ((rc = gw_require_auth(r, &a)) || (rc = gw_read_json(r, &body)))
+		return rc;
+	if (gw_intent_from_json(r->g, &a, k, body, &in, &ev, &ans))
+		intent_run(r->g, &in, &ev, &ans);
+	json_decref(body);
+	return gw_reply_answer(r, &ans);
 }
 
 int gw_h_move(struct gw_req *r)
 {
-	double m = r->g->o.coord_max;
-	const struct gw_field f[] = {
-	    {"x", GW_FT_NUMBER, -m, m, 0, 0},
-	    {"y", GW_FT_NUMBER, -m, m, 0, 0},
-	    {"z", GW_FT_NUMBER, -m, m, 0, 0},
-	};
-	struct gw_answer ans = {0};
-	struct gw_auth a;
-	json_t *body;
-	int rc;
-
-	if ((rc = gw_require_auth(r, &a)) || (rc = gw_read_json(r, &body)))
-		return rc;
-	rc = gw_check_fields(r, body, f, 3);
-	if (rc) {
-		json_decref(body);
-		return rc;
-	}
-	gw_intent_move(r->g, &a, json_number_value(json_object_get(body, "x")),
-	               json_number_value(json_object_get(body, "y")),
-	               json_number_value(json_object_get(body, "z")), &ans);
-	json_decref(body);
-	return reply_answer(r, &ans);
+	return h_intent(r, GW_INTENT_MOVE);
 }
 
 int gw_h_attack(struct gw_req *r)
 {
-	static const struct gw_field f[] = {
-	    {"defender_id", GW_FT_ID, 0, 0, 0, 0},
-	    {"skill_id", GW_FT_ID, 0, 0, 0, 0},
-	};
-	struct gw_answer ans = {0};
-	struct gw_auth a;
-	json_t *body;
-	int rc;
-
-	if ((rc = gw_require_auth(r, &a)) || (rc = gw_read_json(r, &body)))
-		return rc;
-	rc = gw_check_fields(r, body, f, 2);
-	if (rc) {
-		json_decref(body);
-		return rc;
-	}
-	gw_intent_attack(r->g, &a, json_string_value(json_object_get(body, "defender_id")),
-	                 json_string_value(json_object_get(body, "skill_id")), &ans);
-	json_decref(body);
-	return reply_answer(r, &ans);
+	return h_intent(r, GW_INTENT_ATTACK);
 }
 
 /* ---------------------------------------------------------------- state */

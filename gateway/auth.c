@@ -28,6 +28,15 @@ static const struct gw_field cred_fields[] = {
     {"password", GW_FT_STRING, 0, 0, 0, GW_BODY_MAX},
 };
 
+int gw_auth_token_cached(gw *g, const char *tok, struct gw_auth *a)
+{
+	int rc = gw_token_verify(&g->key, tok, (int64_t)time(NULL), a);
+
+	if (rc)
+		return rc;
+	return gw_sess_hit(g->sess, a->jti, a->sub) ? MMO_OK : MMO_EBUSY;
+}
+
 int gw_auth_token(gw *g, const char *tok, struct gw_auth *a)
 {
 	redisReply *rep;

@@ -3,7 +3,8 @@
  * One thread serves every connection. It reads each request head (at most
  * HEAD_MAX bytes within head_timeout_ms, else 431/408 and close, so a peer
  * that never finishes its headers holds no worker); an upgrade of /ws
- * becomes a WebSocket served here (ws.c); anything else is relayed byte for
+ * becomes a WebSocket served here (ws.c); a plain move or attack is served
+ * here too (rest.c, inflight.c); anything else is relayed byte for
  * byte to civetweb, which listens on a loopback port of its own and serves
  * REST. civetweb sees the relay's address; gw_peer_addr() maps the relay's
  * port back to the client's address.
@@ -44,6 +45,8 @@ void rt_item_free(struct rt_item *it)
 		rt_conn_unref(it->conns[i]);
 	free(it->conns);
 	free(it->verdict);
+	free(it->outcome);
+	json_decref(it->ans.body);
 	free(it);
 }
 
@@ -81,6 +84,7 @@ static void conn_free(struct rt_conn *c)
 	free(c->in);
 	free(c->head);
 	free(c->relay);
+	free(c->rest);
 	free(c);
 }
 
@@ -216,10 +220,10 @@ static bool head_is_ws(const char *h)
 static void head_input(struct rt_conn *c, const char *p, size_t n)
 {
 	size_t scan_from = c->hlen > 3 ? c->hlen - 3 : 0;
-	char *end, *nh;
+	char *nh;
 
 	/* The buffer also keeps whatever followed the head in the same reads
-	 * (a body): the relay forwards it all. */
+	 * (a body, the next request): the relay forwards it all. */
 	nh = realloc(c->head, c->hlen + n + 1);
 	if (!nh) {
 		rt_conn_close(c);
@@ -229,7 +233,16 @@ static void head_input(struct rt_conn *c, const char *p, size_t n)
 	memcpy(c->head + c->hlen, p, n);
 	c->hlen += n;
 	c->head[c->hlen] = 0;
-	end = memmem(c->head + scan_from, c->hlen - scan_from, "\r\n\r\n", 4);
+	if (c->state == RT_REST)
+		rest_more(c);
+	else
+		rt_head_scan(c, scan_from);
+}
+
+void rt_head_scan(struct rt_conn *c, size_t scan_from)
+{
+	char *end = memmem(c->head + scan_from, c->hlen - scan_from, "\r\n\r\n", 4);
+
 	if (!end || end + 4 - c->head > HEAD_MAX) {
 		if (c->hlen > HEAD_MAX)
 			rt_http_answer(c, 431, NULL,
@@ -242,6 +255,8 @@ static void head_input(struct rt_conn *c, const char *p, size_t n)
 		ws_upgrade(c, c->head, c->hlen);
 		return;
 	}
+	if (rest_take(c, (size_t)(end + 4 - c->head)))
+		return;
 	rt_relay_open(c);
 }
 
@@ -279,7 +294,8 @@ void rt_on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 	if (n == 0 || c->handle_closed || c->lingering)
 		return;
 	switch (c->state) {
-	case RT_HEAD: head_input(c, b->base, (size_t)n); break;
+	case RT_HEAD:
+	case RT_REST: head_input(c, b->base, (size_t)n); break;
 	case RT_RELAY: rt_relay_write(c, true, b->base, (size_t)n); break;
 	case RT_WS: ws_input(c, (const uint8_t *)b->base, (size_t)n); break;
 	default: break; /* RT_AUTH: nothing is read until the answer */
@@ -321,10 +337,17 @@ static void on_head_timeout(uv_timer_t *t)
 {
 	struct rt_conn *c = t->data;
 
-	if (c->state == RT_HEAD)
+	if (c->state == RT_HEAD && !c->hlen && rest_served(c))
+		rt_conn_close(c); /* an idle keep-alive connection */
+	else if (c->state == RT_HEAD || c->state == RT_REST)
 		rt_http_answer(c, 408, NULL,
 		               "{\"error\":{\"code\":\"request_timeout\",\"message\":\"the request "
-		               "head did not arrive in time\"}}");
+		               "did not arrive in time\"}}");
+}
+
+void rt_head_wait(struct rt_conn *c)
+{
+	uv_timer_start(&c->timer, on_head_timeout, (uint64_t)c->rt->g->o.head_timeout_ms, 0);
 }
 
 static void on_accept(uv_stream_t *ls, int status)
@@ -360,7 +383,7 @@ static void on_accept(uv_stream_t *ls, int status)
 		else if (ss.ss_family == AF_INET6)
 			uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof(c->peer));
 	}
-	uv_timer_start(&c->timer, on_head_timeout, (uint64_t)rt->g->o.head_timeout_ms, 0);
+	rt_head_wait(c);
 	rt_read_start(c);
 }
 
@@ -385,6 +408,11 @@ static void handle_item(struct rt *rt, struct rt_item *it)
 			rt_send(it->conn, it->msg);
 		break;
 	case RT_I_REVOKE: hub_each(rt->hub, it->jti, check_cb, it); break;
+	case RT_I_DECIDED: rt_flight_decided(rt, it); break;
+	case RT_I_RAUTHED:
+		if (!it->conn->handle_closed)
+			rest_authed(it->conn, it);
+		break;
 	case RT_I_CHECKED:
 		for (size_t i = 0; i < it->n; i++) {
 			struct rt_conn *c = it->conns[i];
@@ -484,6 +512,7 @@ static void on_wake(uv_async_t *a)
 		rt->stopping = true;
 		uv_close((uv_handle_t *)&rt->listener, NULL);
 		uv_close((uv_handle_t *)&rt->tick, NULL);
+		rt_flights_close(rt);
 		uv_walk(&rt->loop, stop_walk, NULL);
 		/* Peers that do not read their close frame get a second. */
 		rt->stop_deadline = mmo_mono_us() + 1000000;
@@ -559,6 +588,8 @@ static void on_tick(uv_timer_t *tm)
 	gw *g = rt->g;
 	struct tick_ctx t = {rt, mmo_mono_us(), mmo_now_us() / 1000000, NULL, 0, 0};
 	size_t total = hub_count(rt->hub);
+
+	rt_flights_tick(rt);
 
 	if (total && t.now_mono - rt->last_check >= (int64_t)g->o.session_check_ms * 1000) {
 		rt->last_check = t.now_mono;
@@ -676,12 +707,17 @@ int rt_start(gw *g, const char *addr, int upstream_port, struct rt **out, int *p
 	uv_timer_init(&rt->loop, &rt->stop_timer);
 	rt->stop_timer.data = rt;
 	rt->last_check = mmo_mono_us();
-	if (uv_thread_create(&rt->th, loop_main, rt)) {
-		snprintf(err, errlen, "cannot start the event loop thread");
+	rc = rt_flights_start(rt, err, errlen);
+	if (rc || uv_thread_create(&rt->th, loop_main, rt)) {
+		if (!rc)
+			snprintf(err, errlen, "cannot start the event loop thread");
 		uv_close((uv_handle_t *)&rt->listener, NULL);
 		uv_close((uv_handle_t *)&rt->tick, NULL);
 		uv_close((uv_handle_t *)&rt->wake, NULL);
+		uv_close((uv_handle_t *)&rt->stop_timer, NULL);
+		rt_flights_close(rt);
 		uv_run(&rt->loop, UV_RUN_DEFAULT);
+		rt_flights_free(rt);
 		rc = MMO_EIO;
 		goto fail;
 	}
@@ -706,6 +742,7 @@ void rt_stop(struct rt *rt)
 	uv_async_send(&rt->wake);
 	if (rt->started)
 		uv_thread_join(&rt->th);
+	rt_flights_free(rt);
 	/* Items posted after the stop were freed by rt_post. */
 	while (rt->head) {
 		struct rt_item *it = rt->head;

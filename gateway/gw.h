@@ -18,8 +18,8 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "redis.h"
-#include "sessions.h"
 #include "security.h"
+#include "sessions.h"
 #include "token.h"
 
 #define GW_PW_PARALLEL 4 /* Argon2id hashes at once (64 MiB each) */

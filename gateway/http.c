@@ -72,8 +72,8 @@ int gw_reply_json(struct gw_req *r, int status, json_t *o, const char *extra)
 	return rc;
 }
 
-static int vreply_err(struct gw_req *r, int status, const char *extra, const char *code,
-                      const char *field, const char *fmt, va_list ap)
+/* {"error":{"code","message"[,"field"]}} (NULL when out of memory). */
+static json_t *verror_json(const char *code, const char *field, const char *fmt, va_list ap)
 {
 	char msg[512], fbuf[MMO_ID_MAX * 4 + 1];
 	json_t *e;
@@ -86,7 +86,26 @@ static int vreply_err(struct gw_req *r, int status, const char *extra, const cha
 		utf8_trim(fbuf);
 		json_object_set_new(e, "field", json_string(fbuf));
 	}
-	return gw_reply_json(r, status, e ? json_pack("{s:o}", "error", e) : NULL, extra);
+	return e ? json_pack("{s:o}", "error", e) : NULL;
+}
+
+int gw_answer_err(struct gw_answer *ans, int status, int retry_s, const char *code,
+                  const char *field, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ans->body = verror_json(code, field, fmt, ap);
+	va_end(ap);
+	ans->status = status;
+	ans->retry_s = retry_s;
+	return status;
+}
+
+static int vreply_err(struct gw_req *r, int status, const char *extra, const char *code,
+                      const char *field, const char *fmt, va_list ap)
+{
+	return gw_reply_json(r, status, verror_json(code, field, fmt, ap), extra);
 }
 
 int gw_reply_err_extra(struct gw_req *r, int status, const char *extra, const char *code,
@@ -130,7 +149,7 @@ int gw_reply_retry(struct gw_req *r, int status, int retry_s, const char *code, 
 
 /* ---------------------------------------------------------------- bodies */
 
-static bool is_json_type(const char *ct)
+bool gw_is_json_type(const char *ct)
 {
 	static const char want[] = "application/json";
 	size_t n = sizeof(want) - 1;
@@ -230,11 +249,55 @@ bool gw_json_depth_ok(const char *s, size_t n, int max)
 	return true;
 }
 
+int gw_body_json(const char *buf, size_t n, json_t **out, struct gw_answer *ans)
+{
+	json_error_t je;
+	json_t *o;
+
+	if (n == 0)
+		return gw_answer_err(ans, 400, 0, "bad_json", NULL,
+		                     "a JSON object body is required");
+	if (!gw_json_depth_ok(buf, n, GW_JSON_DEPTH_MAX))
+		return gw_answer_err(ans, 400, 0, "bad_json", NULL, "JSON nested deeper than %d",
+		                     GW_JSON_DEPTH_MAX);
+	o = json_loadb(buf, n, JSON_REJECT_DUPLICATES, &je);
+	if (!o) {
+		char key[MMO_ID_MAX + 1];
+		bool overflow = strstr(je.text, "overflow") != NULL;
+		bool bigint = strstr(je.text, "too big") != NULL;
+
+		if ((overflow || bigint) && je.position > 0 && (size_t)je.position <= n &&
+		    key_before(buf, (size_t)je.position, key, sizeof(key)))
+			return gw_answer_err(ans, 400, 0, overflow ? "non_finite" : "out_of_range",
+			                     key, "%s must be a finite number in range", key);
+		return gw_answer_err(ans, 400, 0, "bad_json", NULL, "malformed JSON: %s", je.text);
+	}
+	if (!json_is_object(o)) {
+		json_decref(o);
+		return gw_answer_err(ans, 400, 0, "bad_json", NULL,
+		                     "the body must be a JSON object");
+	}
+	*out = o;
+	return 0;
+}
+
+int gw_reply_answer(struct gw_req *r, struct gw_answer *ans)
+{
+	char extra[96] = "";
+	json_t *body = ans->body;
+
+	ans->body = NULL;
+	if (ans->status == 401)
+		snprintf(extra, sizeof(extra), "WWW-Authenticate: Bearer\r\n");
+	else if (ans->retry_s)
+		snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", ans->retry_s);
+	return gw_reply_json(r, ans->status, body, extra[0] ? extra : NULL);
+}
+
 int gw_read_json(struct gw_req *r, json_t **out)
 {
 	char *buf = malloc(GW_BODY_MAX + 2);
-	json_error_t je;
-	json_t *o;
+	struct gw_answer ans = {0};
 	long n;
 	int rc;
 
@@ -245,7 +308,7 @@ int gw_read_json(struct gw_req *r, json_t **out)
 		                  GW_BODY_MAX);
 		goto out;
 	}
-	if (!is_json_type(mg_get_header(r->c, "Content-Type"))) {
+	if (!gw_is_json_type(mg_get_header(r->c, "Content-Type"))) {
 		rc = gw_reply_err(r, 415, "unsupported_media_type", NULL,
 		                  "the body must be application/json");
 		goto out;
@@ -256,37 +319,10 @@ int gw_read_json(struct gw_req *r, json_t **out)
 		             : gw_reply_err(r, 400, "bad_request", NULL, "body unreadable");
 		goto out;
 	}
-	if (n == 0) {
-		rc = gw_reply_err(r, 400, "bad_json", NULL, "a JSON object body is required");
-		goto out;
-	}
 	buf[n] = 0;
-	if (!gw_json_depth_ok(buf, (size_t)n, GW_JSON_DEPTH_MAX)) {
-		rc = gw_reply_err(r, 400, "bad_json", NULL, "JSON nested deeper than %d",
-		                  GW_JSON_DEPTH_MAX);
-		goto out;
-	}
-	o = json_loadb(buf, (size_t)n, JSON_REJECT_DUPLICATES, &je);
-	if (!o) {
-		char key[MMO_ID_MAX + 1];
-		bool overflow = strstr(je.text, "overflow") != NULL;
-		bool bigint = strstr(je.text, "too big") != NULL;
-
-		if ((overflow || bigint) && je.position > 0 && (size_t)je.position <= (size_t)n &&
-		    key_before(buf, (size_t)je.position, key, sizeof(key)))
-			rc = gw_reply_err(r, 400, overflow ? "non_finite" : "out_of_range", key,
-			                  "%s must be a finite number in range", key);
-		else
-			rc = gw_reply_err(r, 400, "bad_json", NULL, "malformed JSON: %s", je.text);
-		goto out;
-	}
-	if (!json_is_object(o)) {
-		json_decref(o);
-		rc = gw_reply_err(r, 400, "bad_json", NULL, "the body must be a JSON object");
-		goto out;
-	}
-	*out = o;
-	rc = 0;
+	rc = gw_body_json(buf, (size_t)n, out, &ans);
+	if (rc)
+		gw_reply_answer(r, &ans);
 out:
 	free(buf);
 	return rc;
@@ -315,7 +351,7 @@ int gw_read_empty(struct gw_req *r)
 		       : n == -1 ? r->status
 		                 : gw_reply_err(r, 400, "bad_request", NULL, "body unreadable");
 	}
-	if (!is_json_type(mg_get_header(r->c, "Content-Type"))) {
+	if (!gw_is_json_type(mg_get_header(r->c, "Content-Type"))) {
 		free(buf);
 		return gw_reply_err(r, 415, "unsupported_media_type", NULL,
 		                    "the body must be application/json");
@@ -471,14 +507,20 @@ const char *gw_peer_addr(struct gw_req *r)
 const char *gw_status_text(int status)
 {
 	switch (status) {
+	case 200: return "OK";
+	case 202: return "Accepted";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 408: return "Request Timeout";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Entity";
 	case 426: return "Upgrade Required";
 	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
 	case 503: return "Service Unavailable";
 	default: return "Error";
 	}
@@ -486,32 +528,45 @@ const char *gw_status_text(int status)
 
 /* ---------------------------------------------------------------- auth */
 
-int gw_require_auth(struct gw_req *r, struct gw_auth *a)
+int gw_auth_bearer(gw *g, const char *h, const char *peer, bool nonblock, struct gw_auth *a,
+                   struct gw_answer *ans)
 {
-	const char *h = mg_get_header(r->c, "Authorization");
 	int err;
 
 	if (!h)
-		return gw_reply_err(r, 401, "unauthorized", NULL, "a Bearer token is required");
+		return gw_answer_err(ans, 401, 0, "unauthorized", NULL,
+		                     "a Bearer token is required");
 	while (*h == ' ')
 		h++;
 	if (strncasecmp(h, "Bearer ", 7))
-		return gw_reply_err(r, 401, "unauthorized", NULL,
-		                    "the Authorization scheme must be Bearer");
+		return gw_answer_err(ans, 401, 0, "unauthorized", NULL,
+		                     "the Authorization scheme must be Bearer");
 	h += 7;
 	while (*h == ' ')
 		h++;
-	err = gw_auth_token(r->g, h, a);
+	err = nonblock ? gw_auth_token_cached(g, h, a) : gw_auth_token(g, h, a);
 	switch (err) {
 	case MMO_OK: return 0;
-	case MMO_ETIMEOUT: return gw_reply_err(r, 401, "token_expired", NULL, "the token expired");
+	case MMO_EBUSY: return -1;
+	case MMO_ETIMEOUT:
+		return gw_answer_err(ans, 401, 0, "token_expired", NULL, "the token expired");
 	case MMO_ENOTFOUND:
-		return gw_reply_err(r, 401, "session_revoked", NULL, "the session has ended");
+		return gw_answer_err(ans, 401, 0, "session_revoked", NULL, "the session has ended");
 	case MMO_EUNAVAIL:
-		return gw_reply_retry(r, 503, 1, "unavailable",
-		                      "sessions cannot be checked now (Redis unavailable)");
+		return gw_answer_err(ans, 503, 1, "unavailable", NULL,
+		                     "sessions cannot be checked now (Redis unavailable)");
 	default:
-		gw_sec_note(r->g, "security.token_refused", gw_peer_addr(r), NULL);
-		return gw_reply_err(r, 401, "invalid_token", NULL, "the token is not valid");
+		gw_sec_note(g, "security.token_refused", peer, NULL);
+		return gw_answer_err(ans, 401, 0, "invalid_token", NULL, "the token is not valid");
 	}
+}
+
+int gw_require_auth(struct gw_req *r, struct gw_auth *a)
+{
+	struct gw_answer ans = {0};
+
+	if (gw_auth_bearer(r->g, mg_get_header(r->c, "Authorization"), gw_peer_addr(r), false, a,
+	                   &ans) == 0)
+		return 0;
+	return gw_reply_answer(r, &ans);
 }

@@ -67,6 +67,12 @@ bool gw_json_depth_ok(const char *s, size_t n, int max);
 /* Read the body as a JSON object (<= 16 KiB, application/json). Returns 0
  * with *out (caller decrefs), or the status of the error reply sent. */
 int gw_read_json(struct gw_req *r, json_t **out);
+/* The checks of gw_read_json on a body already read (buf, n bytes): 0 with
+ * *out (caller decrefs), or the 400's status with ans filled. */
+struct gw_answer;
+int gw_body_json(const char *buf, size_t n, json_t **out, struct gw_answer *ans);
+/* Is the Content-Type value ct application/json (parameters allowed)? */
+bool gw_is_json_type(const char *ct);
 /* Requests without a body (logout): accept none or an empty object. */
 int gw_read_empty(struct gw_req *r);
 
@@ -91,6 +97,15 @@ int gw_check_fields(struct gw_req *r, json_t *o, const struct gw_field *f, size_
 
 /* Authenticate the request (Bearer). 0 with a filled, or the status sent. */
 int gw_require_auth(struct gw_req *r, struct gw_auth *a);
+/* The same on an Authorization header value h (NULL: absent) of a client
+ * at peer: 0 with a filled, or the status with ans filled (the caller
+ * decrefs ans->body). nonblock: never ask Redis; -1 when the session cache
+ * cannot answer (ask again with nonblock false, off the event loop). */
+int gw_auth_bearer(gw *g, const char *h, const char *peer, bool nonblock, struct gw_auth *a,
+                   struct gw_answer *ans);
+/* Token + session from the session cache only: as gw_auth_token, or
+ * MMO_EBUSY when the cache does not know the session. */
+int gw_auth_token_cached(gw *g, const char *tok, struct gw_auth *a);
 
 /* An intent's answer, whatever the transport: the REST status and body
  * (caller decrefs body), and Retry-After seconds for 429/503. */
@@ -99,12 +114,44 @@ struct gw_answer {
 	json_t *body;
 	int retry_s;
 };
-/* Validate, rate-limit, append and wait for the decision (api.c). */
-void gw_intent_move(gw *g, const struct gw_auth *a, double x, double y, double z,
-                    struct gw_answer *ans);
-void gw_intent_attack(gw *g, const struct gw_auth *a, const char *defender, const char *skill,
-                      struct gw_answer *ans);
-
+/* An intent: what its answer needs, and (gw_intent_ev) its encoded event. */
+enum gw_intent_kind { GW_INTENT_MOVE, GW_INTENT_ATTACK };
+struct gw_intent {
+	enum gw_intent_kind kind;
+	char eid[MMO_ID_MAX + 1];      /* the intent's event_id */
+	char defender[MMO_ID_MAX + 1]; /* an attack's, echoed in its answer */
+	int64_t t0;                    /* mono µs when prepared (the stage histograms) */
+};
+struct gw_intent_ev {
+	uint8_t buf[2048];
+	size_t len;
+	unsigned prio;
+};
+/* The strict schema of an intent's body (f has room for 3): its count. */
+size_t gw_intent_schema(enum gw_intent_kind k, double coord_max, struct gw_field *f);
+/* Check body against the intent's schema, rate-limit and build the
+ * intent: true, or false with the answer (400 naming the field, 429). */
+bool gw_intent_from_json(gw *g, const struct gw_auth *a, enum gw_intent_kind k, json_t *body,
+                         struct gw_intent *in, struct gw_intent_ev *ev, struct gw_answer *ans);
+/* Rate-limit and build the intent: true, or false with the answer (429). */
+bool gw_intent_move_prepare(gw *g, const struct gw_auth *a, double x, double y, double z,
+                            struct gw_intent *in, struct gw_intent_ev *ev, struct gw_answer *ans);
+bool gw_intent_attack_prepare(gw *g, const struct gw_auth *a, const char *defender,
+                              const char *skill, struct gw_intent *in, struct gw_intent_ev *ev,
+                              struct gw_answer *ans);
+/* The answer of an appended intent: append_rc is the append's result (not
+ * MMO_OK: 503), wait_rc the wait's (MMO_ETIMEOUT: 202 pending), o the
+ * outcome (200, or 422 with the world's reason). */
+struct gw_outcome;
+void gw_intent_answer(gw *g, const struct gw_intent *in, int append_rc, uint64_t seq, int wait_rc,
+                      const struct gw_outcome *o, struct gw_answer *ans);
+/* Fill ans with the error body of status (retry_s > 0: Retry-After);
+ * field may be NULL. Returns status. */
+int gw_answer_err(struct gw_answer *ans, int status, int retry_s, const char *code,
+                  const char *field, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Send an answer over REST (consumes ans->body): WWW-Authenticate on 401,
+ * Retry-After when retry_s. */
+int gw_reply_answer(struct gw_req *r, struct gw_answer *ans);
 /* The client address of a request: civetweb sees the event loop's relay
  * (front.c), whose local port maps back to the client. */
 const char *gw_peer_addr(struct gw_req *r);

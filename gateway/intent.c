@@ -40,6 +40,7 @@ struct gw_intents {
 	pthread_mutex_t mu;
 	struct gw_outcome ring[RING];
 	struct waiter *buckets[BUCKETS];
+	struct gw_watch *watches[RING]; /* the event loop's waits */
 	pthread_condattr_t cattr;
 
 	pthread_mutex_t pool_mu;
@@ -81,18 +82,26 @@ static void pool_put(gw *g, evlog_client *c, bool ok)
 int gw_log_append(gw *g, const Mmo__Event *ev, uint64_t *seq)
 {
 	uint8_t buf[ENCODE_MAX];
-	struct evlog_in in;
-	evlog_client *c;
-	uint64_t s = 0;
-	int err, e = MMO_OK;
 	size_t len;
+	int err;
 
 	err = mmo_event_encode(ev, buf, sizeof(buf), &len);
 	if (err)
 		return err;
+	return gw_log_append_raw(g, buf, len, mmo_event_priority(ev), ev->type, seq);
+}
+
+int gw_log_append_raw(gw *g, const uint8_t *buf, size_t len, unsigned prio, const char *what,
+                      uint64_t *seq)
+{
+	struct evlog_in in;
+	evlog_client *c;
+	uint64_t s = 0;
+	int err, e = MMO_OK;
+
 	in.buf = buf;
 	in.len = len;
-	in.priority = mmo_event_priority(ev);
+	in.priority = prio;
 	c = pool_get(g);
 	if (!c) {
 		gw_metrics_error(&g->m, GW_F_LOG);
@@ -102,13 +111,12 @@ int gw_log_append(gw *g, const Mmo__Event *ev, uint64_t *seq)
 	pool_put(g, c, err == MMO_OK || err == MMO_EBUSY);
 	if (err) {
 		gw_metrics_error(&g->m, GW_F_LOG);
-		mmo_logf(MMO_LOG_WARN, "gateway", "append %s: %s", ev->type, mmo_errdesc(err));
+		mmo_logf(MMO_LOG_WARN, "gateway", "append %s: %s", what, mmo_errdesc(err));
 		return MMO_EUNAVAIL;
 	}
 	if (e) {
 		gw_metrics_error(&g->m, GW_F_LOG);
-		mmo_logf(MMO_LOG_ERROR, "gateway", "the log refused %s: %s", ev->type,
-		         mmo_errdesc(e));
+		mmo_logf(MMO_LOG_ERROR, "gateway", "the log refused %s: %s", what, mmo_errdesc(e));
 		return e;
 	}
 	*seq = s;
@@ -194,6 +202,52 @@ void gw_outcome_post(gw *g, const struct gw_outcome *o)
 			w->done = true;
 			pthread_cond_signal(&w->cv);
 		}
+	}
+	for (struct gw_watch **pp = &it->watches[o->cause % RING]; *pp;) {
+		struct gw_watch *w = *pp;
+
+		if (w->cause != o->cause) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		w->linked = false;
+		w->fn(w->arg, w->cookie, o);
+	}
+	pthread_mutex_unlock(&it->mu);
+}
+
+bool gw_outcome_watch(gw *g, struct gw_watch *w, struct gw_outcome *now)
+{
+	struct gw_intents *it = g->intents;
+	bool known = false;
+
+	pthread_mutex_lock(&it->mu);
+	if (it->ring[w->cause % RING].cause == w->cause) {
+		*now = it->ring[w->cause % RING];
+		known = true;
+	} else {
+		w->next = it->watches[w->cause % RING];
+		it->watches[w->cause % RING] = w;
+		w->linked = true;
+	}
+	pthread_mutex_unlock(&it->mu);
+	return known;
+}
+
+void gw_outcome_unwatch(gw *g, struct gw_watch *w)
+{
+	struct gw_intents *it = g->intents;
+
+	pthread_mutex_lock(&it->mu);
+	if (w->linked) {
+		for (struct gw_watch **pp = &it->watches[w->cause % RING]; *pp; pp = &(*pp)->next) {
+			if (*pp == w) {
+				*pp = w->next;
+				break;
+			}
+		}
+		w->linked = false;
 	}
 	pthread_mutex_unlock(&it->mu);
 }

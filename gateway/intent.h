@@ -48,4 +48,27 @@ bool gw_outcome_of(const Mmo__Event *ev, uint64_t seq, struct gw_outcome *o);
 /* Wait for the outcome of the intent at cause: MMO_OK or MMO_ETIMEOUT. */
 int gw_outcome_wait(gw *g, uint64_t cause, int timeout_ms, struct gw_outcome *out);
 
+/* The event loop's wait, without a thread: fn(arg, cookie, o) is called
+ * once, from the thread that posts the outcome and under the intents' lock
+ * (so fn must neither block nor call back into these functions; o is valid
+ * during the call). */
+struct gw_watch {
+	uint64_t cause;
+	void (*fn)(void *arg, uint64_t cookie, const struct gw_outcome *o);
+	void *arg;
+	uint64_t cookie;
+	struct gw_watch *next; /* intent.c's */
+	bool linked;           /* intent.c's */
+};
+/* Register w (the caller's memory, borrowed until fn ran or unwatch
+ * returned): true with *now filled when the outcome is already known (w is
+ * then not registered and fn is never called). */
+bool gw_outcome_watch(gw *g, struct gw_watch *w, struct gw_outcome *now);
+/* Forget w if fn has not run yet; once this returns fn will not run. */
+void gw_outcome_unwatch(gw *g, struct gw_watch *w);
+/* Append encoded bytes (len, priority prio) through a pooled client; as
+ * gw_log_append. */
+int gw_log_append_raw(gw *g, const uint8_t *buf, size_t len, unsigned prio, const char *what,
+                      uint64_t *seq);
+
 #endif

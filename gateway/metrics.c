@@ -148,19 +148,23 @@ int gw_metrics_render(gw *g, char **out, size_t *len)
 	    "# TYPE mmo_gw_intents_decided_early_total counter\n"
 	    "mmo_gw_intents_decided_early_total %llu\n",
 	    (unsigned long long)ld(&m->ws_coalesced), (unsigned long long)ld(&m->decided_early));
-	mmo_prom_printf(&b,
-	                "# HELP mmo_gw_session_checks_total Session checks of authenticated "
-	                "requests, by where they were answered.\n"
-	                "# TYPE mmo_gw_session_checks_total counter\n"
-	                "mmo_gw_session_checks_total{source=\"cache\"} %llu\n"
-	                "mmo_gw_session_checks_total{source=\"redis\"} %llu\n"
-	                "# HELP mmo_gw_session_cache_live 1 while the session cache follows "
-	                "Redis's keyspace notifications (else every check asks Redis).\n"
-	                "# TYPE mmo_gw_session_cache_live gauge\n"
-	                "mmo_gw_session_cache_live %lld\n",
-	                (unsigned long long)ld(&m->sess_hits),
-	                (unsigned long long)ld(&m->sess_misses),
-	                (long long)atomic_load(&m->sess_live));
+	mmo_prom_printf(
+	    &b,
+	    "# HELP mmo_gw_session_checks_total Session checks of authenticated "
+	    "requests, by where they were answered.\n"
+	    "# TYPE mmo_gw_session_checks_total counter\n"
+	    "mmo_gw_session_checks_total{source=\"cache\"} %llu\n"
+	    "mmo_gw_session_checks_total{source=\"redis\"} %llu\n"
+	    "# HELP mmo_gw_session_cache_live 1 while the session cache follows "
+	    "Redis's keyspace notifications (else every check asks Redis).\n"
+	    "# TYPE mmo_gw_session_cache_live gauge\n"
+	    "mmo_gw_session_cache_live %lld\n"
+	    "# HELP mmo_gw_rest_on_loop_total REST requests (plain moves and "
+	    "attacks) served by the event loop instead of civetweb.\n"
+	    "# TYPE mmo_gw_rest_on_loop_total counter\n"
+	    "mmo_gw_rest_on_loop_total %llu\n",
+	    (unsigned long long)ld(&m->sess_hits), (unsigned long long)ld(&m->sess_misses),
+	    (long long)atomic_load(&m->sess_live), (unsigned long long)ld(&m->rest_on_loop));
 	mmo_prom_printf(&b,
 	                "# HELP mmo_gw_queue_depth Items waiting, by queue.\n"
 	                "# TYPE mmo_gw_queue_depth gauge\n"

@@ -48,8 +48,9 @@ struct gw_metrics {
 	    ws_bad_msgs;
 	_Atomic uint64_t errors[GW_F_COUNT];
 	_Atomic uint64_t login_failed, rate_limited, outcome_timeouts, security_events;
-	_Atomic uint64_t decided_early; /* intents answered at the world's decision */
+	_Atomic uint64_t decided_early;          /* intents answered at the world's decision */
 	_Atomic uint64_t sess_hits, sess_misses; /* session checks answered by the cache or not */
+	_Atomic uint64_t rest_on_loop;           /* REST requests served by the event loop */
 	_Atomic int64_t sess_live;               /* 1 while the session cache is in use */
 };
 

@@ -46,6 +46,7 @@ enum rt_state {
 	RT_HEAD,    /* reading the request head */
 	RT_AUTH,    /* upgrade asked, the worker pool checks the token */
 	RT_WS,      /* an open WebSocket */
+	RT_REST,    /* a plain intent (move, attack) served here (rest.c) */
 	RT_RELAY,   /* any other request: piped to civetweb */
 	RT_CLOSING, /* flushing the last bytes, then closed */
 };
@@ -69,6 +70,9 @@ struct rt_conn {
 	char *head;
 	size_t hlen;
 	uv_timer_t timer; /* head timeout; later the slow-consumer check */
+
+	/* REST intents served on the loop (RT_REST) */
+	struct rt_rest *rest;
 
 	/* relay (RT_RELAY) */
 	struct rt_relay *relay;
@@ -121,6 +125,7 @@ struct rt {
 	struct rt_item *head, **tail;
 	bool stop;
 	struct hub *hub;
+	struct rt_flights *fl; /* intents in flight (inflight.c) */
 };
 
 struct rt_relay {
@@ -167,6 +172,8 @@ enum rt_item_kind {
 	RT_I_REPLY,   /* a reply (msg) for one connection */
 	RT_I_REVOKE,  /* close the sockets of session jti (logout) */
 	RT_I_CHECKED, /* session check results */
+	RT_I_DECIDED, /* an intent in flight was decided (cookie, outcome) */
+	RT_I_RAUTHED, /* a REST intent's session was checked with Redis (ans, auth) */
 };
 
 struct rt_event_meta {
@@ -192,7 +199,11 @@ struct rt_item {
 	char jti[MMO_ID_MAX + 1];
 	size_t n; /* RT_I_CHECKED */
 	struct rt_conn **conns;
-	int8_t *verdict; /* per conn: 0 live, 1 revoked, -1 unknown (Redis down) */
+	int8_t *verdict;            /* per conn: 0 live, 1 revoked, -1 unknown (Redis down) */
+	uint64_t cookie;            /* RT_I_DECIDED: the flight's id */
+	struct gw_outcome *outcome; /* RT_I_DECIDED, owned */
+	struct gw_answer ans;       /* RT_I_RAUTHED: status 0 = authenticated; body owned */
+	struct gw_auth auth;        /* RT_I_RAUTHED */
 };
 
 /* Post an item to the loop (takes ownership of it). Any thread. */
@@ -231,6 +242,47 @@ void ws_upgrade(struct rt_conn *c, const char *head, size_t hlen);
 void ws_authed(struct rt_conn *c, struct rt_item *it);
 /* Bytes read from an open WebSocket (loop thread). */
 void ws_input(struct rt_conn *c, const uint8_t *p, size_t n);
+
+/* A WebSocket client's intent answered: {"type":"ack","ref",...REST body}
+ * or {"type":"error","ref","code","message","status"} (consumes ans->body). */
+void ws_answer(struct rt_conn *c, const char *ref, struct gw_answer *ans);
+
+/* ---------------------------------------------------------------- REST intents (rest.c, loop
+ * thread) */
+
+/* A complete request head (hend bytes, through the blank line) is in
+ * c->head: true if the loop serves it (a plain POST of a move or an
+ * attack), false to relay it to civetweb. */
+bool rest_take(struct rt_conn *c, size_t hend);
+/* More bytes of the request being served arrived (in c->head). */
+void rest_more(struct rt_conn *c);
+/* The answer of the connection's request (consumes ans->body). */
+void rest_answer(struct rt_conn *c, struct gw_answer *ans);
+/* RT_I_RAUTHED arrived. */
+void rest_authed(struct rt_conn *c, struct rt_item *it);
+/* The head of the next request (front.c): scan c->head from offset from;
+ * wait for it at most head_timeout_ms. */
+void rt_head_scan(struct rt_conn *c, size_t from);
+void rt_head_wait(struct rt_conn *c);
+/* Has the connection served a request on the loop (an idle keep-alive
+ * connection is closed without a 408)? */
+bool rest_served(const struct rt_conn *c);
+
+/* ---------------------------------------------------------------- intents in flight (inflight.c,
+ * loop thread) */
+
+/* Appends from the loop through one DEALER (no thread waits): the reply
+ * gives the intent's seq, the world's decision (gw_outcome_watch) its
+ * answer. At most FLIGHTS_MAX in flight; past that 503. */
+int rt_flights_start(struct rt *rt, char *err, size_t errlen); /* before the loop runs */
+void rt_flights_close(struct rt *rt); /* at stop, on the loop: close its handles */
+void rt_flights_free(struct rt *rt);  /* after the loop ended */
+/* Append ev for c; in's answer goes to c over REST (ref NULL) or as the
+ * WebSocket answer of ref. */
+void rt_flight_submit(struct rt_conn *c, const struct gw_intent *in, const struct gw_intent_ev *ev,
+                      const char *ref);
+void rt_flight_decided(struct rt *rt, struct rt_item *it);
+void rt_flights_tick(struct rt *rt); /* timeouts */
 
 /* ---------------------------------------------------------------- hub (hub.c, loop thread) */
 

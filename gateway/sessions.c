@@ -32,11 +32,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "sessions.h"
 #include "schemas/event.h"
 #include "schemas/mmo_err.h"
 #include "schemas/mmo_hash.h"
 #include "schemas/mmo_util.h"
+#include "sessions.h"
 
 #define WANT_FLAGS "Kg$xe" /* keyspace; generic, string, expired, evicted */
 #define RETRY_MS   200
@@ -100,8 +100,8 @@ bool gw_sess_hit(struct gw_sessions *s, const char *jti, const char *sub)
 		return false;
 	pthread_mutex_lock(&s->mu);
 	e = slot_of(s, jti);
-	if (s->live && e->at_us && mmo_mono_us() - e->at_us < s->ttl_us &&
-	    !strcmp(e->jti, jti) && !strcmp(e->sub, sub))
+	if (s->live && e->at_us && mmo_mono_us() - e->at_us < s->ttl_us && !strcmp(e->jti, jti) &&
+	    !strcmp(e->sub, sub))
 		hit = true;
 	pthread_mutex_unlock(&s->mu);
 	atomic_fetch_add(hit ? &s->m->sess_hits : &s->m->sess_misses, 1);

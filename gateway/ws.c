@@ -281,13 +281,6 @@ static void error_msg(struct rt_conn *c, const char *ref, const char *code, cons
 	rt_reply_json(c, o);
 }
 
-struct intent_job {
-	struct rt_conn *c; /* holds a reference */
-	struct rt *rt;
-	gw *g;
-	struct gw_ws_msg m;
-};
-
 /* The REST answer of an intent, as a WebSocket message. */
 static json_t *as_ws(const char *ref, struct gw_answer *a)
 {
@@ -322,35 +315,12 @@ static json_t *as_ws(const char *ref, struct gw_answer *a)
 	return o;
 }
 
-static void intent_job(void *arg)
+void ws_answer(struct rt_conn *c, const char *ref, struct gw_answer *ans)
 {
-	struct intent_job *j = arg;
-	struct gw_answer a = {0};
-	struct rt_item *it;
-	json_t *o;
-	char *s;
+	json_t *o = as_ws(ref, ans);
 
-	if (j->m.op == GW_WS_MOVE)
-		gw_intent_move(j->g, &j->c->auth, j->m.x, j->m.y, j->m.z, &a);
-	else
-		gw_intent_attack(j->g, &j->c->auth, j->m.defender, j->m.skill, &a);
-	o = as_ws(j->m.ref, &a);
-	json_decref(a.body);
-	s = o ? json_dumps(o, JSON_COMPACT) : NULL;
-	json_decref(o);
-	it = rt_item_new(RT_I_REPLY);
-	if (it && s) {
-		it->msg = gw_msg_text(s, strlen(s), MMO_PRIO_CRITICAL, 0);
-		it->conn = j->c;
-		j->c = NULL;
-		rt_post(j->rt, it);
-	} else {
-		rt_item_free(it);
-	}
-	free(s);
-	if (j->c)
-		rt_conn_unref(j->c);
-	free(j);
+	if (o)
+		rt_reply_json(c, o);
 }
 
 static void handle(struct rt_conn *c, const char *data, size_t len)
@@ -394,22 +364,19 @@ static void handle(struct rt_conn *c, const char *data, size_t len)
 		break;
 	case GW_WS_MOVE:
 	case GW_WS_ATTACK: {
-		struct intent_job *j = calloc(1, sizeof(*j));
+		struct gw_answer ans = {0};
+		struct gw_intent in;
+		struct gw_intent_ev ev;
+		bool ok = m.op == GW_WS_MOVE
+		              ? gw_intent_move_prepare(g, &c->auth, m.x, m.y, m.z, &in, &ev, &ans)
+		              : gw_intent_attack_prepare(g, &c->auth, m.defender, m.skill, &in, &ev,
+		                                         &ans);
 
-		if (!j) {
-			error_msg(c, m.ref, "unavailable", "out of memory");
-			break;
-		}
-		j->c = c;
-		j->rt = rt_of(c);
-		j->g = g;
-		j->m = m;
-		rt_conn_ref(c);
-		if (jobs_run(g->jobs, intent_job, j)) {
-			rt_conn_unref(c);
-			free(j);
-			error_msg(c, m.ref, "unavailable", "the gateway is overloaded; retry");
-		}
+		if (ok)
+			rt_flight_submit(c, &in, &ev, m.ref);
+		else
+			ws_answer(c, m.ref, &ans);
+		json_decref(ans.body);
 		break;
 	}
 	}

@@ -57,6 +57,15 @@ void evlog_client_close(evlog_client *c)
 	free(c);
 }
 
+int evlog_client_fd(evlog_client *c, int *fd)
+{
+	size_t len = sizeof(*fd);
+
+	if (!c || !fd)
+		return MMO_EINVAL;
+	return zmq_getsockopt(c->sock, ZMQ_FD, fd, &len) == 0 ? MMO_OK : MMO_EIO;
+}
+
 static int send_hdr(evlog_client *c, unsigned op, uint32_t req_id, uint32_t word, unsigned prio,
                     bool more)
 {

@@ -248,6 +248,11 @@ int evlog_client_send(evlog_client *c, uint32_t req_id, const struct evlog_in *i
 int evlog_client_recv(evlog_client *c, int timeout_ms, uint32_t *req_id, int *status,
                       uint64_t *seqs, int *errs, size_t cap, size_t *n);
 
+/* For an event loop: the file descriptor that becomes readable when the
+ * client may have replies (ZMQ_FD: edge-like, so after any send or wake-up
+ * drain with evlog_client_recv(c, 0, ...) until MMO_ETIMEOUT). */
+int evlog_client_fd(evlog_client *c, int *fd);
+
 /* Read up to max records with seq >= from (of one region if region is not
  * NULL), in order. fn is called for each with a record that is only valid
  * during the call. *last receives the seq of the last record returned (or
