@@ -152,6 +152,13 @@ static int start_http(gw *g, char *err, size_t errlen)
 	return rt_start(g, g->http, g->mg_port, &g->rt, &g->port, err, errlen);
 }
 
+/* A session key was deleted (a logout on any gateway, an operator): its
+ * WebSockets here are closed at once, not at the next session check. */
+static void session_gone(void *arg, const char *jti)
+{
+	gw_ws_close_session(arg, jti, "session revoked");
+}
+
 int gw_start(const struct gw_opts *in, gw **out, char *err, size_t errlen)
 {
 	char dummy[8];
@@ -201,7 +208,7 @@ int gw_start(const struct gw_opts *in, gw **out, char *err, size_t errlen)
 	rc = gw_redis_new(g->redis_url, gw_pool_users(&g->o), &g->m, &g->redis, err, errlen);
 	if (rc)
 		goto fail;
-	rc = gw_sess_new(g->redis, g->o.session_cache_ms, 65536, &g->m, &g->sess);
+	rc = gw_sess_new(g->redis, g->o.session_cache_ms, 65536, &g->m, session_gone, g, &g->sess);
 	if (rc) {
 		snprintf(err, errlen, "out of memory or threads");
 		goto fail;
@@ -229,6 +236,11 @@ int gw_start(const struct gw_opts *in, gw **out, char *err, size_t errlen)
 	rc = follower_start(g, &g->follow, err, errlen);
 	if (rc)
 		goto fail;
+	if (gw_sess_start(g->sess)) {
+		snprintf(err, errlen, "cannot start the session cache's thread");
+		rc = MMO_ENOMEM;
+		goto fail;
+	}
 	if (pthread_create(&g->house, NULL, house_main, g)) {
 		snprintf(err, errlen, "cannot start the housekeeping thread");
 		rc = MMO_EIO;
@@ -254,6 +266,7 @@ void gw_stop(gw *g)
 	if (!g)
 		return;
 	atomic_store(&g->stopping, true);
+	gw_sess_stop(g->sess); /* its notifications post to the loop */
 	if (g->house_started) {
 		pthread_mutex_lock(&g->house_mu);
 		pthread_cond_signal(&g->house_cv);

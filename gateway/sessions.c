@@ -52,6 +52,8 @@ struct slot {
 struct gw_sessions {
 	struct gw_redis *r;
 	struct gw_metrics *m;
+	void (*gone)(void *arg, const char *jti);
+	void *gone_arg;
 	int64_t ttl_us;
 	pthread_mutex_t mu;
 	struct slot *slots;
@@ -189,16 +191,26 @@ static bool enable_notifications(redisContext *c)
 	return ok;
 }
 
-/* A notification: channel __keyspace@DB__:mmo:session:{jti}. */
+/* A notification: channel __keyspace@DB__:mmo:session:{jti}, message the
+ * event ("del", "set", "expired", "evicted", ...). */
 static void on_message(struct gw_sessions *s, redisReply *rep, size_t prefix_len)
 {
-	redisReply *ch;
+	redisReply *ch, *ev;
+	const char *jti;
 
 	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4)
 		return;
 	ch = rep->element[2];
-	if (ch->type == REDIS_REPLY_STRING && ch->len > prefix_len)
-		gw_sess_drop(s, ch->str + prefix_len);
+	ev = rep->element[3];
+	if (ch->type != REDIS_REPLY_STRING || ch->len <= prefix_len)
+		return;
+	jti = ch->str + prefix_len;
+	gw_sess_drop(s, jti);
+	/* An expiry is the token's own end: the sockets' periodic check closes
+	 * them with "token expired". */
+	if (s->gone && ev->type == REDIS_REPLY_STRING && mmo_id_valid(jti) &&
+	    (!strcmp(ev->str, "del") || !strcmp(ev->str, "evicted")))
+		s->gone(s->gone_arg, jti);
 }
 
 /* Serve one subscription until it fails or we stop. */
@@ -269,7 +281,7 @@ static void *sub_main(void *arg)
 }
 
 int gw_sess_new(struct gw_redis *r, int ttl_ms, size_t slots, struct gw_metrics *m,
-                struct gw_sessions **out)
+                void (*gone)(void *arg, const char *jti), void *arg, struct gw_sessions **out)
 {
 	struct gw_sessions *s = calloc(1, sizeof(*s));
 
@@ -277,6 +289,8 @@ int gw_sess_new(struct gw_redis *r, int ttl_ms, size_t slots, struct gw_metrics 
 		return MMO_ENOMEM;
 	s->r = r;
 	s->m = m;
+	s->gone = gone;
+	s->gone_arg = arg;
 	pthread_mutex_init(&s->mu, NULL);
 	*out = s;
 	if (ttl_ms <= 0)
@@ -293,22 +307,34 @@ int gw_sess_new(struct gw_redis *r, int ttl_ms, size_t slots, struct gw_metrics 
 	}
 	s->mask = slots - 1;
 	s->ttl_us = (int64_t)ttl_ms * 1000;
-	if (pthread_create(&s->th, NULL, sub_main, s)) {
-		gw_sess_free(s);
-		*out = NULL;
+	return MMO_OK;
+}
+
+int gw_sess_start(struct gw_sessions *s)
+{
+	if (!s || !s->slots || s->started)
+		return MMO_OK;
+	if (pthread_create(&s->th, NULL, sub_main, s))
 		return MMO_ENOMEM;
-	}
 	s->started = true;
 	return MMO_OK;
 }
 
-void gw_sess_free(struct gw_sessions *s)
+void gw_sess_stop(struct gw_sessions *s)
 {
 	if (!s)
 		return;
 	atomic_store(&s->stop, true);
 	if (s->started)
 		pthread_join(s->th, NULL);
+	s->started = false;
+}
+
+void gw_sess_free(struct gw_sessions *s)
+{
+	if (!s)
+		return;
+	gw_sess_stop(s);
 	free(s->slots);
 	pthread_mutex_destroy(&s->mu);
 	free(s);

@@ -13,10 +13,17 @@
 struct gw_sessions;
 /* A cache of up to slots sessions (a power of two), each trusted for ttl_ms
  * after Redis confirmed it; ttl_ms <= 0: no cache (every check asks Redis).
- * Starts the thread that subscribes to the keyspace of mmo:session:*. r and
- * m are borrowed and outlive the cache. */
+ * gw_sess_start starts the thread that subscribes to the keyspace of
+ * mmo:session:*. r and m are borrowed and outlive the cache. */
+/* gone(arg, jti), if not NULL, is called from the subscriber's thread when
+ * a session key is deleted or evicted (a logout on any gateway, an
+ * operator): the gateway closes that session's WebSockets at once. */
 int gw_sess_new(struct gw_redis *r, int ttl_ms, size_t slots, struct gw_metrics *m,
-                struct gw_sessions **out);
+                void (*gone)(void *arg, const char *jti), void *arg, struct gw_sessions **out);
+/* Start the subscriber (the cache is used once it is subscribed), and
+ * stop it (the cache is off from then on; gone is not called any more). */
+int gw_sess_start(struct gw_sessions *s);
+void gw_sess_stop(struct gw_sessions *s);
 void gw_sess_free(struct gw_sessions *s);
 /* Is jti a session of sub, as Redis said less than ttl_ms ago and nothing
  * has touched its key since? false: ask Redis. */

@@ -391,6 +391,50 @@ static void test_slow_consumer_is_closed_1008_and_others_keep_up(void **state)
 	wsc_close(fast);
 }
 
+static void no_periodic_checks(struct gw_opts *o)
+{
+	o->session_check_ms = 600000;
+}
+
+/* A session deleted elsewhere (another gateway's logout, an operator) closes
+ * the socket through its keyspace notification, not the periodic check
+ * (here every 10 minutes). */
+static void test_a_session_deleted_elsewhere_closes_the_socket_at_once(void **state)
+{
+	struct wsc *w;
+	char pid[80], *tok, *jti, *v;
+	int code = 0;
+	int64_t t0;
+
+	(void)state;
+	gwt_restart_gw(E, no_periodic_checks);
+	for (int i = 0; i < 200; i++) { /* the subscription is up */
+		struct resp r;
+		bool live;
+
+		assert_int_equal(gwt_get(E, "/metrics", NULL, &r), 200);
+		live = strstr(r.body, "\nmmo_gw_session_cache_live 1\n") != NULL;
+		resp_free(&r);
+		if (live)
+			break;
+		gwt_sleep_ms(10);
+	}
+	gwt_user(E, "elsewhere", "elsewhere pass", pid, &tok);
+	w = gwt_ws(E, tok);
+	subscribe(w, "r_x");
+	jti = gwt_jti_of(tok);
+	t0 = mmo_mono_us();
+	v = gwt_redis(E, "DEL mmo:session:%s", jti);
+	free(v);
+	assert_null(wsc_json(w, 3000, &code));
+	assert_int_equal(code, 1008);
+	assert_true(mmo_mono_us() - t0 < 1000000);
+	wsc_close(w);
+	free(jti);
+	free(tok);
+	gwt_restart_gw(E, NULL);
+}
+
 static void test_revoked_session_closes_the_socket(void **state)
 {
 	struct wsc *w;
@@ -436,6 +480,7 @@ int main(void)
 	    cmocka_unit_test(test_movement_only_within_the_area_of_interest),
 	    cmocka_unit_test(test_bad_messages_get_error_frames_and_the_socket_stays_open),
 	    cmocka_unit_test(test_revoked_session_closes_the_socket),
+	    cmocka_unit_test(test_a_session_deleted_elsewhere_closes_the_socket_at_once),
 	    cmocka_unit_test(test_slow_consumer_is_closed_1008_and_others_keep_up),
 	};
 
