@@ -1,14 +1,27 @@
-/* bench_backend.c - the backend under test of `mmo bench gateway`, run in
- * a child forked before the bench has any thread: log (fresh folder),
- * world, views and gateway wired as `mmo serve` wires them, plus the
- * gateway options serve cannot set (http_threads, ws_max, aoi_radius). Its
- * RSS and CPU are its own; it inherits the bench's RLIMIT_NOFILE. Before
- * the gateway starts, the bench's players are logged in and placed through
- * the log's ingest (bench_players.c).
+/* bench_backend.c - the processes under test of `mmo bench gateway`, each
+ * a child forked before the bench has any thread.
+ *
+ * The backend: log (fresh folder), world, views and gateway wired as `mmo
+ * serve` wires them, plus the gateway options serve cannot set
+ * (http_threads, ws_max, aoi_radius). Before the gateway starts, the
+ * bench's players are logged in and placed through the log's ingest
+ * (bench_players.c). Its endpoints are inproc, or tcp when more gateways
+ * must reach them.
+ *
+ * An extra gateway: what `mmo serve --roles gateway` runs against a log in
+ * another process (remote ingest and bus, the log opened read-only for gap
+ * fills), with the same tuning as the backend's gateway. serve has no
+ * --aoi-radius, and the bench's clusters need a radius of one unit (at the
+ * default 100 every move would reach a whole region), so the bench runs
+ * this wiring itself instead of exec'ing serve.
+ *
+ * Each has its own RSS and CPU; each inherits the bench's RLIMIT_NOFILE.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -20,6 +33,47 @@
 #include "projector/views/views.h"
 #include "projector/world/world.h"
 #include "schemas/mmo_util.h"
+
+/* SIGINT and SIGTERM go to sigwait() (blocked in every thread to come). */
+static void block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void wait_stop(const sigset_t *set)
+{
+	int sig;
+
+	do {
+		if (sigwait(set, &sig) != 0)
+			sig = SIGTERM;
+	} while (sig != SIGINT && sig != SIGTERM);
+}
+
+static void tune(struct gw_opts *go, const struct bench_gw_tuning *t)
+{
+	go->http = "127.0.0.1:0";
+	go->jwt_key = t->jwt_key;
+	go->http_threads = t->http_threads;
+	go->ws_max = t->ws_max;
+	go->aoi_radius = t->aoi_radius;
+	go->token_ttl_s = t->token_ttl_s;
+	go->login_fail_addr = 1000000;
+}
+
+static void report_port(int fd, int port)
+{
+	ssize_t wr = write(fd, &port, sizeof(port));
+
+	(void)wr;
+	close(fd);
+}
 
 /* Runs in the forked child: log, world, views and gateway as `mmo serve`
  * wires them, plus the gateway options that serve cannot set; before the
@@ -41,18 +95,10 @@ void bench_backend_main(const struct bench_backend_opts *o)
 	gw *g = NULL;
 	void *zctx;
 	sigset_t set;
-	int port = 0, sig;
 	int64_t t_login;
-	ssize_t wr;
 
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	block_signals(&set);
 	snprintf(logdir, sizeof(logdir), "%s/log", o->dir);
 	snprintf(redis_url, sizeof(redis_url), "redis://127.0.0.1:%u", o->redis_port);
 	lo.dir = logdir;
@@ -62,8 +108,8 @@ void bench_backend_main(const struct bench_backend_opts *o)
 		goto fail;
 	so.log = log;
 	so.zctx = zctx;
-	so.ingest = "inproc://mmo-ingest";
-	so.bus = "inproc://mmo-bus";
+	so.ingest = o->ingest ? o->ingest : "inproc://mmo-ingest";
+	so.bus = o->bus ? o->bus : "inproc://mmo-bus";
 	if (evlog_server_start(&so, &srv, msg, sizeof(msg)))
 		goto fail;
 	wo.log = log;
@@ -91,26 +137,14 @@ void bench_backend_main(const struct bench_backend_opts *o)
 	go.zctx = zctx;
 	go.ingest = so.ingest;
 	go.bus = so.bus;
-	go.http = "127.0.0.1:0";
 	go.redis_url = redis_url;
 	go.data_dir = o->dir;
-	go.jwt_key = o->jwt_key;
-	go.http_threads = o->http_threads;
-	go.ws_max = o->ws_max;
-	go.aoi_radius = o->aoi_radius;
-	go.token_ttl_s = o->token_ttl_s;
-	go.login_fail_addr = 1000000;
+	tune(&go, &o->gw);
 	if (gw_start(&go, &g, msg, sizeof(msg)))
 		goto fail;
 	world_runner_set_decision_hook(wrun, gw_world_decided, g); /* as mmo serve does */
-	port = gw_port(g);
-	wr = write(o->fd, &port, sizeof(port));
-	(void)wr;
-	close(o->fd);
-	do {
-		if (sigwait(&set, &sig) != 0)
-			sig = SIGTERM;
-	} while (sig != SIGINT && sig != SIGTERM);
+	report_port(o->fd, gw_port(g));
+	wait_stop(&set);
 	world_runner_set_decision_hook(wrun, NULL, NULL);
 	gw_stop(g);
 	views_runner_stop(vrun);
@@ -121,7 +155,55 @@ void bench_backend_main(const struct bench_backend_opts *o)
 	_exit(0);
 fail:
 	fprintf(stderr, "bench: server: %s\n", msg);
-	wr = write(o->fd, &port, sizeof(port));
-	(void)wr;
+	report_port(o->fd, 0);
 	_exit(1);
+}
+
+void bench_gwproc_main(const struct bench_gwproc_opts *o)
+{
+	char logdir[4300], redis_url[64], msg[512];
+	struct evlog_opts lo = {0};
+	struct gw_opts go = {0};
+	evlog *log = NULL;
+	gw *g = NULL;
+	void *zctx;
+	sigset_t set;
+	char go_byte;
+	ssize_t rd;
+
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	signal(SIGINT, SIG_DFL); /* until the go: a signal simply ends it */
+	signal(SIGTERM, SIG_DFL);
+	do
+		rd = read(o->go_fd, &go_byte, 1);
+	while (rd < 0 && errno == EINTR);
+	close(o->go_fd);
+	if (rd != 1)
+		_exit(0); /* the bench stopped before the backend was up */
+	block_signals(&set);
+	snprintf(logdir, sizeof(logdir), "%s/log", o->dir);
+	snprintf(redis_url, sizeof(redis_url), "redis://127.0.0.1:%u", o->redis_port);
+	lo.dir = logdir;
+	lo.readonly = true;
+	if (evlog_open(&lo, &log, msg, sizeof(msg)))
+		log = NULL; /* as serve: everything over the ingest */
+	zctx = zmq_ctx_new();
+	go.log = log;
+	go.zctx = zctx;
+	go.ingest = o->ingest;
+	go.bus = o->bus;
+	go.redis_url = redis_url;
+	go.data_dir = o->dir;
+	tune(&go, &o->gw);
+	if (gw_start(&go, &g, msg, sizeof(msg))) {
+		fprintf(stderr, "bench: gateway: %s\n", msg);
+		report_port(o->fd, 0);
+		_exit(1);
+	}
+	report_port(o->fd, gw_port(g));
+	wait_stop(&set);
+	gw_stop(g);
+	zmq_ctx_term(zctx);
+	evlog_close(log);
+	_exit(0);
 }

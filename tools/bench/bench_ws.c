@@ -7,7 +7,9 @@
  * buffer only while the kernel's is full. Sockets are bound to 127.0.0.2,
  * .3, ... (per_addr each) before connecting, so that one source address's
  * ~28k ephemeral ports do not bound the count; at most CONNECTING_MAX per
- * thread are in their handshake at once.
+ * thread are in their handshake at once. With several gateways, socket
+ * first + i goes to gateway (first + i) % nports: the sockets of one
+ * cluster are spread over the gateways, and so over the bus.
  *
  * Life of a socket: non-blocking connect, GET /ws?token= upgrade, 101,
  * {"op":"subscribe","region_id":...} of its player's region, "subscribed".
@@ -232,11 +234,12 @@ static bool start_connect(bench_ws *w, struct wsock *s, unsigned i, int ep)
 {
 	struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
 	struct epoll_event e = {.events = EPOLLOUT};
+	unsigned g = w->o.first + i;
 	int one = 1;
 
-	src.sin_addr.s_addr = htonl(0x7f000002u + i / w->o.per_addr);
+	src.sin_addr.s_addr = htonl(0x7f000002u + g / w->o.per_addr);
 	dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	dst.sin_port = htons((uint16_t)w->o.port);
+	dst.sin_port = htons((uint16_t)w->o.ports[g % w->o.nports]);
 	s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->fd < 0)
 		return false;
@@ -639,7 +642,8 @@ int bench_ws_start(const struct bench_ws_opts *o, bench_ws **out_w, char *why, s
 {
 	bench_ws *w = calloc(1, sizeof(*w));
 
-	if (!w || o->threads < 1 || o->threads > THREADS_MAX || !o->per_addr) {
+	if (!w || o->threads < 1 || o->threads > THREADS_MAX || !o->per_addr || !o->nports ||
+	    o->nports > BENCH_WS_PORTS_MAX) {
 		snprintf(why, wl, w ? "bad WebSocket client options" : "out of memory");
 		free(w);
 		return -1;

@@ -9,14 +9,20 @@
 
 #include "bench_players.h"
 
+#define BENCH_WS_PORTS_MAX 16
+
 typedef struct bench_ws bench_ws;
 
 struct bench_ws_opts {
-	int port;                /* the gateway on 127.0.0.1 */
+	int ports[BENCH_WS_PORTS_MAX]; /* the gateways on 127.0.0.1 */
+	unsigned nports;               /* 1..BENCH_WS_PORTS_MAX */
 	const struct player *pl; /* socket i is player i's (token, place); borrowed until stop */
 	unsigned n;              /* sockets */
+	unsigned first;          /* socket i is socket first + i of the whole run (other processes
+	                          * hold the rest): it connects to ports[(first + i) % nports] */
 	unsigned threads;        /* epoll threads (1..16) */
-	unsigned per_addr;       /* sockets per loopback source address 127.0.0.2, .3, ... */
+	unsigned per_addr;       /* sockets per loopback source address: socket first + i binds
+	                          * 127.0.0.2 + (first + i) / per_addr */
 	double sway;             /* socket moves go to tx +- sway */
 };
 
