@@ -125,6 +125,7 @@ static void *follow_main(void *arg)
 	struct follower *f = arg;
 	int64_t last_warn = 0;
 
+	mmo_thread_name("gw-follow");
 	while (!atomic_load(&f->stop)) {
 		int err = f->sub ? evlog_sub_poll(f->sub, POLL_MS, on_rec, f, NULL) : open_sub(f);
 

@@ -629,6 +629,7 @@ static void loop_main(void *arg)
 {
 	struct rt *rt = arg;
 
+	mmo_thread_name("gw-loop");
 	uv_run(&rt->loop, UV_RUN_DEFAULT);
 }
 

@@ -68,6 +68,7 @@ static void *house_main(void *arg)
 	int64_t last_health = mmo_mono_us(), last_purge = last_health;
 	struct timespec dl;
 
+	mmo_thread_name("gw-house");
 	pthread_mutex_lock(&g->house_mu);
 	while (!atomic_load(&g->stopping)) {
 		int64_t now;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "rt.h"
+#include "schemas/mmo_util.h"
 
 #define QUEUE_MAX 65536
 
@@ -27,6 +28,7 @@ static void *worker(void *arg)
 {
 	struct jobs *j = arg;
 
+	mmo_thread_name("gw-job");
 	pthread_mutex_lock(&j->mu);
 	for (;;) {
 		struct job *jb;

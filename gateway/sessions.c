@@ -248,6 +248,7 @@ static void *sub_main(void *arg)
 	char pattern[64];
 	bool said_refused = false;
 
+	mmo_thread_name("gw-sessions");
 	snprintf(pattern, sizeof(pattern), "__keyspace@%d__:mmo:session:*", gw_redis_db(s->r));
 	while (!atomic_load(&s->stop)) {
 		redisContext *c = gw_redis_connect(s->r);

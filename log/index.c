@@ -299,6 +299,7 @@ static void *indexer_main(void *arg)
 	uint64_t indexed = 0;
 	bool failed = false;
 
+	mmo_thread_name("log-indexer");
 	for (;;) {
 		uint64_t target;
 		bool stop;

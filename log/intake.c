@@ -521,6 +521,7 @@ static void *writer_main(void *arg)
 	size_t hard_cap = s->queue_max * 2;
 	bool drained_after_stop = false;
 
+	mmo_thread_name("log-writer");
 	mmo_logf(MMO_LOG_DEBUG, "log", "writer thread started");
 	for (;;) {
 		bool stopping = atomic_load(&s->stop);

@@ -1,4 +1,5 @@
-/* mmo_util.c - clocks and one-line logs. */
+/* mmo_util.c - clocks, one-line logs, thread names. */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,4 +73,12 @@ void mmo_logf(enum mmo_level lvl, const char *module, const char *fmt, ...)
 	line[n++] = '\n';
 	if (write(STDERR_FILENO, line, (size_t)n) < 0)
 		return;
+}
+
+void mmo_thread_name(const char *name)
+{
+	char n[16];
+
+	snprintf(n, sizeof(n), "%s", name);
+	pthread_setname_np(pthread_self(), n);
 }

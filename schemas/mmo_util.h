@@ -1,4 +1,5 @@
-/* mmo_util.h - small helpers every module uses: clocks and one-line logs. */
+/* mmo_util.h - small helpers every module uses: clocks, one-line logs,
+ * thread names. */
 #ifndef MMO_UTIL_H
 #define MMO_UTIL_H
 
@@ -17,5 +18,9 @@ enum mmo_level { MMO_LOG_DEBUG, MMO_LOG_INFO, MMO_LOG_WARN, MMO_LOG_ERROR };
  * in the environment sets the threshold (default info). */
 void mmo_logf(enum mmo_level lvl, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Name the calling thread (at most 15 bytes are kept), as top -H, perf and
+ * gdb show it. */
+void mmo_thread_name(const char *name);
 
 #endif

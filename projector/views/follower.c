@@ -87,6 +87,7 @@ static void *run(void *arg)
 	bool reopen = false;
 	int err;
 
+	mmo_thread_name("views");
 	if (vcore_locate(c, &ck) != MMO_OK)
 		goto out;
 	next = ck + 1;

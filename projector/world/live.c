@@ -166,6 +166,7 @@ static void *sender_main(void *arg)
 {
 	world_runner *r = arg;
 
+	mmo_thread_name("world-sender");
 	pthread_mutex_lock(&r->smu);
 	for (;;) {
 		struct outbox *box;
@@ -405,6 +406,7 @@ static void *run(void *arg)
 	char msg[256];
 	int err;
 
+	mmo_thread_name("world");
 	err = evlog_client_open(r->zctx, r->ingest, 5000, &r->cli);
 	if (!err && pthread_create(&r->sender, NULL, sender_main, r))
 		err = MMO_EIO;
