@@ -74,32 +74,22 @@
  *             cluster; every expected delivery is counted (the matching is
  *             described in bench_gateway_ws.c).
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* memmem */
-#endif
 #include <civetweb.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <math.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench_backend.h"
 #include "bench_gateway_int.h"
 #include "bench_hist.h"
-#include "bench_http.h"
 #include "bench_players.h"
 #include "bench_util.h"
 #include "schemas/mmo_util.h"
@@ -112,11 +102,9 @@
 #define RING        (0.3 * AOI)
 #define SPACING     (2.5 * AOI)
 #define SPAWN       5000.0
-#define MAX_SPEED   10.0  /* projector/world/rules.c */
-#define PACE_US     55000 /* per player: under the 20 moves/s limit */
+#define MAX_SPEED   10.0 /* projector/world/rules.c */
 #define JWT_KEY     "bench-gateway-signing-key-0123456789"
 #define TOKEN_TTL_S (3 * 3600)
-#define KEPT_MAX    (4 * PROCS_MAX + 8)
 
 /* ------------------------------------------------------------ signals */
 
@@ -138,145 +126,6 @@ static void on_signal(int sig)
 	bench_gw_ws_kill();
 }
 
-/* ------------------------------------------------------------ helpers */
-
-/* A field of /proc/PID/status in kB ("VmHWM", "VmRSS"); 0 if unknown. */
-static long pid_status_kb(pid_t pid, const char *field)
-{
-	char path[64], line[256];
-	size_t fl = strlen(field);
-	long kb = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, field, fl) && line[fl] == ':') {
-			kb = strtol(line + fl + 1, NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return kb;
-}
-
-double bench_gw_pid_cpu_s(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut = 0, st = 0;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	p = strrchr(buf, ')'); /* the command name may hold spaces */
-	if (!p ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-void bench_gw_sut_sample(struct bench_gw_sut *s)
-{
-	for (unsigned i = 0; i < s->n; i++) {
-		long kb = s->pid[i] > 0 ? pid_status_kb(s->pid[i], "VmHWM") : 0;
-
-		if (kb > s->peak_kb[i])
-			s->peak_kb[i] = kb;
-	}
-}
-
-int bench_gw_sut_check(struct bench_gw_sut *s, char *why, size_t wl)
-{
-	for (unsigned i = 0; i < s->n; i++) {
-		pid_t pid = s->pid[i];
-		int st;
-
-		if (pid > 0 && waitpid(pid, &st, WNOHANG) == pid) {
-			s->pid[i] = 0;
-			if (WIFSIGNALED(st))
-				snprintf(why, wl, "%s %u (pid %d) was killed by signal %d",
-				         i ? "gateway" : "the backend", i, (int)pid, WTERMSIG(st));
-			else
-				snprintf(why, wl, "%s %u (pid %d) exited with status %d",
-				         i ? "gateway" : "the backend", i, (int)pid,
-				         WEXITSTATUS(st));
-			return -1;
-		}
-	}
-	return 0;
-}
-
-double bench_gw_sut_cpu_s(const struct bench_gw_sut *s)
-{
-	double t = 0;
-
-	for (unsigned i = 0; i < s->n; i++)
-		if (s->pid[i] > 0)
-			t += bench_gw_pid_cpu_s(s->pid[i]);
-	return t;
-}
-
-/* The soft and hard RLIMIT_NOFILE of pid, as one "S/H" text. */
-static void nofile_text(pid_t pid, char *out, size_t cap)
-{
-	struct rlimit rl;
-
-	if (prlimit(pid, RLIMIT_NOFILE, NULL, &rl))
-		snprintf(out, cap, "unknown (%s)", strerror(errno));
-	else
-		snprintf(out, cap, "%llu/%llu", (unsigned long long)rl.rlim_cur,
-		         (unsigned long long)rl.rlim_max);
-}
-
-static int kept[KEPT_MAX];
-static unsigned nkept;
-
-void bench_gw_fd_keep(int fd)
-{
-	if (fd >= 0 && nkept < KEPT_MAX)
-		kept[nkept++] = fd;
-}
-
-void bench_gw_fd_close(int *fd)
-{
-	if (*fd < 0)
-		return;
-	for (unsigned i = 0; i < nkept; i++)
-		if (kept[i] == *fd) {
-			kept[i] = kept[--nkept];
-			break;
-		}
-	close(*fd);
-	*fd = -1;
-}
-
-void bench_gw_fd_close_kept(int keep_a, int keep_b)
-{
-	for (unsigned i = 0; i < nkept; i++)
-		if (kept[i] != keep_a && kept[i] != keep_b)
-			close(kept[i]);
-	nkept = 0;
-}
-
-/* A pipe whose two ends this process keeps for a child (O_CLOEXEC: the
- * redis-server exec'd later does not inherit it). */
-static int kept_pipe(int p[2])
-{
-	if (pipe2(p, O_CLOEXEC))
-		return -1;
-	bench_gw_fd_keep(p[0]);
-	bench_gw_fd_keep(p[1]);
-	return 0;
-}
-
 /* ------------------------------------------------------------ redis-server */
 
 static int redis_start(const struct bench_gw_config *cfg, const char *dir, unsigned *port,
@@ -284,26 +133,6 @@ static int redis_start(const struct bench_gw_config *cfg, const char *dir, unsig
 {
 	return bench_redis_start(cfg->redis_path, dir, NULL, &redis_pid, &bench_gw_interrupted,
 	                         port, why, wl);
-}
-
-static void child_stop(volatile pid_t *pp, int sig, int wait_ms)
-{
-	pid_t pid = *pp;
-	int status;
-
-	if (pid <= 0)
-		return;
-	kill(pid, sig);
-	for (int i = 0; i < wait_ms / 10; i++) {
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			*pp = 0;
-			return;
-		}
-		bench_sleep_us(10000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
-	*pp = 0;
 }
 
 /* The farthest place from the spawn point. */
@@ -390,164 +219,6 @@ out:
 	return rc;
 }
 
-/* ------------------------------------------------------------ load phases */
-
-struct worker {
-	struct bench_gw_phase *ph;
-	unsigned id;
-};
-
-/* The next step of player p: its place, or a sway around it. */
-static void next_pos(struct player *p, int64_t now, double *x, double *y)
-{
-	double dx = p->tx - p->x, dy = p->ty - p->y, d = sqrt(dx * dx + dy * dy);
-	double allow = 9.0 * (double)(now - p->last_ok) / 1e6 + 0.9;
-
-	if (d < SWAY / 2) {
-		*x = p->tx + ((p->osc++ & 1) ? SWAY : -SWAY);
-		*y = p->ty;
-		return;
-	}
-	if (d > allow) {
-		*x = p->x + dx * allow / d;
-		*y = p->y + dy * allow / d;
-	} else {
-		*x = p->tx;
-		*y = p->ty;
-	}
-}
-
-static void *load_main(void *arg)
-{
-	struct worker *w = arg;
-	struct bench_gw_phase *ph = w->ph;
-	unsigned C = ph->clients ? ph->clients : ph->cfg->clients, nmine = 0, k = 0;
-	struct hconn *c = calloc(1, sizeof(*c));
-	struct bench_hist *h = calloc(1, sizeof(*h));
-	uint64_t ok = 0, rej = 0, pend = 0, lim = 0, err = 0;
-	int64_t interval = 0, sched;
-	char body[128], out[1024], why[128] = "";
-
-	if (!c || !h)
-		goto out;
-	c->fd = -1;
-	c->port = ph->port;
-	for (unsigned i = w->id; i < ph->np; i += C)
-		nmine++;
-	if (!nmine)
-		goto out;
-	if (ph->rate)
-		interval = (int64_t)C * 1000000 / ph->rate;
-	sched = ph->start + (interval ? interval * w->id / C : 0);
-	while (!bench_gw_interrupted) {
-		unsigned pi = ph->first + w->id + C * (k++ % nmine);
-		struct player *p = &ph->pl[pi];
-		int64_t now = mmo_mono_us(), t0, t1, from;
-		double x, y;
-		int st;
-
-		if (interval) {
-			if (sched > now)
-				bench_sleep_us(sched - now);
-		}
-		if (!ph->ceiling && p->next > mmo_mono_us())
-			bench_sleep_us(p->next - mmo_mono_us());
-		t0 = mmo_mono_us();
-		/* Open loop: latency counts from the scheduled time. */
-		from = interval && sched < t0 ? sched : t0;
-		if (interval)
-			sched += interval;
-		if (t0 >= ph->end)
-			break;
-		next_pos(p, t0, &x, &y);
-		snprintf(body, sizeof(body), "{\"x\":%.3f,\"y\":%.3f,\"z\":0}", x, y);
-		st = bench_hc_request(c, "/api/players/move", p->token, body, out, sizeof(out));
-		t1 = mmo_mono_us();
-		p->next = t0 + PACE_US;
-		if (st == 200) {
-			ok++;
-			bench_hist_add(h, (uint64_t)(t1 - from));
-			if (!ph->ceiling) {
-				const char *s = strstr(out, "\"seq\":");
-
-				p->x = x;
-				p->y = y;
-				p->last_ok = t1;
-				if (ph->acc && s) {
-					size_t at = atomic_fetch_add(&ph->acc_n, 1);
-
-					if (at < ph->acc_cap) {
-						ph->acc[at].seq = strtoull(s + 6, NULL, 10);
-						ph->acc[at].t = t0;
-						ph->acc[at].player = pi;
-					}
-				}
-			}
-		} else if (st == 422) {
-			rej++;
-			if (!why[0])
-				snprintf(why, sizeof(why), "%.120s", out);
-		} else if (st == 202) {
-			pend++;
-		} else if (st == 429) {
-			lim++;
-		} else {
-			err++;
-			if (!st)
-				bench_sleep_us(10000);
-		}
-	}
-out:
-	pthread_mutex_lock(&ph->mu);
-	if (h)
-		bench_hist_merge(&ph->h, h);
-	ph->ok += ok;
-	ph->rejected += rej;
-	ph->pending += pend;
-	ph->limited += lim;
-	ph->errors += err;
-	if (why[0] && !ph->reject_why[0])
-		snprintf(ph->reject_why, sizeof(ph->reject_why), "%s", why);
-	pthread_mutex_unlock(&ph->mu);
-	if (c && c->fd >= 0)
-		close(c->fd);
-	free(c);
-	free(h);
-	return NULL;
-}
-
-int bench_gw_run_phase(struct bench_gw_phase *ph, char *why, size_t wl)
-{
-	unsigned n = ph->clients ? ph->clients : ph->cfg->clients, started = 0;
-	pthread_t *th = calloc(n, sizeof(*th));
-	struct worker *w = calloc(n, sizeof(*w));
-
-	if (!th || !w) {
-		free(th);
-		free(w);
-		snprintf(why, wl, "out of memory");
-		return -1;
-	}
-	pthread_mutex_init(&ph->mu, NULL);
-	ph->start = mmo_mono_us() + 20000;
-	ph->end = ph->start + (int64_t)ph->cfg->duration * 1000000;
-	for (unsigned i = 0; i < n; i++) {
-		w[i].ph = ph;
-		w[i].id = i;
-		if (pthread_create(&th[i], NULL, load_main, &w[i])) {
-			snprintf(why, wl, "cannot start client threads");
-			break;
-		}
-		started++;
-	}
-	for (unsigned i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
-	pthread_mutex_destroy(&ph->mu);
-	free(th);
-	free(w);
-	return started == n ? 0 : -1;
-}
-
 /* ------------------------------------------------------------ the HTTP ceiling */
 
 static int ceiling_handler(struct mg_connection *conn, void *cb)
@@ -562,77 +233,7 @@ static int ceiling_handler(struct mg_connection *conn, void *cb)
 	return 200;
 }
 
-/* ------------------------------------------------------------ server stages */
-
-static const char *const stage_name[3] = {"commit", "outcome", "delivery"};
-
-/* Adds one gateway's sums to st. */
-static void read_stages_of(int port, struct bench_gw_stages *st)
-{
-	struct hconn *c = calloc(1, sizeof(*c));
-	char *body = malloc(sizeof(c->buf));
-
-	if (!c || !body)
-		goto out;
-	c->fd = -1;
-	c->port = port;
-	if (bench_hc_request(c, "/metrics", NULL, NULL, body, sizeof(c->buf)) != 200)
-		goto out;
-	for (int k = 0; k < 3; k++) {
-		char key[96];
-		const char *q;
-
-		snprintf(key, sizeof(key), "mmo_gw_event_latency_seconds_sum{stage=\"%s\"} ",
-		         stage_name[k]);
-		if ((q = strstr(body, key)))
-			st->sum[k] += strtod(q + strlen(key), NULL);
-		snprintf(key, sizeof(key), "mmo_gw_event_latency_seconds_count{stage=\"%s\"} ",
-		         stage_name[k]);
-		if ((q = strstr(body, key)))
-			st->n[k] += strtod(q + strlen(key), NULL);
-	}
-out:
-	if (c && c->fd >= 0)
-		close(c->fd);
-	free(c);
-	free(body);
-}
-
-void bench_gw_read_stages(const int *ports, unsigned n, struct bench_gw_stages *st)
-{
-	memset(st, 0, sizeof(*st));
-	for (unsigned i = 0; i < n; i++)
-		read_stages_of(ports[i], st);
-}
-
-/* One line of the stages' mean latency between two reads. */
-void bench_gw_note_stages(unsigned r, const char *phase, const struct bench_gw_stages *a,
-                          const struct bench_gw_stages *b)
-{
-	printf("run %u %s: gateway stages mean_ms", r, phase);
-	for (int k = 0; k < 3; k++) {
-		double n = b->n[k] - a->n[k];
-
-		printf(" %s=%.2f", stage_name[k], n > 0 ? (b->sum[k] - a->sum[k]) / n * 1e3 : 0.0);
-	}
-	printf(" (from %s /metrics)\n", sut.n > 1 ? "the gateways'" : "its");
-}
-
 /* ------------------------------------------------------------ one run */
-
-void bench_gw_note_phase(const char *name, unsigned r, const struct bench_gw_phase *ph, double secs)
-{
-	printf("run %u %s: per_s=%.0f ok=%llu p50_us=%llu p99_us=%llu rejected=%llu "
-	       "pending_202=%llu rate_limited=%llu errors=%llu\n",
-	       r, name, (double)ph->ok / secs, (unsigned long long)ph->ok,
-	       (unsigned long long)bench_hist_quantile(&ph->h, 0.50),
-	       (unsigned long long)bench_hist_quantile(&ph->h, 0.99),
-	       (unsigned long long)ph->rejected, (unsigned long long)ph->pending,
-	       (unsigned long long)ph->limited, (unsigned long long)ph->errors);
-	if (ph->reject_why[0])
-		printf("run %u %s: first rejection: %s\n", r, name, ph->reject_why);
-	fflush(stdout);
-}
 
 /* Phases (a), (b) against the backend's gateway, then (c) through every
  * gateway. */
@@ -993,11 +594,12 @@ static bool raise_nofile(const struct bench_gw_config *cfg)
 	       (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
 	       (unsigned long long)p.bench, (unsigned long long)p.backend,
 	       (unsigned long long)p.gateway, (unsigned long long)p.client);
-	printf("bench gateway: gateways=%u (%s) ws_procs=%u (%s), at most %u sockets per "
-	       "gateway and %u per client process\n",
-	       cfg->gateways, cfg->gateways_auto ? "automatic" : "--gateways", cfg->ws_procs,
-	       cfg->ws_procs_auto ? "automatic" : "--ws-procs",
-	       (cfg->ws_clients + cfg->gateways - 1) / cfg->gateways, max_slice(cfg));
+	if (cfg->ws_clients)
+		printf("bench gateway: gateways=%u (%s) ws_procs=%u (%s), at most %u sockets per "
+		       "gateway and %u per client process\n",
+		       cfg->gateways, cfg->gateways_auto ? "automatic" : "--gateways",
+		       cfg->ws_procs, cfg->ws_procs_auto ? "automatic" : "--ws-procs",
+		       (cfg->ws_clients + cfg->gateways - 1) / cfg->gateways, max_slice(cfg));
 	if (rl.rlim_cur < need) {
 		cli_err(CMD,
 		        "RLIMIT_NOFILE hard limit %llu is below the %llu a process of this run "
@@ -1017,7 +619,7 @@ static int fork_gateway(const struct bench_gw_config *cfg, unsigned k, const cha
 	int gp[2], pp[2];
 	pid_t pid;
 
-	if (kept_pipe(gp) || kept_pipe(pp)) {
+	if (bench_gw_pipe(gp) || bench_gw_pipe(pp)) {
 		snprintf(why, wl, "pipe: %s", strerror(errno));
 		return -1;
 	}
@@ -1052,27 +654,6 @@ static int fork_gateway(const struct bench_gw_config *cfg, unsigned k, const cha
 	bench_gw_fd_close(&gp[0]);
 	bench_gw_fd_close(&pp[1]);
 	return 0;
-}
-
-/* One int from fd within timeout_ms; 0 when none came. */
-static int read_port(int fd, int timeout_ms)
-{
-	struct pollfd p = {fd, POLLIN, 0};
-	int port = 0;
-
-	while (poll(&p, 1, timeout_ms) < 0 && errno == EINTR && !bench_gw_interrupted)
-		;
-	if (!(p.revents & (POLLIN | POLLHUP)) || read(fd, &port, sizeof(port)) != sizeof(port))
-		return 0;
-	return port;
-}
-
-void bench_gw_note_limits(const char *who, unsigned k, pid_t pid)
-{
-	char t[64];
-
-	nofile_text(pid, t, sizeof(t));
-	fprintf(stderr, "bench: fd limit (soft/hard) of %s %u, pid %d: %s\n", who, k, (int)pid, t);
 }
 
 int bench_gateway(int argc, char **argv)
@@ -1165,7 +746,7 @@ int bench_gateway(int argc, char **argv)
 		goto fail;
 	if (bench_players_sessions(pl, cfg.players, redis_port, TOKEN_TTL_S, why, sizeof(why)))
 		goto fail;
-	if (kept_pipe(pfd)) {
+	if (bench_gw_pipe(pfd)) {
 		snprintf(why, sizeof(why), "pipe: %s", strerror(errno));
 		goto fail;
 	}
@@ -1207,7 +788,7 @@ int bench_gateway(int argc, char **argv)
 		sut.pid[0] = pid;
 	}
 	bench_gw_fd_close(&pfd[1]);
-	sut.port[0] = read_port(pfd[0], 300000);
+	sut.port[0] = bench_gw_read_port(pfd[0], 300000);
 	bench_gw_fd_close(&pfd[0]);
 	if (!sut.port[0]) {
 		snprintf(why, sizeof(why), "the backend did not start (see its error above)");
@@ -1227,7 +808,7 @@ int bench_gateway(int argc, char **argv)
 		bench_gw_fd_close(&go[k]);
 	}
 	for (unsigned k = 1; k < cfg.gateways; k++) {
-		sut.port[k] = read_port(gport[k], 60000);
+		sut.port[k] = bench_gw_read_port(gport[k], 60000);
 		bench_gw_fd_close(&gport[k]);
 		if (!sut.port[k]) {
 			snprintf(why, sizeof(why), "gateway %u did not start (see its error above)",
@@ -1357,9 +938,9 @@ out:
 		bench_gw_fd_close(&gport[k]);
 	}
 	for (unsigned k = 1; k < PROCS_MAX; k++)
-		child_stop(&sut.pid[k], SIGTERM, 10000);
-	child_stop(&sut.pid[0], SIGTERM, 20000);
-	child_stop(&redis_pid, SIGTERM, 3000);
+		bench_gw_child_stop(&sut.pid[k], SIGTERM, 10000);
+	bench_gw_child_stop(&sut.pid[0], SIGTERM, 20000);
+	bench_gw_child_stop(&redis_pid, SIGTERM, 3000);
 	bench_gw_fd_close(&pfd[0]);
 	bench_gw_fd_close(&pfd[1]);
 	free(pl);

@@ -1,7 +1,8 @@
 /* bench_gateway_int.h - what the files of `mmo bench gateway` share
- * (bench_gateway.c the command, its processes and the REST phases;
- * bench_gateway_ws.c phase (c) in client processes; bench_backend.c the
- * processes under test). Not a public header (bench.h is). */
+ * (bench_gateway.c the command and a run's phases; bench_gateway_load.c
+ * the REST load; bench_gateway_ws.c phase (c) in client processes;
+ * bench_gateway_procs.c the bench's view of its processes; bench_backend.c
+ * the processes under test). Not a public header (bench.h is). */
 #ifndef MMO_BENCH_GATEWAY_INT_H
 #define MMO_BENCH_GATEWAY_INT_H
 
@@ -60,6 +61,16 @@ double bench_gw_pid_cpu_s(pid_t pid);
 
 /* One line on stderr: the fd limits (soft/hard) of process pid, "who k". */
 void bench_gw_note_limits(const char *who, unsigned k, pid_t pid);
+
+/* SIGTERM (sig) to *pp, SIGKILL after wait_ms, reaped; clears *pp. */
+void bench_gw_child_stop(volatile pid_t *pp, int sig, int wait_ms);
+
+/* One int (a port) from fd within timeout_ms; 0 when none came. */
+int bench_gw_read_port(int fd, int timeout_ms);
+
+/* A pipe whose two ends this process keeps for a child (bench_gw_fd_keep;
+ * O_CLOEXEC: nothing exec'd inherits it). 0 or -1 (errno). */
+int bench_gw_pipe(int p[2]);
 
 /* Descriptors this process holds for its children (pipe ends): each child
  * forked later closes all but its own (bench_gw_fd_close_kept), so that a
@@ -124,6 +135,7 @@ void bench_gw_note_phase(const char *name, unsigned r, const struct bench_gw_pha
 struct bench_gw_stages {
 	double sum[3];
 	double n[3];
+	unsigned gateways; /* how many were read */
 };
 
 /* The sums of the gateways on ports[0..n). */

@@ -25,11 +25,7 @@
  * receiving socket's cluster. Expected = per acknowledged move, the sockets
  * of its cluster open to the end; missing = expected - matched (must be 0).
  */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* pipe2 */
-#endif
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -391,20 +387,16 @@ int bench_gw_ws_fork(const struct bench_gw_config *cfg, struct player *pl, char 
 		pid_t pid;
 
 		bench_gw_slice(cfg, k, &kd->first, &kd->n);
-		if (pipe2(cp, O_CLOEXEC)) {
+		if (bench_gw_pipe(cp)) {
 			snprintf(why, wl, "pipe: %s", strerror(errno));
 			return -1;
 		}
-		if (pipe2(rp, O_CLOEXEC)) {
+		if (bench_gw_pipe(rp)) {
 			snprintf(why, wl, "pipe: %s", strerror(errno));
-			close(cp[0]);
-			close(cp[1]);
+			bench_gw_fd_close(&cp[0]);
+			bench_gw_fd_close(&cp[1]);
 			return -1;
 		}
-		bench_gw_fd_keep(cp[0]);
-		bench_gw_fd_keep(cp[1]);
-		bench_gw_fd_keep(rp[0]);
-		bench_gw_fd_keep(rp[1]);
 		kd->cmd = cp[1];
 		kd->rep = rp[0];
 		nkids = k + 1;
