@@ -28,9 +28,9 @@ static const struct gw_field cred_fields[] = {
     {"password", GW_FT_STRING, 0, 0, 0, GW_BODY_MAX},
 };
 
-int gw_auth_token_cached(gw *g, const char *tok, struct gw_auth *a)
+int gw_auth_token_cached(gw *g, struct gw_tokcache *tc, const char *tok, struct gw_auth *a)
 {
-	int rc = gw_token_verify(&g->key, tok, (int64_t)time(NULL), a);
+	int rc = gw_token_verify_cached(tc, &g->key, tok, (int64_t)time(NULL), a);
 
 	if (rc)
 		return rc;

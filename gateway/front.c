@@ -224,12 +224,19 @@ static void head_input(struct rt_conn *c, const char *p, size_t n)
 
 	/* The buffer also keeps whatever followed the head in the same reads
 	 * (a body, the next request): the relay forwards it all. */
-	nh = realloc(c->head, c->hlen + n + 1);
-	if (!nh) {
-		rt_conn_close(c);
-		return;
+	if (c->hlen + n + 1 > c->hcap) {
+		size_t cap = c->hcap ? c->hcap : 1024;
+
+		while (cap < c->hlen + n + 1)
+			cap *= 2;
+		nh = realloc(c->head, cap);
+		if (!nh) {
+			rt_conn_close(c);
+			return;
+		}
+		c->head = nh;
+		c->hcap = cap;
 	}
-	c->head = nh;
 	memcpy(c->head + c->hlen, p, n);
 	c->hlen += n;
 	c->head[c->hlen] = 0;
@@ -273,6 +280,8 @@ void rt_on_client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
 	struct rt_conn *c = s->data;
 
+	if (n == UV_EOF && c->state == RT_REST && rest_eof(c))
+		return; /* answered first, then closed */
 	if (n == UV_EOF && c->state == RT_RELAY && c->relay->up_open && !c->lingering) {
 		/* The client is done sending: pass that on and wait for the answer. */
 		uv_shutdown_t *req = malloc(sizeof(*req));
@@ -744,6 +753,7 @@ void rt_stop(struct rt *rt)
 	if (rt->started)
 		uv_thread_join(&rt->th);
 	rt_flights_free(rt);
+	gw_tokcache_free(rt->toks);
 	/* Items posted after the stop were freed by rt_post. */
 	while (rt->head) {
 		struct rt_item *it = rt->head;

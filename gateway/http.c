@@ -528,8 +528,8 @@ const char *gw_status_text(int status)
 
 /* ---------------------------------------------------------------- auth */
 
-int gw_auth_bearer(gw *g, const char *h, const char *peer, bool nonblock, struct gw_auth *a,
-                   struct gw_answer *ans)
+int gw_auth_bearer(gw *g, const char *h, const char *peer, struct gw_tokcache *tc,
+                   struct gw_auth *a, struct gw_answer *ans)
 {
 	int err;
 
@@ -544,7 +544,7 @@ int gw_auth_bearer(gw *g, const char *h, const char *peer, bool nonblock, struct
 	h += 7;
 	while (*h == ' ')
 		h++;
-	err = nonblock ? gw_auth_token_cached(g, h, a) : gw_auth_token(g, h, a);
+	err = tc ? gw_auth_token_cached(g, tc, h, a) : gw_auth_token(g, h, a);
 	switch (err) {
 	case MMO_OK: return 0;
 	case MMO_EBUSY: return -1;
@@ -565,7 +565,7 @@ int gw_require_auth(struct gw_req *r, struct gw_auth *a)
 {
 	struct gw_answer ans = {0};
 
-	if (gw_auth_bearer(r->g, mg_get_header(r->c, "Authorization"), gw_peer_addr(r), false, a,
+	if (gw_auth_bearer(r->g, mg_get_header(r->c, "Authorization"), gw_peer_addr(r), NULL, a,
 	                   &ans) == 0)
 		return 0;
 	return gw_reply_answer(r, &ans);

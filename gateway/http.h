@@ -99,13 +99,14 @@ int gw_check_fields(struct gw_req *r, json_t *o, const struct gw_field *f, size_
 int gw_require_auth(struct gw_req *r, struct gw_auth *a);
 /* The same on an Authorization header value h (NULL: absent) of a client
  * at peer: 0 with a filled, or the status with ans filled (the caller
- * decrefs ans->body). nonblock: never ask Redis; -1 when the session cache
- * cannot answer (ask again with nonblock false, off the event loop). */
-int gw_auth_bearer(gw *g, const char *h, const char *peer, bool nonblock, struct gw_auth *a,
-                   struct gw_answer *ans);
-/* Token + session from the session cache only: as gw_auth_token, or
- * MMO_EBUSY when the cache does not know the session. */
-int gw_auth_token_cached(gw *g, const char *tok, struct gw_auth *a);
+ * decrefs ans->body). tc NULL: may block on Redis. tc not NULL: the
+ * calling thread's verified tokens, and never block: -1 when the session
+ * cache cannot answer (ask again with tc NULL, off the event loop). */
+int gw_auth_bearer(gw *g, const char *h, const char *peer, struct gw_tokcache *tc,
+                   struct gw_auth *a, struct gw_answer *ans);
+/* Token (through tc) + session from the session cache only: as
+ * gw_auth_token, or MMO_EBUSY when the cache does not know the session. */
+int gw_auth_token_cached(gw *g, struct gw_tokcache *tc, const char *tok, struct gw_auth *a);
 
 /* An intent's answer, whatever the transport: the REST status and body
  * (caller decrefs body), and Retry-After seconds for 429/503. */

@@ -150,7 +150,7 @@ static void on_up_connected(uv_connect_t *req, int status)
 	rt_relay_write(c, true, c->head, c->hlen);
 	free(c->head);
 	c->head = NULL;
-	c->hlen = 0;
+	c->hlen = c->hcap = 0;
 	if (!c->handle_closed) {
 		uv_read_start((uv_stream_t *)&r->up, rt_alloc, on_up_read);
 		uv_read_start((uv_stream_t *)&c->tcp, rt_alloc, rt_on_client_read);

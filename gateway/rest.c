@@ -24,7 +24,9 @@
 #include "rt.h"
 #include "schemas/mmo_util.h"
 
-#define CTYPE_MAX 128
+#define CTYPE_MAX     128
+#define PIPELINED_MAX 65536 /* bytes read ahead behind a request being served */
+#define TOKENS_CACHED 16384 /* verified tokens the loop remembers */
 
 struct rt_rest {
 	size_t hend, need; /* head bytes; head + body bytes */
@@ -32,6 +34,9 @@ struct rt_rest {
 	enum gw_intent_kind kind;
 	bool close_after; /* Connection: close */
 	bool served;      /* a request was answered here */
+	bool busy;        /* the request is whole and being served */
+	bool eof;         /* the client half-closed: close after the answer */
+	bool paused;      /* reading stopped: too much pipelined behind it */
 	int64_t t0;
 	bool has_authz, has_ctype;
 	char authz[GW_TOKEN_MAX + 16];
@@ -225,7 +230,7 @@ static void auth_job(void *arg)
 		free(j);
 		return;
 	}
-	gw_auth_bearer(j->rt->g, j->has_authz ? j->authz : NULL, j->peer, false, &it->auth,
+	gw_auth_bearer(j->rt->g, j->has_authz ? j->authz : NULL, j->peer, NULL, &it->auth,
 	               &it->ans);
 	it->conn = j->c;
 	rt_post(j->rt, it);
@@ -256,7 +261,10 @@ static void serve(struct rt_conn *c)
 		gw_answer_err(&ans, 503, 1, "unavailable", NULL, "the gateway is stopping");
 		goto answer;
 	}
-	rc = gw_auth_bearer(g, r->has_authz ? r->authz : NULL, c->peer, true, &r->auth, &ans);
+	if (!c->rt->toks && gw_tokcache_new(TOKENS_CACHED, &c->rt->toks))
+		c->rt->toks = NULL; /* then every token is verified in full */
+	rc =
+	    gw_auth_bearer(g, r->has_authz ? r->authz : NULL, c->peer, c->rt->toks, &r->auth, &ans);
 	if (rc == 0) {
 		authed(c);
 		return;
@@ -285,11 +293,31 @@ answer:
 
 void rest_more(struct rt_conn *c)
 {
-	if (c->hlen < c->rest->need)
+	struct rt_rest *r = c->rest;
+
+	if (r->busy) {
+		/* Pipelined bytes wait for this answer; reading goes on (no
+		 * epoll change per request) up to a bound. */
+		if (c->hlen > PIPELINED_MAX && !r->paused) {
+			r->paused = true;
+			rt_read_stop(c);
+		}
+		return;
+	}
+	if (c->hlen < r->need)
 		return; /* the body is still coming (the head timeout runs) */
+	r->busy = true;
 	uv_timer_stop(&c->timer);
-	rt_read_stop(c);
 	serve(c);
+}
+
+bool rest_eof(struct rt_conn *c)
+{
+	if (!c->rest || !c->rest->busy)
+		return false;
+	c->rest->eof = true;
+	rt_read_stop(c);
+	return true;
 }
 
 /* ---------------------------------------------------------------- answering */
@@ -300,16 +328,20 @@ static void done(struct rt_conn *c)
 	struct rt_rest *r = c->rest;
 
 	r->served = true;
+	r->busy = false;
 	memmove(c->head, c->head + r->need, c->hlen - r->need);
 	c->hlen -= r->need;
 	c->head[c->hlen] = 0;
 	c->state = RT_HEAD;
-	if (r->close_after) {
+	if (r->close_after || r->eof) {
 		rt_linger_close(c);
 		return;
 	}
 	rt_head_wait(c);
-	rt_read_start(c);
+	if (r->paused) {
+		r->paused = false;
+		rt_read_start(c);
+	}
 	if (c->hlen)
 		rt_head_scan(c, 0);
 }

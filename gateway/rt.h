@@ -67,8 +67,8 @@ struct rt_conn {
 	char peer[64];      /* the client's address */
 
 	/* request head (RT_HEAD) */
-	char *head;
-	size_t hlen;
+	char *head; /* request bytes read and not consumed yet */
+	size_t hlen, hcap;
 	uv_timer_t timer; /* head timeout; later the slow-consumer check */
 
 	/* REST intents served on the loop (RT_REST) */
@@ -125,7 +125,8 @@ struct rt {
 	struct rt_item *head, **tail;
 	bool stop;
 	struct hub *hub;
-	struct rt_flights *fl; /* intents in flight (inflight.c) */
+	struct rt_flights *fl;    /* intents in flight (inflight.c) */
+	struct gw_tokcache *toks; /* tokens verified on the loop (rest.c) */
 };
 
 struct rt_relay {
@@ -258,6 +259,9 @@ bool rest_take(struct rt_conn *c, size_t hend);
 void rest_more(struct rt_conn *c);
 /* The answer of the connection's request (consumes ans->body). */
 void rest_answer(struct rt_conn *c, struct gw_answer *ans);
+/* The client half-closed during its request: true if the request is
+ * whole (it is answered, then the connection closes), false to close now. */
+bool rest_eof(struct rt_conn *c);
 /* RT_I_RAUTHED arrived. */
 void rest_authed(struct rt_conn *c, struct rt_item *it);
 /* The head of the next request (front.c): scan c->head from offset from;

@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "schemas/mmo_err.h"
+#include "schemas/mmo_hash.h"
 #include "schemas/mmo_util.h"
 #include "token.h"
 
@@ -202,5 +203,77 @@ int gw_token_verify(const struct gw_key *k, const char *tok, int64_t now_s, stru
 	rc = MMO_OK;
 out:
 	jwt_free(j);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- verified tokens */
+
+struct tok_slot {
+	uint64_t h;
+	size_t len;
+	char *tok; /* NULL: empty */
+	struct gw_auth a;
+};
+
+struct gw_tokcache {
+	struct tok_slot *s;
+	size_t mask;
+};
+
+int gw_tokcache_new(size_t slots, struct gw_tokcache **out)
+{
+	struct gw_tokcache *tc = calloc(1, sizeof(*tc));
+
+	while (slots & (slots - 1))
+		slots &= slots - 1;
+	if (!slots)
+		slots = 1;
+	if (!tc || !(tc->s = calloc(slots, sizeof(*tc->s)))) {
+		free(tc);
+		return MMO_ENOMEM;
+	}
+	tc->mask = slots - 1;
+	*out = tc;
+	return MMO_OK;
+}
+
+void gw_tokcache_free(struct gw_tokcache *tc)
+{
+	if (!tc)
+		return;
+	for (size_t i = 0; i <= tc->mask; i++)
+		free(tc->s[i].tok);
+	free(tc->s);
+	free(tc);
+}
+
+int gw_token_verify_cached(struct gw_tokcache *tc, const struct gw_key *k, const char *tok,
+                           int64_t now_s, struct gw_auth *a)
+{
+	size_t len = tok ? strnlen(tok, GW_TOKEN_MAX + 1) : 0;
+	uint64_t h;
+	struct tok_slot *e;
+	char *copy;
+	int rc;
+
+	if (!tc || !tok || len > GW_TOKEN_MAX)
+		return gw_token_verify(k, tok, now_s, a);
+	h = mmo_fnv1a(tok, len);
+	e = &tc->s[h & tc->mask];
+	if (e->tok && e->h == h && e->len == len && !memcmp(e->tok, tok, len)) {
+		if (e->a.exp <= now_s)
+			return MMO_ETIMEOUT;
+		*a = e->a;
+		return MMO_OK;
+	}
+	rc = gw_token_verify(k, tok, now_s, a);
+	if (rc == MMO_OK && (copy = malloc(len))) {
+		memcpy(copy, tok, len);
+		free(e->tok);
+		e->tok = copy;
+		e->h = h;
+		e->len = len;
+		e->a = *a;
+	}
 	return rc;
 }

@@ -240,7 +240,7 @@ void ws_authed(struct rt_conn *c, struct rt_item *it)
 	}
 	free(c->head);
 	c->head = NULL;
-	c->hlen = 0;
+	c->hlen = c->hcap = 0;
 	c->state = RT_WS;
 	{
 		/* Bound what the kernel holds for one socket: memory at tens of

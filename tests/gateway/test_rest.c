@@ -15,9 +15,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jwt.h>
 
 #include "gwtest.h"
 #include "schemas/mmo_util.h"
@@ -354,6 +356,92 @@ static void test_an_unknown_session_is_checked_with_redis_then_cached(void **sta
 	free(tok);
 }
 
+/* Many requests behind one being served: reading goes on past the
+ * read-ahead bound, pauses, and every request is answered, in order. */
+static void test_a_long_pipeline_is_answered_in_order(void **state)
+{
+	long long before = ON_LOOP();
+	char *one = attack_nobody(TA), *all;
+	size_t n1 = strlen(one), nreq = 300;
+	int fd = conn_open();
+	struct resp r;
+
+	(void)state;
+	all = malloc(n1 * nreq + 1);
+	for (size_t i = 0; i < nreq; i++)
+		memcpy(all + i * n1, one, n1);
+	all[n1 * nreq] = 0;
+	assert_true(n1 * nreq > 65536);
+	send_str(fd, all);
+	for (size_t i = 0; i < nreq; i++) {
+		next_resp(fd, &r);
+		assert_unknown_target(&r);
+		resp_free(&r);
+	}
+	assert_int_equal(ON_LOOP(), before + (long long)nreq);
+	close(fd);
+	free(all);
+	free(one);
+}
+
+/* A client that half-closes after its request still gets the answer. */
+static void test_a_half_closed_client_gets_its_answer(void **state)
+{
+	long long before = ON_LOOP();
+	char *req = attack_nobody(TA);
+	struct resp r;
+
+	(void)state;
+	assert_int_equal(gwt_raw(E, req, strlen(req), &r), 422);
+	gwt_assert_error(&r, 422, "unknown_target", NULL);
+	resp_free(&r);
+	assert_int_equal(ON_LOOP(), before + 1);
+	free(req);
+}
+
+/* A token verified once is remembered by the loop, but its expiry is still
+ * checked on every use. */
+static void test_a_remembered_token_still_expires(void **state)
+{
+	static const char jti[] = "feedfacefeedfacefeedfacefeedface";
+	long now = (long)time(NULL), exp = now + 2;
+	jwt_t *j = NULL;
+	char *tok, *req, *v;
+	struct resp r;
+	int fd;
+
+	(void)state;
+	assert_int_equal(jwt_new(&j), 0);
+	assert_int_equal(
+	    jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *)GWT_KEY, (int)strlen(GWT_KEY)), 0);
+	jwt_add_grant(j, "sub", PA);
+	jwt_add_grant(j, "role", "player");
+	jwt_add_grant_int(j, "iat", now);
+	jwt_add_grant_int(j, "exp", exp);
+	jwt_add_grant(j, "jti", jti);
+	tok = jwt_encode_str(j);
+	jwt_free(j);
+	v = gwt_redis(E, "SET mmo:session:%s %s EX 60", jti, PA);
+	free(v);
+	req = attack_nobody(tok);
+	fd = conn_open();
+	send_str(fd, req);
+	next_resp(fd, &r);
+	assert_unknown_target(&r);
+	resp_free(&r);
+	close(fd);
+	while ((long)time(NULL) < exp)
+		gwt_sleep_ms(50);
+	fd = conn_open(); /* the idle one was closed after head_timeout_ms */
+	send_str(fd, req);
+	next_resp(fd, &r);
+	gwt_assert_error(&r, 401, "token_expired", NULL);
+	resp_free(&r);
+	close(fd);
+	free(req);
+	free(tok);
+}
+
 static void test_partial_and_idle_connections_are_timed_out(void **state)
 {
 	char *req = attack_nobody(TA);
@@ -395,6 +483,9 @@ int main(void)
 	    cmocka_unit_test(test_a_body_in_pieces_is_waited_for),
 	    cmocka_unit_test(test_unusual_requests_are_relayed_to_civetweb),
 	    cmocka_unit_test(test_an_unknown_session_is_checked_with_redis_then_cached),
+	    cmocka_unit_test(test_a_long_pipeline_is_answered_in_order),
+	    cmocka_unit_test(test_a_half_closed_client_gets_its_answer),
+	    cmocka_unit_test(test_a_remembered_token_still_expires),
 	    cmocka_unit_test(test_partial_and_idle_connections_are_timed_out),
 	};
 
