@@ -7,9 +7,15 @@
  * follower for a world elsewhere, posts it to the loop (RT_I_DECIDED) and
  * the answer goes to the client, over REST or its WebSocket.
  *
+ * Batches: the intents submitted during one pass of the loop go to the log
+ * as one append request (at most BATCH_MAX events) at the end of the pass,
+ * so a busy loop sends one ZeroMQ message, and gets one reply, for many
+ * intents; the reply's results are per event, in order.
+ *
  * Ids: a flight's id is its slot in the low FLIGHT_BITS and a generation
  * above them, so a reply or a decision that comes after its flight timed
- * out (or after the slot was reused) matches nothing and is dropped.
+ * out (or after the slot was reused) matches nothing and is dropped. A
+ * batch's id (the request's req_id) is made the same way from its slot.
  * Timeouts: every flight of a stage has the same timeout, so each stage's
  * list is in deadline order and the tick looks at its front only.
  * The ZeroMQ descriptor is edge-like: replies are drained after every
@@ -26,6 +32,9 @@
 #define FLIGHT_BITS 14
 #define FLIGHTS_MAX (1u << FLIGHT_BITS) /* intents in flight at most */
 #define DRAIN_MAX   4096                /* replies taken per drain */
+#define BATCH_MAX   256                 /* intents in one append request */
+#define BATCH_BITS  10
+#define BATCHES     (1u << BATCH_BITS) /* append requests in flight at most */
 
 enum stage { ST_FREE, ST_ACK, ST_OUTCOME, ST_LOOSE /* in use, in no list */ };
 
@@ -45,6 +54,13 @@ struct list {
 	struct flight *head, *tail;
 };
 
+struct batch {
+	uint32_t id; /* 0: free */
+	uint32_t n;
+	int64_t deadline; /* mono µs: forgotten then (its flights timed out) */
+	uint32_t fid[BATCH_MAX];
+};
+
 struct rt_flights {
 	struct rt *rt;
 	evlog_client *cl;
@@ -56,6 +72,19 @@ struct rt_flights {
 	uint32_t nfree;
 	uint32_t gen;
 	struct list ack, outcome;
+
+	/* submitted in this pass, sent at its end */
+	uint32_t pend_id[BATCH_MAX];
+	struct evlog_in pend_in[BATCH_MAX];
+	size_t pend_off[BATCH_MAX];
+	size_t npend;
+	uint8_t *pbuf; /* their encoded events */
+	size_t plen, pcap;
+
+	struct batch *b; /* BATCHES */
+	uint32_t bgen, bnext;
+	uint64_t results_seq[BATCH_MAX];
+	int results_err[BATCH_MAX];
 };
 
 /* ---------------------------------------------------------------- lists */
@@ -182,26 +211,79 @@ static void acked(struct rt_flights *fl, struct flight *f, int status, uint64_t 
 
 /* ---------------------------------------------------------------- the socket */
 
+static struct batch *batch_by_id(struct rt_flights *fl, uint32_t id)
+{
+	struct batch *b = &fl->b[id & (BATCHES - 1)];
+
+	return id && b->id == id ? b : NULL;
+}
+
 static void drain(struct rt_flights *fl)
 {
 	for (int i = 0; i < DRAIN_MAX; i++) {
 		uint32_t id = 0;
-		int status = 0, err = 0;
-		uint64_t seq = 0;
+		int status = 0;
 		size_t n = 0;
-		struct flight *f;
-		int rc = evlog_client_recv(fl->cl, 0, &id, &status, &seq, &err, 1, &n);
+		struct batch *b;
+		int rc = evlog_client_recv(fl->cl, 0, &id, &status, fl->results_seq,
+		                           fl->results_err, BATCH_MAX, &n);
 
 		if (rc == MMO_ETIMEOUT)
 			return;
-		if (rc)
-			continue; /* a malformed reply: its flight times out */
-		f = by_id(fl, id);
-		if (!f || f->stage != ST_ACK)
-			continue; /* timed out already */
-		if (f->stage == ST_ACK && !status && n != 1)
+		if (rc || !(b = batch_by_id(fl, id)))
+			continue; /* malformed, or forgotten: its flights time out */
+		if (!status && n != b->n)
 			status = MMO_EPROTO;
-		acked(fl, f, status, seq, err);
+		for (uint32_t k = 0; k < b->n; k++) {
+			struct flight *f = by_id(fl, b->fid[k]);
+
+			if (f && f->stage == ST_ACK) /* else timed out already */
+				acked(fl, f, status, status ? 0 : fl->results_seq[k],
+				      status ? 0 : fl->results_err[k]);
+		}
+		b->id = 0;
+	}
+}
+
+/* Send what this pass submitted as one request. */
+static void flush(struct rt_flights *fl)
+{
+	gw *g = fl->rt->g;
+	struct batch *b = NULL;
+	size_t n = fl->npend;
+	int rc = MMO_EUNAVAIL;
+
+	if (!n)
+		return;
+	fl->npend = 0;
+	fl->plen = 0;
+	for (uint32_t tries = 0; tries < BATCHES && !b; tries++) {
+		struct batch *c = &fl->b[fl->bnext++ & (BATCHES - 1)];
+
+		if (!c->id)
+			b = c;
+	}
+	if (b) {
+		if (++fl->bgen >= (1u << (32 - BATCH_BITS)))
+			fl->bgen = 1;
+		b->id = fl->bgen << BATCH_BITS | (uint32_t)(b - fl->b);
+		b->n = (uint32_t)n;
+		b->deadline = mmo_mono_us() + (int64_t)g->o.log_timeout_ms * 1000;
+		for (size_t i = 0; i < n; i++) {
+			b->fid[i] = fl->pend_id[i];
+			fl->pend_in[i].buf = fl->pbuf + fl->pend_off[i];
+		}
+		rc = evlog_client_send(fl->cl, b->id, fl->pend_in, n);
+		if (rc)
+			b->id = 0;
+	}
+	if (!rc)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct flight *f = by_id(fl, fl->pend_id[i]);
+
+		if (f)
+			complete(fl, f, MMO_EUNAVAIL, MMO_OK, NULL);
 	}
 }
 
@@ -214,6 +296,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
 
 static void on_check(uv_check_t *c)
 {
+	flush(c->data);
 	drain(c->data);
 }
 
@@ -222,11 +305,22 @@ void rt_flight_submit(struct rt_conn *c, const struct gw_intent *in, const struc
 {
 	struct rt_flights *fl = c->rt->fl;
 	gw *g = c->rt->g;
-	struct evlog_in ein = {ev->buf, ev->len, ev->prio};
 	struct flight *f;
 	uint32_t idx;
 
-	if (!fl->nfree) {
+	if (fl->plen + ev->len > fl->pcap) {
+		size_t cap = fl->pcap ? fl->pcap : 65536;
+		uint8_t *nb;
+
+		while (cap < fl->plen + ev->len)
+			cap *= 2;
+		nb = realloc(fl->pbuf, cap);
+		if (nb) {
+			fl->pbuf = nb;
+			fl->pcap = cap;
+		}
+	}
+	if (!fl->nfree || fl->plen + ev->len > fl->pcap) {
 		struct gw_answer ans = {0};
 
 		gw_answer_err(&ans, 503, 1, "unavailable", NULL,
@@ -252,8 +346,14 @@ void rt_flight_submit(struct rt_conn *c, const struct gw_intent *in, const struc
 	f->deadline = mmo_mono_us() + (int64_t)g->o.log_timeout_ms * 1000;
 	list_push(&fl->ack, f);
 	atomic_fetch_add(&g->m.waiters, 1);
-	if (evlog_client_send(fl->cl, f->id, &ein, 1))
-		complete(fl, f, MMO_EUNAVAIL, MMO_OK, NULL);
+	memcpy(fl->pbuf + fl->plen, ev->buf, ev->len);
+	fl->pend_id[fl->npend] = f->id;
+	fl->pend_off[fl->npend] = fl->plen;
+	fl->pend_in[fl->npend].len = ev->len;
+	fl->pend_in[fl->npend].priority = ev->prio;
+	fl->plen += ev->len;
+	if (++fl->npend == BATCH_MAX)
+		flush(fl);
 }
 
 void rt_flights_tick(struct rt *rt)
@@ -271,6 +371,12 @@ void rt_flights_tick(struct rt *rt)
 		gw_outcome_unwatch(rt->g, &f->w);
 		complete(fl, f, MMO_OK, MMO_ETIMEOUT, NULL);
 	}
+	/* A reply that never came (the log restarted): its flights have timed
+	 * out above; the batch is forgotten. */
+	for (uint32_t i = 0; i < BATCHES; i++) {
+		if (fl->b[i].id && fl->b[i].deadline <= now)
+			fl->b[i].id = 0;
+	}
 }
 
 /* ---------------------------------------------------------------- start, stop */
@@ -285,7 +391,8 @@ int rt_flights_start(struct rt *rt, char *err, size_t errlen)
 	fl->rt = rt;
 	fl->f = calloc(FLIGHTS_MAX, sizeof(*fl->f));
 	fl->free_idx = malloc(FLIGHTS_MAX * sizeof(*fl->free_idx));
-	if (!fl->f || !fl->free_idx) {
+	fl->b = calloc(BATCHES, sizeof(*fl->b));
+	if (!fl->f || !fl->free_idx || !fl->b) {
 		rc = MMO_ENOMEM;
 		goto fail;
 	}
@@ -314,6 +421,7 @@ int rt_flights_start(struct rt *rt, char *err, size_t errlen)
 	return MMO_OK;
 fail:
 	evlog_client_close(fl->cl);
+	free(fl->b);
 	free(fl->free_idx);
 	free(fl->f);
 	free(fl);
@@ -350,6 +458,8 @@ void rt_flights_free(struct rt *rt)
 		atomic_fetch_sub(&rt->g->m.waiters, 1);
 	}
 	evlog_client_close(fl->cl);
+	free(fl->pbuf);
+	free(fl->b);
 	free(fl->free_idx);
 	free(fl->f);
 	free(fl);
