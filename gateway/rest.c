@@ -29,18 +29,12 @@
 #define TOKENS_CACHED 16384 /* verified tokens the loop remembers */
 
 struct rt_rest {
-	size_t hend, need; /* head bytes; head + body bytes */
-	enum gw_route route;
-	enum gw_intent_kind kind;
-	bool close_after; /* Connection: close */
-	bool served;      /* a request was answered here */
-	bool busy;        /* the request is whole and being served */
-	bool eof;         /* the client half-closed: close after the answer */
-	bool paused;      /* reading stopped: too much pipelined behind it */
+	struct rest_head h;
+	bool served; /* a request was answered here */
+	bool busy;   /* the request is whole and being served */
+	bool eof;    /* the client half-closed: close after the answer */
+	bool paused; /* reading stopped: too much pipelined behind it */
 	int64_t t0;
-	bool has_authz, has_ctype;
-	char authz[GW_TOKEN_MAX + 16];
-	char ctype[CTYPE_MAX];
 	struct gw_auth auth;
 };
 
@@ -86,9 +80,7 @@ static bool connection_ok(const char *v, size_t n, bool *close_after)
 	return true;
 }
 
-/* Is the head h (hend bytes, ending in the blank line) a plain request the
- * loop serves? Fills r. */
-static bool parse_head(const char *h, size_t hend, struct rt_rest *r)
+bool rest_parse_head(const char *h, size_t hend, struct rest_head *r)
 {
 	static const char move[] = "POST /api/players/move HTTP/1.1\r\n";
 	static const char attack[] = "POST /api/combat/attack HTTP/1.1\r\n";
@@ -96,7 +88,7 @@ static bool parse_head(const char *h, size_t hend, struct rt_rest *r)
 	bool have_len = false;
 	size_t clen = 0;
 
-	if (memchr(h, 0, hend))
+	if (hend < 4 || memcmp(h + hend - 4, "\r\n\r\n", 4) || memchr(h, 0, hend))
 		return false;
 	if (hend > sizeof(move) - 1 && !memcmp(h, move, sizeof(move) - 1)) {
 		r->kind = GW_INTENT_MOVE;
@@ -166,9 +158,11 @@ static bool parse_head(const char *h, size_t hend, struct rt_rest *r)
 
 bool rest_take(struct rt_conn *c, size_t hend)
 {
+	if (hend < 5 || memcmp(c->head, "POST ", 5))
+		return false; /* not ours: no state for it */
 	if (!c->rest && !(c->rest = calloc(1, sizeof(*c->rest))))
 		return false;
-	if (!parse_head(c->head, hend, c->rest))
+	if (!rest_parse_head(c->head, hend, &c->rest->h))
 		return false;
 	c->rest->t0 = mmo_mono_us();
 	c->state = RT_REST;
@@ -193,14 +187,14 @@ static void authed(struct rt_conn *c)
 	struct gw_intent_ev ev;
 	json_t *body = NULL;
 
-	if (!gw_is_json_type(r->has_ctype ? r->ctype : NULL)) {
+	if (!gw_is_json_type(r->h.has_ctype ? r->h.ctype : NULL)) {
 		gw_answer_err(&ans, 415, 0, "unsupported_media_type", NULL,
 		              "the body must be application/json");
 		goto answer;
 	}
-	if (gw_body_json(c->head + r->hend, r->need - r->hend, &body, &ans))
+	if (gw_body_json(c->head + r->h.hend, r->h.need - r->h.hend, &body, &ans))
 		goto answer;
-	if (!gw_intent_from_json(g, &r->auth, r->kind, body, &in, &ev, &ans))
+	if (!gw_intent_from_json(g, &r->auth, r->h.kind, body, &in, &ev, &ans))
 		goto answer;
 	json_decref(body);
 	rt_flight_submit(c, &in, &ev, NULL);
@@ -263,8 +257,8 @@ static void serve(struct rt_conn *c)
 	}
 	if (!c->rt->toks && gw_tokcache_new(TOKENS_CACHED, &c->rt->toks))
 		c->rt->toks = NULL; /* then every token is verified in full */
-	rc =
-	    gw_auth_bearer(g, r->has_authz ? r->authz : NULL, c->peer, c->rt->toks, &r->auth, &ans);
+	rc = gw_auth_bearer(g, r->h.has_authz ? r->h.authz : NULL, c->peer, c->rt->toks, &r->auth,
+	                    &ans);
 	if (rc == 0) {
 		authed(c);
 		return;
@@ -276,8 +270,8 @@ static void serve(struct rt_conn *c)
 	if (j) {
 		j->c = c;
 		j->rt = rt_of(c);
-		memcpy(j->authz, r->authz, sizeof(j->authz));
-		j->has_authz = r->has_authz;
+		memcpy(j->authz, r->h.authz, sizeof(j->authz));
+		j->has_authz = r->h.has_authz;
 		snprintf(j->peer, sizeof(j->peer), "%s", c->peer);
 		rt_conn_ref(c);
 		if (jobs_run(g->jobs, auth_job, j) == MMO_OK)
@@ -304,7 +298,7 @@ void rest_more(struct rt_conn *c)
 		}
 		return;
 	}
-	if (c->hlen < r->need)
+	if (c->hlen < r->h.need)
 		return; /* the body is still coming (the head timeout runs) */
 	r->busy = true;
 	uv_timer_stop(&c->timer);
@@ -329,11 +323,11 @@ static void done(struct rt_conn *c)
 
 	r->served = true;
 	r->busy = false;
-	memmove(c->head, c->head + r->need, c->hlen - r->need);
-	c->hlen -= r->need;
+	memmove(c->head, c->head + r->h.need, c->hlen - r->h.need);
+	c->hlen -= r->h.need;
 	c->head[c->hlen] = 0;
 	c->state = RT_HEAD;
-	if (r->close_after || r->eof) {
+	if (r->h.close_after || r->eof) {
 		rt_linger_close(c);
 		return;
 	}
@@ -379,7 +373,7 @@ void rest_answer(struct rt_conn *c, struct gw_answer *ans)
 		snprintf(extra, sizeof(extra), "WWW-Authenticate: Bearer\r\n");
 	else if (ans->retry_s)
 		snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", ans->retry_s);
-	gw_metrics_request(&g->m, r->route, status, mmo_mono_us() - r->t0);
+	gw_metrics_request(&g->m, r->h.route, status, mmo_mono_us() - r->t0);
 	w = calloc(1, sizeof(*w));
 	if (w)
 		w->copy = malloc(cap);
@@ -393,7 +387,7 @@ void rest_answer(struct rt_conn *c, struct gw_answer *ans)
 	             "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
 	             "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s%s\r\n",
 	             status, gw_status_text(status), blen, extra,
-	             r->close_after ? "Connection: close\r\n" : "");
+	             r->h.close_after ? "Connection: close\r\n" : "");
 	memcpy(w->copy + n, b, blen);
 	free(body);
 	w->c = c;

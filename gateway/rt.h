@@ -251,6 +251,19 @@ void ws_answer(struct rt_conn *c, const char *ref, struct gw_answer *ans);
 /* ---------------------------------------------------------------- REST intents (rest.c, loop
  * thread) */
 
+/* A plain request of a hot route, as the loop serves it. */
+struct rest_head {
+	size_t hend, need; /* head bytes; head + body bytes */
+	enum gw_route route;
+	enum gw_intent_kind kind;
+	bool close_after; /* Connection: close */
+	bool has_authz, has_ctype;
+	char authz[GW_TOKEN_MAX + 16];
+	char ctype[128];
+};
+/* Is h (hend bytes, ending in the blank line) a plain POST of a move or an
+ * attack (see rest.c)? Fills r. Pure: fuzzed. */
+bool rest_parse_head(const char *h, size_t hend, struct rest_head *r);
 /* A complete request head (hend bytes, through the blank line) is in
  * c->head: true if the loop serves it (a plain POST of a move or an
  * attack), false to relay it to civetweb. */

@@ -1,6 +1,7 @@
-/* fuzz_ws.c - libFuzzer target for what gateway clients send as JSON: a
- * WebSocket message (gw_ws_parse), and the guard every JSON body passes
- * (gw_json_depth_ok, then jansson with duplicate keys refused).
+/* fuzz_ws.c - libFuzzer target for what gateway clients send: a WebSocket
+ * message (gw_ws_parse), the guard every JSON body passes
+ * (gw_json_depth_ok, then jansson with duplicate keys refused), and the
+ * request heads the event loop serves itself (rest_parse_head).
  *
  * In ctest it runs through tests/support/fuzz_replay.c over tests/gateway/
  * corpus plus mutations. Coverage-guided, by hand from the build tree:
@@ -13,6 +14,7 @@
 #include <string.h>
 
 #include "gateway/gw.h"
+#include "gateway/rt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -46,5 +48,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (gw_json_depth_ok((const char *)data, size, GW_JSON_DEPTH_MAX))
 		o = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
 	json_decref(o);
+	{
+		const char *end = memmem(data, size, "\r\n\r\n", 4);
+		struct rest_head h;
+
+		if (end && rest_parse_head((const char *)data,
+		                           (size_t)(end + 4 - (const char *)data), &h)) {
+			/* What it takes is bounded and one of its two routes. */
+			if (h.need < h.hend || h.need - h.hend > GW_BODY_MAX ||
+			    (h.route != GW_R_MOVE && h.route != GW_R_ATTACK) ||
+			    (h.has_authz && strlen(h.authz) >= sizeof(h.authz)) ||
+			    (h.has_ctype && strlen(h.ctype) >= sizeof(h.ctype)))
+				abort();
+		}
+	}
 	return 0;
 }
