@@ -8,7 +8,8 @@
  * the answer goes to the client, over REST or its WebSocket.
  *
  * Batches: the intents submitted during one pass of the loop go to the log
- * as one append request (at most BATCH_MAX events) at the end of the pass,
+ * as one append request (at most BATCH_MAX events) at the end of the pass
+ * (or as soon as BATCH_EARLY are waiting),
  * so a busy loop sends one ZeroMQ message, and gets one reply, for many
  * intents; the reply's results are per event, in order.
  *
@@ -33,8 +34,10 @@
 #define FLIGHTS_MAX (1u << FLIGHT_BITS) /* intents in flight at most */
 #define DRAIN_MAX   4096                /* replies taken per drain */
 #define BATCH_MAX   256                 /* intents in one append request */
-#define BATCH_BITS  10
-#define BATCHES     (1u << BATCH_BITS) /* append requests in flight at most */
+#define BATCH_EARLY                                                                                \
+	32 /* sent at once from this many: the log starts on them while the loop goes on */
+#define BATCH_BITS 10
+#define BATCHES    (1u << BATCH_BITS) /* append requests in flight at most */
 
 enum stage { ST_FREE, ST_ACK, ST_OUTCOME, ST_LOOSE /* in use, in no list */ };
 
@@ -352,7 +355,7 @@ void rt_flight_submit(struct rt_conn *c, const struct gw_intent *in, const struc
 	fl->pend_in[fl->npend].len = ev->len;
 	fl->pend_in[fl->npend].priority = ev->prio;
 	fl->plen += ev->len;
-	if (++fl->npend == BATCH_MAX)
+	if (++fl->npend >= BATCH_EARLY)
 		flush(fl);
 }
 
