@@ -5,7 +5,10 @@
  * log's reply (after its commit) gives the intent's seq; the outcome is
  * then watched (gw_outcome_watch): the world in this process, or the bus
  * follower for a world elsewhere, posts it to the loop (RT_I_DECIDED) and
- * the answer goes to the client, over REST or its WebSocket.
+ * the answer goes to the client, over REST or its WebSocket. A world in
+ * this process may decide before the loop has read the log's reply (the
+ * loop is busy): the flight also watches its intent's event_id from the
+ * start, keeps such an early decision, and answers with it at the ack.
  *
  * Batches: the intents submitted during one pass of the loop go to the log
  * as one append request (at most BATCH_MAX events) at the end of the pass
@@ -48,8 +51,10 @@ struct flight {
 	struct gw_intent in;
 	char ref[MMO_ID_MAX + 1]; /* WebSocket: the client's ref; "" = REST */
 	uint64_t seq;
-	int64_t deadline; /* mono µs */
-	struct gw_watch w;
+	int64_t deadline;           /* mono µs */
+	struct gw_watch w;          /* by seq, after the ack */
+	struct gw_watch we;         /* by event_id, from the start */
+	struct gw_outcome *early;   /* decided before the ack (owned) */
 	struct flight *prev, *next; /* its stage's list */
 };
 
@@ -137,6 +142,8 @@ static void complete(struct rt_flights *fl, struct flight *f, int append_rc, int
 		list_del(&fl->ack, f);
 	else if (f->stage == ST_OUTCOME)
 		list_del(&fl->outcome, f);
+	gw_outcome_unwatch(g, &f->we);
+	gw_outcome_unwatch(g, &f->w);
 	gw_intent_answer(g, &f->in, append_rc, f->seq, wait_rc, o, &ans);
 	if (!f->c->handle_closed) {
 		if (f->ref[0])
@@ -147,6 +154,8 @@ static void complete(struct rt_flights *fl, struct flight *f, int append_rc, int
 	json_decref(ans.body);
 	rt_conn_unref(f->c);
 	f->c = NULL;
+	free(f->early);
+	f->early = NULL;
 	f->stage = ST_FREE;
 	f->id = 0;
 	fl->free_idx[fl->nfree++] = idx;
@@ -175,8 +184,14 @@ void rt_flight_decided(struct rt *rt, struct rt_item *it)
 {
 	struct flight *f = by_id(rt->fl, it->cookie);
 
-	if (f && f->stage == ST_OUTCOME)
+	if (!f)
+		return; /* answered already (by its other watch, or timed out) */
+	if (f->stage == ST_OUTCOME) {
 		complete(rt->fl, f, MMO_OK, MMO_OK, it->outcome);
+	} else if (f->stage == ST_ACK && !f->early) {
+		f->early = it->outcome; /* answered at the ack */
+		it->outcome = NULL;
+	}
 }
 
 /* The log took (or refused) f's intent. */
@@ -199,6 +214,10 @@ static void acked(struct rt_flights *fl, struct flight *f, int status, uint64_t 
 	list_del(&fl->ack, f);
 	f->stage = ST_LOOSE;
 	f->seq = seq;
+	if (f->early && f->early->cause == seq) {
+		complete(fl, f, MMO_OK, MMO_OK, f->early);
+		return;
+	}
 	f->w.cause = seq;
 	f->w.fn = on_decided;
 	f->w.arg = fl->rt;
@@ -345,6 +364,11 @@ void rt_flight_submit(struct rt_conn *c, const struct gw_intent *in, const struc
 	f->seq = 0;
 	f->c = c;
 	rt_conn_ref(c);
+	f->early = NULL;
+	memset(&f->w, 0, sizeof(f->w));
+	f->we =
+	    (struct gw_watch){.eid = f->in.eid, .fn = on_decided, .arg = c->rt, .cookie = f->id};
+	gw_outcome_watch(g, &f->we, NULL);
 	f->stage = ST_ACK;
 	f->deadline = mmo_mono_us() + (int64_t)g->o.log_timeout_ms * 1000;
 	list_push(&fl->ack, f);
@@ -455,8 +479,9 @@ void rt_flights_free(struct rt *rt)
 
 		if (f->stage == ST_FREE)
 			continue;
-		if (f->stage == ST_OUTCOME)
-			gw_outcome_unwatch(rt->g, &f->w);
+		gw_outcome_unwatch(rt->g, &f->w);
+		gw_outcome_unwatch(rt->g, &f->we);
+		free(f->early);
 		rt_conn_unref(f->c);
 		atomic_fetch_sub(&rt->g->m.waiters, 1);
 	}

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "gw.h"
+#include "schemas/mmo_hash.h"
 #include "schemas/mmo_util.h"
 
 #define RING       4096
@@ -40,7 +41,8 @@ struct gw_intents {
 	pthread_mutex_t mu;
 	struct gw_outcome ring[RING];
 	struct waiter *buckets[BUCKETS];
-	struct gw_watch *watches[RING]; /* the event loop's waits */
+	struct gw_watch *watches[RING]; /* the event loop's waits, by cause */
+	struct gw_watch *by_eid[RING];  /* ... and by intent event_id */
 	pthread_condattr_t cattr;
 
 	pthread_mutex_t pool_mu;
@@ -217,13 +219,40 @@ void gw_outcome_post(gw *g, const struct gw_outcome *o)
 	pthread_mutex_unlock(&it->mu);
 }
 
+static struct gw_watch **eid_bucket(struct gw_intents *it, const char *eid)
+{
+	return &it->by_eid[mmo_fnv1a_str(eid) % RING];
+}
+
+/* A world in this process decided the intent eid (under it->mu). */
+static void post_eid(struct gw_intents *it, const char *eid, const struct gw_outcome *o)
+{
+	for (struct gw_watch **pp = eid_bucket(it, eid); *pp;) {
+		struct gw_watch *w = *pp;
+
+		if (strcmp(w->eid, eid)) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		w->linked = false;
+		w->fn(w->arg, w->cookie, o);
+	}
+}
+
 bool gw_outcome_watch(gw *g, struct gw_watch *w, struct gw_outcome *now)
 {
 	struct gw_intents *it = g->intents;
 	bool known = false;
 
 	pthread_mutex_lock(&it->mu);
-	if (it->ring[w->cause % RING].cause == w->cause) {
+	if (w->eid) {
+		struct gw_watch **b = eid_bucket(it, w->eid);
+
+		w->next = *b;
+		*b = w;
+		w->linked = true;
+	} else if (it->ring[w->cause % RING].cause == w->cause) {
 		*now = it->ring[w->cause % RING];
 		known = true;
 	} else {
@@ -241,7 +270,9 @@ void gw_outcome_unwatch(gw *g, struct gw_watch *w)
 
 	pthread_mutex_lock(&it->mu);
 	if (w->linked) {
-		for (struct gw_watch **pp = &it->watches[w->cause % RING]; *pp; pp = &(*pp)->next) {
+		for (struct gw_watch **pp = w->eid ? eid_bucket(it, w->eid)
+		                                   : &it->watches[w->cause % RING];
+		     *pp; pp = &(*pp)->next) {
 			if (*pp == w) {
 				*pp = w->next;
 				break;
@@ -258,10 +289,14 @@ void gw_world_decided(void *arg, const Mmo__Event *intent, const Mmo__Event *con
 	gw *g = arg;
 	struct gw_outcome o;
 
-	(void)intent;
 	if (n && gw_outcome_of(outcomes[0], 0, &o)) {
 		atomic_fetch_add(&g->m.decided_early, 1);
 		gw_outcome_post(g, &o);
+		if (intent && intent->event_id && g->intents) {
+			pthread_mutex_lock(&g->intents->mu);
+			post_eid(g->intents, intent->event_id, &o);
+			pthread_mutex_unlock(&g->intents->mu);
+		}
 	}
 }
 

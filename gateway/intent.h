@@ -53,7 +53,11 @@ int gw_outcome_wait(gw *g, uint64_t cause, int timeout_ms, struct gw_outcome *ou
  * (so fn must neither block nor call back into these functions; o is valid
  * during the call). */
 struct gw_watch {
-	uint64_t cause;
+	uint64_t cause;  /* the intent's seq; or, when eid is set, 0 and ... */
+	const char *eid; /* ... the intent's event_id: only a world in this
+	                  * process answers it (gw_world_decided), possibly
+	                  * before the intent's ack reached the watcher; the
+	                  * string is borrowed for as long as w is */
 	void (*fn)(void *arg, uint64_t cookie, const struct gw_outcome *o);
 	void *arg;
 	uint64_t cookie;
@@ -62,7 +66,7 @@ struct gw_watch {
 };
 /* Register w (the caller's memory, borrowed until fn ran or unwatch
  * returned): true with *now filled when the outcome is already known (w is
- * then not registered and fn is never called). */
+ * then not registered and fn is never called; never for an eid watch). */
 bool gw_outcome_watch(gw *g, struct gw_watch *w, struct gw_outcome *now);
 /* Forget w if fn has not run yet; once this returns fn will not run. */
 void gw_outcome_unwatch(gw *g, struct gw_watch *w);

@@ -51,7 +51,8 @@ struct gw_metrics {
 	_Atomic uint64_t decided_early;          /* intents answered at the world's decision */
 	_Atomic uint64_t sess_hits, sess_misses; /* session checks answered by the cache or not */
 	_Atomic uint64_t rest_on_loop;           /* REST requests served by the event loop */
-	_Atomic int64_t sess_live;               /* 1 while the session cache is in use */
+	_Atomic uint64_t decided_before_ack; /* loop intents decided before their ack was read */
+	_Atomic int64_t sess_live;           /* 1 while the session cache is in use */
 };
 
 void gw_metrics_request(struct gw_metrics *m, enum gw_route r, int status, int64_t us);
