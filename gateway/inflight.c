@@ -215,6 +215,7 @@ static void acked(struct rt_flights *fl, struct flight *f, int status, uint64_t 
 	f->stage = ST_LOOSE;
 	f->seq = seq;
 	if (f->early && f->early->cause == seq) {
+		atomic_fetch_add(&g->m.decided_before_ack, 1);
 		complete(fl, f, MMO_OK, MMO_OK, f->early);
 		return;
 	}

@@ -162,9 +162,14 @@ int gw_metrics_render(gw *g, char **out, size_t *len)
 	    "# HELP mmo_gw_rest_on_loop_total REST requests (plain moves and "
 	    "attacks) served by the event loop instead of civetweb.\n"
 	    "# TYPE mmo_gw_rest_on_loop_total counter\n"
-	    "mmo_gw_rest_on_loop_total %llu\n",
+	    "mmo_gw_rest_on_loop_total %llu\n"
+	    "# HELP mmo_gw_intents_decided_before_ack_total Intents in flight on the event loop "
+	    "whose decision came before the log's ack was read.\n"
+	    "# TYPE mmo_gw_intents_decided_before_ack_total counter\n"
+	    "mmo_gw_intents_decided_before_ack_total %llu\n",
 	    (unsigned long long)ld(&m->sess_hits), (unsigned long long)ld(&m->sess_misses),
-	    (long long)atomic_load(&m->sess_live), (unsigned long long)ld(&m->rest_on_loop));
+	    (long long)atomic_load(&m->sess_live), (unsigned long long)ld(&m->rest_on_loop),
+	    (unsigned long long)ld(&m->decided_before_ack));
 	mmo_prom_printf(&b,
 	                "# HELP mmo_gw_queue_depth Items waiting, by queue.\n"
 	                "# TYPE mmo_gw_queue_depth gauge\n"
