@@ -24,7 +24,7 @@
 #include "schemas/mmo_hash.h"
 #include "schemas/mmo_util.h"
 
-#define RING       4096
+#define RING       16384 /* outcomes kept by cause (~9 MB): a late waiter still finds its own */
 #define BUCKETS    256
 #define ENCODE_MAX 8192
 

@@ -24,9 +24,9 @@
 #include "rt.h"
 #include "schemas/mmo_util.h"
 
-#define CTYPE_MAX     128
 #define PIPELINED_MAX 65536 /* bytes read ahead behind a request being served */
-#define TOKENS_CACHED 16384 /* verified tokens the loop remembers */
+/* Verified tokens the loop remembers: as many as sessions.c caches. */
+#define TOKENS_CACHED 65536
 
 struct rt_rest {
 	struct rest_head h;

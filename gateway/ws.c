@@ -293,18 +293,26 @@ static json_t *as_ws(const char *ref, struct gw_answer *a)
 	} else {
 		json_t *e = json_object_get(a->body, "error");
 
-		o = json_pack("{s:s,s:s,s:s,s:i}", "type", "error", "code",
-		              json_string_value(json_object_get(e, "code")) ?: "internal",
-		              "message", json_string_value(json_object_get(e, "message")) ?: "",
-		              "status", a->status);
+		/* A 202 has no error object: its code is "pending". */
+		bool pending = a->status == 202 && !e;
+
+		o = json_pack(
+		    "{s:s,s:s,s:s,s:i}", "type", "error", "code",
+		    json_string_value(json_object_get(e, "code"))
+		        ?: (pending ? "pending" : "internal"),
+		    "message",
+		    json_string_value(json_object_get(e, "message"))
+		        ?: (pending ? "not decided in time; the intent is in the log at seq" : ""),
+		    "status", a->status);
 		if (o && a->body) {
 			const char *k;
 			json_t *v;
 
 			json_object_foreach(a->body, k, v)
 			{
-				if (strcmp(k, "error"))
-					json_object_set(o, k, v);
+				if (!json_object_get(o, k) && strcmp(k, "error"))
+					json_object_set(o, k,
+					                v); /* never over type, code, status */
 			}
 		}
 		if (o && a->retry_s)

@@ -356,6 +356,26 @@ static void test_world_late_gives_202_with_the_seq(void **state)
 	assert_true(seq > 0);
 	assert_true(json_is_string(json_object_get(r.json, "event_id")));
 	resp_free(&r);
+	/* Over a WebSocket the same 202 is a "pending" error with its seq. */
+	{
+		static const char m[] = "{\"op\":\"move\",\"x\":5000,\"y\":5000,\"z\":0,"
+		                        "\"ref\":\"late\"}";
+		struct wsc *w = gwt_ws(E, TA);
+		json_t *j;
+
+		assert_int_equal(wsc_send(w, 1, m, sizeof(m) - 1, true), 0);
+		while ((j = wsc_json(w, 3000, NULL)) &&
+		       strcmp(json_string_value(json_object_get(j, "ref")) ?: "", "late"))
+			json_decref(j);
+		assert_non_null(j);
+		assert_string_equal(json_string_value(json_object_get(j, "type")), "error");
+		assert_string_equal(json_string_value(json_object_get(j, "code")), "pending");
+		assert_int_equal(json_integer_value(json_object_get(j, "status")), 202);
+		assert_true(json_integer_value(json_object_get(j, "seq")) > (json_int_t)seq);
+		assert_true(json_is_string(json_object_get(j, "event_id")));
+		json_decref(j);
+		wsc_close(w);
+	}
 	/* The world comes back and decides it: the outcome lands in the log. */
 	wo.log = E->log;
 	wo.zctx = E->zctx;
