@@ -629,3 +629,20 @@ void gwt_append(struct gwt *e, struct mmo_ev *b)
 	assert_int_equal(err, MMO_OK);
 	evlog_client_close(c);
 }
+
+long long gwt_metric(struct gwt *e, const char *name)
+{
+	struct resp r;
+	long long v = -1;
+	size_t n = strlen(name);
+
+	assert_int_equal(gwt_get(e, "/metrics", NULL, &r), 200);
+	for (const char *l = r.body; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		if (!strncmp(l, name, n) && l[n] == ' ') {
+			v = strtoll(l + n + 1, NULL, 10);
+			break;
+		}
+	}
+	resp_free(&r);
+	return v;
+}

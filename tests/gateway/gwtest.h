@@ -99,6 +99,10 @@ void gwt_sleep_ms(int ms);
 /* The jti of a token signed with GWT_KEY (caller frees). */
 char *gwt_jti_of(const char *tok);
 
+/* A value of the gateway's /metrics: the first line that is name (with
+ * its labels) followed by a space; -1 if absent. */
+long long gwt_metric(struct gwt *e, const char *name);
+
 /* A plain TCP connection to the gateway (caller closes), or -1. */
 int gwt_connect(struct gwt *e);
 

@@ -429,22 +429,9 @@ static void expect_401(const char *tok, const char *code)
 	resp_free(&r);
 }
 
-/* A value of /metrics (the first line starting with name), -1 if absent. */
 static long long metric(const char *name)
 {
-	struct resp r;
-	long long v = -1;
-	size_t n = strlen(name);
-
-	assert_int_equal(gwt_get(E, "/metrics", NULL, &r), 200);
-	for (const char *l = r.body; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-		if (!strncmp(l, name, n) && l[n] == ' ') {
-			v = strtoll(l + n + 1, NULL, 10);
-			break;
-		}
-	}
-	resp_free(&r);
-	return v;
+	return gwt_metric(E, name);
 }
 
 /* The session cache is in use: its subscription to Redis is up. */

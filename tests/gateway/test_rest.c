@@ -142,22 +142,9 @@ static char *attack_nobody(const char *tok)
 	return post("/api/combat/attack", tok, "application/json", "", ATTACK_NOBODY);
 }
 
-/* A value of /metrics (the first line starting with name), -1 if absent. */
 static long long metric(const char *name)
 {
-	struct resp r;
-	long long v = -1;
-	size_t n = strlen(name);
-
-	assert_int_equal(gwt_get(E, "/metrics", NULL, &r), 200);
-	for (const char *l = r.body; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-		if (!strncmp(l, name, n) && l[n] == ' ') {
-			v = strtoll(l + n + 1, NULL, 10);
-			break;
-		}
-	}
-	resp_free(&r);
-	return v;
+	return gwt_metric(E, name);
 }
 
 #define ON_LOOP() metric("mmo_gw_rest_on_loop_total")
