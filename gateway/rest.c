@@ -340,18 +340,10 @@ static void done(struct rt_conn *c)
 		rt_head_scan(c, 0);
 }
 
-static void on_written(uv_write_t *req, int status)
+static void written(struct rt_conn *c)
 {
-	struct wreq *w = (struct wreq *)req;
-	struct rt_conn *c = w->c;
-
-	free(w->copy);
-	free(w);
-	if (status < 0)
-		rt_conn_close(c);
-	else if (!c->handle_closed && c->state == RT_REST)
+	if (!c->handle_closed && c->state == RT_REST)
 		done(c);
-	rt_conn_unref(c);
 }
 
 void rest_answer(struct rt_conn *c, struct gw_answer *ans)
@@ -364,9 +356,7 @@ void rest_answer(struct rt_conn *c, struct gw_answer *ans)
 	const char *b = body ? body : oom;
 	int status = body ? ans->status : 500;
 	size_t blen = strlen(b), cap = blen + 512;
-	char extra[64] = "";
-	struct wreq *w;
-	uv_buf_t buf;
+	char extra[64] = "", *buf = malloc(cap);
 	int n;
 
 	if (status == 401)
@@ -374,30 +364,17 @@ void rest_answer(struct rt_conn *c, struct gw_answer *ans)
 	else if (ans->retry_s)
 		snprintf(extra, sizeof(extra), "Retry-After: %d\r\n", ans->retry_s);
 	gw_metrics_request(&g->m, r->h.route, status, mmo_mono_us() - r->t0);
-	w = calloc(1, sizeof(*w));
-	if (w)
-		w->copy = malloc(cap);
-	if (!w || !w->copy) {
-		free(w);
+	if (!buf) {
 		free(body);
 		rt_conn_close(c);
 		return;
 	}
-	n = snprintf(w->copy, cap,
+	n = snprintf(buf, cap,
 	             "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
 	             "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s%s\r\n",
 	             status, gw_status_text(status), blen, extra,
 	             r->h.close_after ? "Connection: close\r\n" : "");
-	memcpy(w->copy + n, b, blen);
+	memcpy(buf + n, b, blen);
 	free(body);
-	w->c = c;
-	w->n = (size_t)n + blen;
-	buf = uv_buf_init(w->copy, (unsigned)w->n);
-	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_written) < 0) {
-		free(w->copy);
-		free(w);
-		rt_conn_close(c);
-		return;
-	}
-	rt_conn_ref(c);
+	rt_write_owned(c, buf, (size_t)n + blen, written);
 }

@@ -142,9 +142,10 @@ struct wreq {
 	uv_write_t req;
 	struct rt_conn *c;
 	struct gw_msg *m; /* WebSocket frames */
-	char *copy;       /* relay bytes */
+	char *copy;       /* relay bytes, an HTTP answer */
 	size_t n;
 	bool to_up;
+	void (*after)(struct rt_conn *c); /* rt_write_owned's */
 };
 
 /* Between the loop's files (loop thread only). */
@@ -226,6 +227,10 @@ void rt_reply_json(struct rt_conn *c, json_t *o);
 /* Loop thread: answer an HTTP request head with status and a JSON body,
  * then close (extra: more header lines, each ending in \r\n, or NULL). */
 void rt_http_answer(struct rt_conn *c, int status, const char *extra, const char *body);
+/* Loop thread: write buf (n bytes, malloc'ed; owned by the write from
+ * here on) to c, then after(c) once it is written (NULL: nothing); c is
+ * closed if it cannot be written. */
+void rt_write_owned(struct rt_conn *c, char *buf, size_t n, void (*after)(struct rt_conn *c));
 /* Loop thread: write the bytes now (a handshake answer); MMO_EIO if the
  * socket did not take them whole. */
 int rt_write_raw(struct rt_conn *c, const char *p, size_t n);

@@ -312,50 +312,62 @@ void rt_reply_json(struct rt_conn *c, json_t *o)
 	}
 }
 
-/* Write raw bytes (an HTTP answer before any WebSocket) and close after. */
-static void on_raw_written(uv_write_t *req, int status)
+static void on_owned_written(uv_write_t *req, int status)
 {
 	struct wreq *w = (struct wreq *)req;
 	struct rt_conn *c = w->c;
+	void (*after)(struct rt_conn * c) = w->after;
 
 	free(w->copy);
 	free(w);
 	if (status < 0)
 		rt_conn_close(c);
-	else
-		rt_linger_close(c);
+	else if (after)
+		after(c);
 	rt_conn_unref(c);
 }
 
-void rt_http_answer(struct rt_conn *c, int status, const char *extra, const char *body)
+void rt_write_owned(struct rt_conn *c, char *buf, size_t n, void (*after)(struct rt_conn *c))
 {
 	struct wreq *w = calloc(1, sizeof(*w));
-	size_t cap = 512 + strlen(body) + (extra ? strlen(extra) : 0);
-	uv_buf_t b;
-	int n;
+	uv_buf_t b = uv_buf_init(buf, (unsigned)n);
 
-	uv_read_stop((uv_stream_t *)&c->tcp);
-	c->state = RT_CLOSING;
-	if (w)
-		w->copy = malloc(cap);
-	if (!w || !w->copy) {
-		free(w);
+	if (!w) {
+		free(buf);
 		rt_conn_close(c);
 		return;
 	}
-	n = snprintf(w->copy, cap,
-	             "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: "
-	             "%zu\r\nConnection: close\r\n%s\r\n%s",
-	             status, gw_status_text(status), strlen(body), extra ? extra : "", body);
+	w->copy = buf;
+	w->n = n;
 	w->c = c;
-	b = uv_buf_init(w->copy, (unsigned)n);
-	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_raw_written) < 0) {
+	w->after = after;
+	if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_owned_written) < 0) {
 		free(w->copy);
 		free(w);
 		rt_conn_close(c);
 		return;
 	}
 	rt_conn_ref(c);
+}
+
+/* An HTTP answer before any WebSocket, then a lingering close. */
+void rt_http_answer(struct rt_conn *c, int status, const char *extra, const char *body)
+{
+	size_t cap = 512 + strlen(body) + (extra ? strlen(extra) : 0);
+	char *buf = malloc(cap);
+	int n;
+
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	c->state = RT_CLOSING;
+	if (!buf) {
+		rt_conn_close(c);
+		return;
+	}
+	n = snprintf(buf, cap,
+	             "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: "
+	             "%zu\r\nConnection: close\r\n%s\r\n%s",
+	             status, gw_status_text(status), strlen(body), extra ? extra : "", body);
+	rt_write_owned(c, buf, (size_t)n, rt_linger_close);
 }
 
 /* Write raw bytes and keep the connection (the 101 of an upgrade). */
