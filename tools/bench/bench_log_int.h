@@ -40,7 +40,6 @@ extern volatile pid_t bench_log_redis_pid;
  * (user + system) in µs, bytes written to storage; 0 when unknown. */
 long bench_proc_status_kb(const char *field);
 int64_t bench_self_cpu_us(void);
-int64_t bench_pid_cpu_us(pid_t pid);
 uint64_t bench_io_write_bytes(pid_t pid);
 
 struct bench_evtpl {

@@ -67,28 +67,6 @@ int64_t bench_self_cpu_us(void)
 	       ru.ru_stime.tv_usec;
 }
 
-/* CPU time (user + system) of another process, µs; 0 if unknown. */
-int64_t bench_pid_cpu_us(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut, st;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	p = strrchr(buf, ')'); /* the command name may hold spaces */
-	if (!p ||
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-		return 0;
-	return (int64_t)((ut + st) * 1000000ULL / (unsigned long long)sysconf(_SC_CLK_TCK));
-}
-
 /* Bytes a process caused to be written to storage (/proc/PID/io), 0 if unknown. */
 uint64_t bench_io_write_bytes(pid_t pid)
 {

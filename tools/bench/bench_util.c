@@ -17,8 +17,8 @@
 #include <hiredis/hiredis.h>
 
 #include "bench_util.h"
-#include "tools/cli/cli_util.h"
 #include "schemas/mmo_util.h"
+#include "tools/cli/cli_util.h"
 
 void bench_sleep_us(int64_t us)
 {
@@ -108,12 +108,28 @@ int bench_redis_start(const char *path, const char *dir, const char *aof, volati
                       volatile sig_atomic_t *stop, unsigned *port, char *why, size_t wl)
 {
 	char sport[16], logpath[4300];
-	const char *args[] = {path,        "--port",       sport,     "--bind",
-	                      "127.0.0.1", "--dir",        dir,       "--save",
-	                      "",          "--daemonize",  "no",      "--protected-mode",
-	                      "no",        "--logfile",    "",        "--appendonly",
-	                      aof ? "yes" : "no",          aof ? "--appendfsync" : NULL,
-	                      aof,         "--auto-aof-rewrite-percentage", "0", NULL};
+	const char *args[] = {path,
+	                      "--port",
+	                      sport,
+	                      "--bind",
+	                      "127.0.0.1",
+	                      "--dir",
+	                      dir,
+	                      "--save",
+	                      "",
+	                      "--daemonize",
+	                      "no",
+	                      "--protected-mode",
+	                      "no",
+	                      "--logfile",
+	                      "",
+	                      "--appendonly",
+	                      aof ? "yes" : "no",
+	                      aof ? "--appendfsync" : NULL,
+	                      aof,
+	                      "--auto-aof-rewrite-percentage",
+	                      "0",
+	                      NULL};
 	pid_t parent = getpid(), child;
 	int64_t deadline;
 
@@ -200,4 +216,26 @@ void bench_redis_stop(volatile pid_t *pid)
 	kill(p, SIGKILL);
 	waitpid(p, &status, 0);
 	*pid = 0;
+}
+
+/* CPU time (user + system) of another process, µs; 0 if unknown. */
+int64_t bench_pid_cpu_us(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* the command name may hold spaces */
+	if (!p ||
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+		return 0;
+	return (int64_t)((ut + st) * 1000000ULL / (unsigned long long)sysconf(_SC_CLK_TCK));
 }

@@ -38,4 +38,7 @@ int bench_redis_start(const char *path, const char *dir, const char *aof, volati
 /* SIGTERM, then SIGKILL after 3 s; clears *pid. */
 void bench_redis_stop(volatile pid_t *pid);
 
+/* CPU time (user + system) of another process, µs; 0 if unknown. */
+int64_t bench_pid_cpu_us(pid_t pid);
+
 #endif
