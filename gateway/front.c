@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "rt.h"
+#include "schemas/mmo_hash.h"
 #include "schemas/mmo_util.h"
 
 #define HEAD_MAX     8192
@@ -94,11 +95,68 @@ void rt_conn_unref(struct rt_conn *c)
 		conn_free(c);
 }
 
+/* ---------------------------------------------------------------- connections per address */
+
+#define ADDR_BUCKETS 65536
+
+struct rt_addr {
+	char ip[64];
+	uint32_t n; /* open connections */
+	struct rt_addr *next;
+};
+
+static struct rt_addr **addr_bucket(struct rt *rt, const char *ip)
+{
+	return &rt->addrs[mmo_fnv1a_str(ip) & (ADDR_BUCKETS - 1)];
+}
+
+/* Count c against its address: false when the address is at its cap. */
+static bool addr_take(struct rt_conn *c)
+{
+	struct rt *rt = c->rt;
+	int cap = rt->g->o.conns_per_addr;
+	struct rt_addr **b, *a;
+
+	if (cap < 0 || !rt->addrs)
+		return true;
+	b = addr_bucket(rt, c->peer);
+	for (a = *b; a && strcmp(a->ip, c->peer); a = a->next)
+		;
+	if (a && a->n >= (uint32_t)cap)
+		return false;
+	if (!a) {
+		a = calloc(1, sizeof(*a));
+		if (!a)
+			return true; /* uncounted rather than refused */
+		snprintf(a->ip, sizeof(a->ip), "%s", c->peer);
+		a->next = *b;
+		*b = a;
+	}
+	a->n++;
+	c->addr = a;
+	return true;
+}
+
+static void addr_release(struct rt_conn *c)
+{
+	struct rt_addr *a = c->addr, **pp;
+
+	c->addr = NULL;
+	if (!a || --a->n)
+		return;
+	for (pp = addr_bucket(c->rt, a->ip); *pp && *pp != a; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = a->next;
+	free(a);
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
 	struct rt_conn *c = h->data;
 
 	c->rt->nconns--;
+	addr_release(c);
 	rt_conn_unref(c);
 }
 
@@ -359,6 +417,16 @@ void rt_head_wait(struct rt_conn *c)
 	uv_timer_start(&c->timer, on_head_timeout, (uint64_t)c->rt->g->o.head_timeout_ms, 0);
 }
 
+/* One address past conns_per_addr: 503, then a lingering close (bounded by
+ * LINGER_MS), so a flood from one address cannot take every descriptor. */
+static void refuse_addr(struct rt_conn *c)
+{
+	atomic_fetch_add(&c->rt->g->m.conns_refused_addr, 1);
+	rt_http_answer(c, 503, "Retry-After: 1\r\n",
+	               "{\"error\":{\"code\":\"too_many_connections\",\"message\":\"too many "
+	               "open connections from this address\"}}");
+}
+
 static void on_accept(uv_stream_t *ls, int status)
 {
 	struct rt *rt = ls->data;
@@ -391,6 +459,10 @@ static void on_accept(uv_stream_t *ls, int status)
 			uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof(c->peer));
 		else if (ss.ss_family == AF_INET6)
 			uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof(c->peer));
+	}
+	if (!addr_take(c)) {
+		refuse_addr(c);
+		return;
 	}
 	rt_head_wait(c);
 	rt_read_start(c);
@@ -680,11 +752,13 @@ int rt_start(gw *g, const char *addr, int upstream_port, struct rt **out, int *p
 	if (!rt)
 		return MMO_ENOMEM;
 	rt->g = g;
+	rt->addrs = calloc(ADDR_BUCKETS, sizeof(*rt->addrs)); /* NULL: no cap */
 	pthread_mutex_init(&rt->mu, NULL);
 	rt->tail = &rt->head;
 	uv_ip4_addr("127.0.0.1", upstream_port, (struct sockaddr_in *)&rt->upstream);
 	if (hub_new(g, &rt->hub) || uv_loop_init(&rt->loop)) {
 		hub_free(rt->hub);
+		free(rt->addrs);
 		free(rt);
 		return MMO_ENOMEM;
 	}
@@ -738,6 +812,7 @@ fail:
 	uv_loop_close(&rt->loop);
 	hub_free(rt->hub);
 	pthread_mutex_destroy(&rt->mu);
+	free(rt->addrs);
 	free(rt);
 	return rc;
 }
@@ -754,6 +829,15 @@ void rt_stop(struct rt *rt)
 		uv_thread_join(&rt->th);
 	rt_flights_free(rt);
 	gw_tokcache_free(rt->toks);
+	for (size_t i = 0; rt->addrs && i < ADDR_BUCKETS; i++) {
+		while (rt->addrs[i]) {
+			struct rt_addr *a = rt->addrs[i];
+
+			rt->addrs[i] = a->next;
+			free(a);
+		}
+	}
+	free(rt->addrs);
 	/* Items posted after the stop were freed by rt_post. */
 	while (rt->head) {
 		struct rt_item *it = rt->head;

@@ -51,6 +51,9 @@ struct gw_opts {
 	int ws_slow_ms;         /* a queue full this long closes the socket
 	                         * (1008); 0 = 2000 */
 	int ws_max;             /* open WebSockets at most; 0 = 100000 */
+	int conns_per_addr;     /* open connections from one client address at
+	                         * most (then 503 and close); 0 = 1000, < 0 =
+	                         * no cap */
 	int session_check_ms;   /* re-check WebSocket sessions (up to 4096 per
 	                         * period, round robin); 0 = 1000 */
 	int session_cache_ms;   /* trust a session Redis confirmed this long, while

@@ -62,9 +62,10 @@ struct rt_conn {
 	atomic_int ref; /* the loop's, plus one per job in the worker pool */
 	uint64_t id;
 	enum rt_state state;
-	bool handle_closed; /* uv_close was called */
-	bool lingering;     /* write side shut, input discarded until close */
-	char peer[64];      /* the client's address */
+	bool handle_closed;   /* uv_close was called */
+	bool lingering;       /* write side shut, input discarded until close */
+	char peer[64];        /* the client's address */
+	struct rt_addr *addr; /* its count of open connections (front.c) */
 
 	/* request head (RT_HEAD) */
 	char *head; /* request bytes read and not consumed yet */
@@ -127,6 +128,7 @@ struct rt {
 	struct hub *hub;
 	struct rt_flights *fl;    /* intents in flight (inflight.c) */
 	struct gw_tokcache *toks; /* tokens verified on the loop (rest.c) */
+	struct rt_addr **addrs;   /* open connections per client address */
 };
 
 struct rt_relay {

@@ -2,7 +2,9 @@
  * the WebSocket (ack/error with the REST body and codes), hostile frames
  * and their exact close codes, floods of peers that never finish a request
  * head or an upgrade while an authenticated player keeps being answered. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +29,13 @@ static char PA[80], PB[80], *TA, *TB, SPAWN_REGION[32];
 static void tweak(struct gw_opts *o)
 {
 	o->head_timeout_ms = 700;
+	o->conns_per_addr = 5000; /* the flood below comes from one address */
+}
+
+static void cap50(struct gw_opts *o)
+{
+	tweak(o);
+	o->conns_per_addr = 50;
 }
 
 static int setup(void **state)
@@ -345,6 +354,79 @@ static void test_peers_that_never_finish_hold_nothing(void **state)
 	timed_get(path, TA, 200);
 }
 
+/* A connection to the gateway from source address 127.0.0.src. */
+static int dial_from(int src)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET}, me = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	me.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)src);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)E->port);
+	assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof(me)), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	return fd;
+}
+
+/* One address holds at most conns_per_addr connections: the ones past it
+ * get 503 too_many_connections at once; other addresses are served; the
+ * address gets its room back as its connections close. */
+static void test_one_address_holds_at_most_its_cap(void **state)
+{
+	enum { CAP = 50, OVER = 10 };
+	int fd[CAP + OVER], refused = 0;
+	char path[128], buf[512];
+
+	(void)state;
+	gwt_restart_gw(E, cap50);
+	snprintf(path, sizeof(path), "/api/players/%s", PA);
+	for (int i = 0; i < CAP + OVER; i++)
+		fd[i] = dial_from(2);
+	/* The ones past the cap are answered at once (well before the 700 ms
+	 * head timeout that would answer the others with a 408). */
+	for (int i = CAP; i < CAP + OVER; i++) {
+		struct pollfd p = {fd[i], POLLIN, 0};
+		ssize_t n;
+
+		if (poll(&p, 1, 300) == 1 && (n = recv(fd[i], buf, sizeof(buf) - 1, 0)) > 12) {
+			buf[n] = 0;
+			assert_memory_equal(buf, "HTTP/1.1 503", 12);
+			assert_non_null(strstr(buf, "\"too_many_connections\""));
+			assert_non_null(strstr(buf, "Retry-After: 1"));
+			refused++;
+		}
+	}
+	for (int i = 0; i < CAP; i++) { /* the first CAP are kept, silent */
+		struct pollfd p = {fd[i], POLLIN, 0};
+
+		assert_int_equal(poll(&p, 1, 0), 0);
+	}
+	assert_int_equal(refused, OVER);
+	assert_int_equal(gwt_metric(E, "mmo_gw_connections_refused_total{reason=\"per_address\"}"),
+	                 OVER);
+	/* Another address (the player's 127.0.0.1) is served meanwhile. */
+	timed_get(path, TA, 200);
+	/* Room again once they are gone. */
+	for (int i = 0; i < CAP + OVER; i++)
+		close(fd[i]);
+	gwt_sleep_ms(200);
+	{
+		int f = dial_from(2);
+		ssize_t n;
+		struct pollfd p = {f, POLLIN, 0};
+
+		assert_true(send(f, "GET /health HTTP/1.1\r\nHost: a\r\n\r\n", 35, MSG_NOSIGNAL) ==
+		            35);
+		assert_int_equal(poll(&p, 1, 3000), 1);
+		n = recv(f, buf, sizeof(buf) - 1, 0);
+		assert_true(n > 12);
+		assert_memory_equal(buf, "HTTP/1.1 200", 12);
+		close(f);
+	}
+	gwt_restart_gw(E, tweak);
+}
+
 static void test_a_head_over_8k_is_431(void **state)
 {
 	int fd = gwt_connect(E);
@@ -375,6 +457,7 @@ int main(void)
 	    cmocka_unit_test(test_hostile_frames_get_their_close_codes),
 	    cmocka_unit_test(test_peers_that_never_finish_hold_nothing),
 	    cmocka_unit_test(test_a_head_over_8k_is_431),
+	    cmocka_unit_test(test_one_address_holds_at_most_its_cap),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

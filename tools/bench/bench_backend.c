@@ -65,6 +65,7 @@ static void tune(struct gw_opts *go, const struct bench_gw_tuning *t)
 	go->aoi_radius = t->aoi_radius;
 	go->token_ttl_s = t->token_ttl_s;
 	go->login_fail_addr = 1000000;
+	go->conns_per_addr = -1; /* thousands of sockets per source address */
 }
 
 static void report_port(int fd, int port)
