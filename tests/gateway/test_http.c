@@ -4,6 +4,7 @@
  * limited and logged (aggregated), Redis down fails closed. */
 #include <jwt.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -803,6 +804,55 @@ static void test_metrics_and_health(void **state)
 	resp_free(&r);
 }
 
+/* Redis stalls (SIGSTOP) rather than dies: what needs it is answered 503
+ * with Retry-After within its timeouts (500 ms a command, one retry), what
+ * does not (an intent of a session the cache knows) is answered as usual;
+ * all is normal again once Redis runs. */
+static void test_a_stalled_redis_is_answered_within_timeouts(void **state)
+{
+	static const char attack[] = "{\"defender_id\":\"p_nobody\",\"skill_id\":\"slash\"}";
+	char pid[80], ra[16], path[128], *tok;
+	struct resp r;
+	int64_t t0, el;
+
+	(void)state;
+	wait_cache_live();
+	gwt_user(E, "staller", "staller's password", pid, &tok);
+	gwt_post(E, "/api/combat/attack", tok, attack, &r); /* the session is cached */
+	gwt_assert_error(&r, 422, "unknown_target", NULL);
+	resp_free(&r);
+	assert_int_equal(kill(E->redis, SIGSTOP), 0);
+	t0 = mmo_mono_us();
+	snprintf(path, sizeof(path), "/api/players/%s", pid);
+	gwt_get(E, path, tok, &r); /* reads the Redis view */
+	el = mmo_mono_us() - t0;
+	gwt_assert_error(&r, 503, "unavailable", NULL);
+	assert_true(resp_header(&r, "Retry-After", ra, sizeof(ra)));
+	assert_true(el < 2500000);
+	resp_free(&r);
+	t0 = mmo_mono_us();
+	gwt_post(E, "/api/combat/attack", tok, attack, &r);
+	el = mmo_mono_us() - t0;
+	gwt_assert_error(&r, 422, "unknown_target", NULL);
+	assert_true(el < 1000000);
+	resp_free(&r);
+	assert_int_equal(kill(E->redis, SIGCONT), 0);
+	for (int i = 0; i < 50 && gwt_get(E, path, tok, &r) != 200; i++) {
+		resp_free(&r);
+		gwt_sleep_ms(100);
+	}
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	/* Healthy again once the 503s leave the error-rate window. */
+	for (int i = 0; i < 100 && gwt_get(E, "/health", NULL, &r) != 200; i++) {
+		resp_free(&r);
+		gwt_sleep_ms(100);
+	}
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	free(tok);
+}
+
 static void test_redis_down_fails_closed_with_503(void **state)
 {
 	struct resp r;
@@ -871,6 +921,7 @@ int main(void)
 	    cmocka_unit_test(test_failed_logins_are_limited_per_address),
 	    cmocka_unit_test(test_metrics_and_health),
 	    cmocka_unit_test(test_session_cache_follows_redis),
+	    cmocka_unit_test(test_a_stalled_redis_is_answered_within_timeouts),
 	    cmocka_unit_test(test_redis_down_fails_closed_with_503),
 	};
 
