@@ -2,7 +2,9 @@
  * every input class gets its exact status and JSON error, tokens are
  * standard JWTs, sessions live and die in Redis, failed logins are rate
  * limited and logged (aggregated), Redis down fails closed. */
+#include <arpa/inet.h>
 #include <jwt.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -741,6 +743,92 @@ static void test_failed_logins_are_limited_per_user_and_logged_aggregated(void *
 	(void)ev;
 }
 
+static void short_window(struct gw_opts *o)
+{
+	o->login_fail_window_s = 2;
+}
+
+/* One login from source address 127.0.0.src (Connection: close): the
+ * status, and Retry-After's value in *retry (0 if absent). */
+static int login_from(int src, const char *body, int *retry)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET}, me = {.sin_family = AF_INET};
+	char req[512], buf[2048], *ra;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), status = 0;
+	size_t got = 0;
+	ssize_t n;
+
+	assert_true(fd >= 0);
+	me.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)src);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)E->port);
+	assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof(me)), 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	snprintf(req, sizeof(req),
+	         "POST /api/auth/login HTTP/1.1\r\nHost: a\r\nConnection: close\r\n"
+	         "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+	         strlen(body), body);
+	assert_int_equal(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+	while (got < sizeof(buf) - 1 && (n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0)) > 0)
+		got += (size_t)n;
+	buf[got] = 0;
+	close(fd);
+	sscanf(buf, "HTTP/1.1 %d", &status);
+	ra = strcasestr(buf, "\r\nRetry-After:");
+	*retry = ra ? atoi(ra + 14) : 0;
+	return status;
+}
+
+/* 1,000 wrong passwords for one account from 100 addresses: only the
+ * first three are checked (Argon2id), the rest are 429 with Retry-After
+ * before any hashing; the failures reach the log as bounded aggregates;
+ * once the window has passed, the owner logs in. */
+static void test_a_distributed_guess_at_one_account_is_throttled(void **state)
+{
+	const char *bad = "{\"username\":\"victim\",\"password\":\"guess guess\"}";
+	const char *good = "{\"username\":\"victim\",\"password\":\"victim's pass\"}";
+	size_t before = log_events("security.", NULL, NULL), after;
+	int n401 = 0, n429 = 0, other = 0, retry;
+	char pid[80], *tok;
+	struct resp r;
+
+	(void)state;
+	gwt_restart_gw(E, short_window);
+	gwt_user(E, "victim", "victim's pass", pid, &tok);
+	free(tok);
+	int64_t t0 = mmo_mono_us();
+	double secs;
+
+	for (int src = 2; src < 102; src++) {
+		for (int k = 0; k < 10; k++) {
+			int st = login_from(src, bad, &retry);
+
+			if (st == 401) {
+				n401++;
+			} else if (st == 429) {
+				n429++;
+				assert_true(retry >= 1 && retry <= 2);
+			} else {
+				other++;
+			}
+		}
+	}
+	/* The account's bucket holds 3 and refills 3 per 2 s window: over
+	 * the attack's duration at most that many more are checked. */
+	secs = (double)(mmo_mono_us() - t0) / 1e6;
+	assert_int_equal(other, 0);
+	assert_int_equal(n401 + n429, 1000);
+	assert_true(n401 >= 3 && n401 <= 3 + (int)(secs * 1.5) + 1);
+	gwt_sleep_ms(700);
+	after = log_events("security.", NULL, NULL);
+	assert_true(after > before);
+	assert_true(after - before <= 2 * 100 * 10); /* aggregated: far fewer than 1,000 */
+	gwt_sleep_ms(2100);                          /* the account's window passes */
+	assert_int_equal(gwt_post(E, "/api/auth/login", NULL, good, &r), 200);
+	resp_free(&r);
+	gwt_restart_gw(E, NULL);
+}
+
 static void addr_limit(struct gw_opts *o)
 {
 	o->login_fail_user = 1000;
@@ -919,6 +1007,7 @@ int main(void)
 	    cmocka_unit_test(test_user_added_offline_registers_at_first_login),
 	    cmocka_unit_test(test_failed_logins_are_limited_per_user_and_logged_aggregated),
 	    cmocka_unit_test(test_failed_logins_are_limited_per_address),
+	    cmocka_unit_test(test_a_distributed_guess_at_one_account_is_throttled),
 	    cmocka_unit_test(test_metrics_and_health),
 	    cmocka_unit_test(test_session_cache_follows_redis),
 	    cmocka_unit_test(test_a_stalled_redis_is_answered_within_timeouts),
