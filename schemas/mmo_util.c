@@ -26,22 +26,25 @@ int64_t mmo_mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int threshold(void)
-{
-	static int level = -1;
-	const char *s;
+static int level = MMO_LOG_INFO;
+static pthread_once_t level_once = PTHREAD_ONCE_INIT;
 
-	if (level >= 0)
-		return level;
-	s = getenv("MMO_LOG_LEVEL");
+static void read_level(void)
+{
+	const char *s = getenv("MMO_LOG_LEVEL");
+
 	if (s && !strcasecmp(s, "debug"))
 		level = MMO_LOG_DEBUG;
 	else if (s && !strcasecmp(s, "warn"))
 		level = MMO_LOG_WARN;
 	else if (s && !strcasecmp(s, "error"))
 		level = MMO_LOG_ERROR;
-	else
-		level = MMO_LOG_INFO;
+}
+
+/* MMO_LOG_LEVEL, read once (any thread may log first). */
+static int threshold(void)
+{
+	pthread_once(&level_once, read_level);
 	return level;
 }
 
