@@ -16,13 +16,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "rt.h"
 #include "schemas/mmo_hash.h"
 #include "schemas/mmo_util.h"
 
-#define HEAD_MAX     8192
-#define SLOW_TICK_MS 250
+#define HEAD_MAX       8192
+#define SLOW_TICK_MS   250
+#define ACCEPT_WARN_US 10000000
 
 /* ---------------------------------------------------------------- inbox */
 
@@ -427,6 +429,21 @@ static void refuse_addr(struct rt_conn *c)
 	               "open connections from this address\"}}");
 }
 
+/* A connection refused for want of descriptors: counted always, said once
+ * per ACCEPT_WARN_US. */
+static void refused_fds(struct rt *rt, const char *why)
+{
+	int64_t now = mmo_mono_us();
+
+	atomic_fetch_add(&rt->g->m.conns_refused_fds, 1);
+	if (!rt->accept_warned || now - rt->accept_warned > ACCEPT_WARN_US) {
+		rt->accept_warned = now;
+		mmo_logf(MMO_LOG_WARN, "gateway",
+		         "connections refused: %s (%zu open, at most %zu with RLIMIT_NOFILE %llu)",
+		         why, rt->nconns, rt->conns_max, (unsigned long long)rt->nofile);
+	}
+}
+
 static void on_accept(uv_stream_t *ls, int status)
 {
 	struct rt *rt = ls->data;
@@ -434,8 +451,10 @@ static void on_accept(uv_stream_t *ls, int status)
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
 
-	if (status < 0)
+	if (status < 0) {
+		refused_fds(rt, uv_strerror(status));
 		return;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return;
@@ -450,6 +469,12 @@ static void on_accept(uv_stream_t *ls, int status)
 	uv_tcp_init(&rt->loop, &c->tcp);
 	uv_timer_init(&rt->loop, &c->timer);
 	if (uv_accept(ls, (uv_stream_t *)&c->tcp)) {
+		rt_conn_close(c);
+		return;
+	}
+	if (rt->nconns > rt->conns_max) {
+		/* Keep descriptors for the log, Redis and the relay: close now. */
+		refused_fds(rt, "at the descriptor limit");
 		rt_conn_close(c);
 		return;
 	}
@@ -753,6 +778,16 @@ int rt_start(gw *g, const char *addr, int upstream_port, struct rt **out, int *p
 		return MMO_ENOMEM;
 	rt->g = g;
 	rt->addrs = calloc(ADDR_BUCKETS, sizeof(*rt->addrs)); /* NULL: no cap */
+	{
+		/* Client connections may use the descriptors but a reserve (a
+		 * quarter, at most 1,024) for everything else the process opens. */
+		struct rlimit rl = {1024, 1024};
+
+		getrlimit(RLIMIT_NOFILE, &rl);
+		rt->nofile = rl.rlim_cur == RLIM_INFINITY ? 1048576 : (uint64_t)rl.rlim_cur;
+		rt->conns_max =
+		    (size_t)(rt->nofile - (rt->nofile / 4 < 1024 ? rt->nofile / 4 : 1024));
+	}
 	pthread_mutex_init(&rt->mu, NULL);
 	rt->tail = &rt->head;
 	uv_ip4_addr("127.0.0.1", upstream_port, (struct sockaddr_in *)&rt->upstream);

@@ -169,11 +169,13 @@ int gw_metrics_render(gw *g, char **out, size_t *len)
 	    "mmo_gw_intents_decided_before_ack_total %llu\n"
 	    "# HELP mmo_gw_connections_refused_total Connections refused at accept, by reason.\n"
 	    "# TYPE mmo_gw_connections_refused_total counter\n"
-	    "mmo_gw_connections_refused_total{reason=\"per_address\"} %llu\n",
+	    "mmo_gw_connections_refused_total{reason=\"per_address\"} %llu\n"
+	    "mmo_gw_connections_refused_total{reason=\"descriptors\"} %llu\n",
 	    (unsigned long long)ld(&m->sess_hits), (unsigned long long)ld(&m->sess_misses),
 	    (long long)atomic_load(&m->sess_live), (unsigned long long)ld(&m->rest_on_loop),
 	    (unsigned long long)ld(&m->decided_before_ack),
-	    (unsigned long long)ld(&m->conns_refused_addr));
+	    (unsigned long long)ld(&m->conns_refused_addr),
+	    (unsigned long long)ld(&m->conns_refused_fds));
 	mmo_prom_printf(&b,
 	                "# HELP mmo_gw_queue_depth Items waiting, by queue.\n"
 	                "# TYPE mmo_gw_queue_depth gauge\n"

@@ -53,6 +53,7 @@ struct gw_metrics {
 	_Atomic uint64_t rest_on_loop;           /* REST requests served by the event loop */
 	_Atomic uint64_t decided_before_ack; /* loop intents decided before their ack was read */
 	_Atomic uint64_t conns_refused_addr; /* connections over conns_per_addr */
+	_Atomic uint64_t conns_refused_fds;  /* refused for want of descriptors */
 	_Atomic int64_t sess_live;           /* 1 while the session cache is in use */
 };
 

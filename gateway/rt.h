@@ -129,6 +129,9 @@ struct rt {
 	struct rt_flights *fl;    /* intents in flight (inflight.c) */
 	struct gw_tokcache *toks; /* tokens verified on the loop (rest.c) */
 	struct rt_addr **addrs;   /* open connections per client address */
+	int64_t accept_warned;    /* mono µs of the last "connections refused" line */
+	uint64_t nofile;          /* RLIMIT_NOFILE at start */
+	size_t conns_max;         /* client connections at most (a reserve kept) */
 };
 
 struct rt_relay {

@@ -6,6 +6,9 @@
  *     already has its answer) and the outcome's commit: after a restart
  *     the log holds exactly the answer the client got, once.
  * Every process gets free ports and a time bound. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -14,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -273,11 +278,119 @@ static void test_kill_between_decision_and_commit_keeps_the_answer(void **state)
 	assert_int_equal(ts_stop(p, SIGTERM, 10000), 0);
 }
 
+/* A connection from 127.0.0.src to 127.0.0.1:port (caller closes). */
+static int dial_from(int src, int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET}, me = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	me.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)src);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)port);
+	assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof(me)), 0);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Out of descriptors: `mmo serve` under a 512-descriptor limit takes 1,200
+ * connections that never finish a request head, from two addresses (under
+ * the per-address cap). It stays up, says so, closes what it cannot hold
+ * while keeping a reserve for its log, Redis and relay, times the rest out
+ * with 408, and then serves a player as before. */
+static void test_a_flood_past_the_descriptor_limit_is_survived(void **state)
+{
+	enum { FLOOD = 1200 };
+	char data[4300], ha[32], pid_s[80], *tok;
+	const char *bin = ts_mmo_bin();
+	int *fd = malloc(FLOOD * sizeof(*fd)), held = 0, refused = 0, timed_out = 0;
+	struct gwt g = {0};
+	struct resp r;
+	pid_t p;
+
+	(void)state;
+	{
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 4096) {
+			rl.rlim_cur = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
+	snprintf(data, sizeof(data), "%s/fd", DIR_);
+	g.port = ts_free_port();
+	snprintf(ha, sizeof(ha), "127.0.0.1:%d", g.port);
+	{
+		char *argv[] = {"/usr/bin/prlimit",
+		                "--nofile=512:512",
+		                "--",
+		                (char *)bin,
+		                "serve",
+		                "--data",
+		                data,
+		                "--redis",
+		                REDIS_URL,
+		                "--http",
+		                ha,
+		                NULL};
+
+		snprintf(LOGF, sizeof(LOGF), "%s/fd.log", DIR_);
+		p = ts_spawn(argv, LOGF);
+		assert_true(p > 0);
+		if (!ts_wait_log(LOGF, "serve: ready", 15000))
+			fail_msg("serve under prlimit did not get ready (see %s)", LOGF);
+	}
+	for (int i = 0; i < FLOOD; i++) {
+		fd[i] = dial_from(2 + i % 2, g.port);
+		if (fd[i] >= 0)
+			send(fd[i], "GET /api/players/x HTTP/1.1\r\nHost: a\r\n", 38, MSG_NOSIGNAL);
+	}
+	assert_true(ts_wait_log(LOGF, "connections refused", 5000));
+	assert_int_equal(kill(p, 0), 0);
+	/* Each flood connection ends: refused at once (EOF or reset), or held
+	 * and then answered 408 after the head timeout (10 s). */
+	for (int i = 0; i < FLOOD; i++) {
+		struct pollfd pf = {fd[i], POLLIN, 0};
+		char buf[64];
+		ssize_t n;
+
+		if (fd[i] < 0) {
+			refused++;
+			continue;
+		}
+		if (poll(&pf, 1, 15000) != 1)
+			fail_msg("flood connection %d was neither refused nor timed out", i);
+		n = recv(fd[i], buf, sizeof(buf), 0);
+		if (n > 12 && !memcmp(buf, "HTTP/1.1 408", 12))
+			timed_out++;
+		else
+			refused++;
+		close(fd[i]);
+	}
+	held = timed_out;
+	assert_int_equal(timed_out + refused, FLOOD);
+	assert_true(held > 100 && refused > 100);
+	/* Serving as before. */
+	gwt_user(&g, "after_flood", "after the flood", pid_s, &tok);
+	assert_int_equal(gwt_post(&g, "/api/combat/attack", tok,
+	                          "{\"defender_id\":\"p_nobody\",\"skill_id\":\"slash\"}", &r),
+	                 422);
+	resp_free(&r);
+	assert_true(gwt_metric(&g, "mmo_gw_connections_refused_total{reason=\"descriptors\"}") > 0);
+	free(tok);
+	free(fd);
+	assert_int_equal(ts_stop(p, SIGTERM, 10000), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_a_move_through_gateway_a_reaches_a_socket_on_gateway_b),
 	    cmocka_unit_test(test_kill_between_decision_and_commit_keeps_the_answer),
+	    cmocka_unit_test(test_a_flood_past_the_descriptor_limit_is_survived),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
