@@ -941,6 +941,49 @@ static void test_a_stalled_redis_is_answered_within_timeouts(void **state)
 	free(tok);
 }
 
+/* Redis out of memory (maxmemory tiny, noeviction): what must write to it
+ * (a login's session) is 503 with Retry-After, reads and intents of known
+ * sessions go on, and logins work again once memory is back. */
+static void test_redis_out_of_memory_refuses_writes_cleanly(void **state)
+{
+	static const char attack[] = "{\"defender_id\":\"p_nobody\",\"skill_id\":\"slash\"}";
+	const char *login = "{\"username\":\"oomer\",\"password\":\"oomer's pass\"}";
+	char pid[80], ra[16], path[128], *tok, *v;
+	struct resp r;
+
+	(void)state;
+	wait_cache_live();
+	gwt_user(E, "oomer", "oomer's pass", pid, &tok);
+	snprintf(path, sizeof(path), "/api/players/%s", pid);
+	gwt_post(E, "/api/combat/attack", tok, attack, &r); /* the session is cached */
+	gwt_assert_error(&r, 422, "unknown_target", NULL);
+	resp_free(&r);
+	v = gwt_redis(E, "CONFIG SET maxmemory-policy noeviction");
+	free(v);
+	v = gwt_redis(E, "CONFIG SET maxmemory 1");
+	free(v);
+	gwt_post(E, "/api/auth/login", NULL, login, &r);
+	gwt_assert_error(&r, 503, "unavailable", NULL);
+	assert_true(resp_header(&r, "Retry-After", ra, sizeof(ra)));
+	resp_free(&r);
+	assert_int_equal(gwt_get(E, path, tok, &r), 200); /* reads go on */
+	resp_free(&r);
+	gwt_post(E, "/api/combat/attack", tok, attack, &r);
+	gwt_assert_error(&r, 422, "unknown_target", NULL);
+	resp_free(&r);
+	v = gwt_redis(E, "CONFIG SET maxmemory 0");
+	free(v);
+	assert_int_equal(gwt_post(E, "/api/auth/login", NULL, login, &r), 200);
+	resp_free(&r);
+	for (int i = 0; i < 100 && gwt_get(E, "/health", NULL, &r) != 200; i++) {
+		resp_free(&r);
+		gwt_sleep_ms(100);
+	}
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+	free(tok);
+}
+
 static void test_redis_down_fails_closed_with_503(void **state)
 {
 	struct resp r;
@@ -1011,6 +1054,7 @@ int main(void)
 	    cmocka_unit_test(test_metrics_and_health),
 	    cmocka_unit_test(test_session_cache_follows_redis),
 	    cmocka_unit_test(test_a_stalled_redis_is_answered_within_timeouts),
+	    cmocka_unit_test(test_redis_out_of_memory_refuses_writes_cleanly),
 	    cmocka_unit_test(test_redis_down_fails_closed_with_503),
 	};
 
