@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "rt.h"
+#include "schemas/mmo_redis_url.h"
 #include "schemas/mmo_util.h"
 
 #define HOUSE_TICK_MS 100
@@ -249,8 +250,18 @@ int gw_start(const struct gw_opts *in, gw **out, char *err, size_t errlen)
 		goto fail;
 	}
 	g->house_started = true;
-	mmo_logf(MMO_LOG_INFO, "gateway", "listening on http://%s (port %d), redis %s, log %s",
-	         g->http, g->port, g->redis_url, g->ingest);
+	{
+		/* The URL may hold a password: the log line names the server only. */
+		struct mmo_redis_url u;
+		char where[300] = "?";
+
+		if (mmo_redis_url_parse(g->redis_url, &u, NULL, 0) == MMO_OK)
+			snprintf(where, sizeof(where), "%s:%d/%d%s", u.host, u.port, u.db,
+			         u.password[0] ? " (with AUTH)" : "");
+		mmo_logf(MMO_LOG_INFO, "gateway",
+		         "listening on http://%s (port %d), redis %s, log %s", g->http, g->port,
+		         where, g->ingest);
+	}
 	*out = g;
 	return MMO_OK;
 fail:

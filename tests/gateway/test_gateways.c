@@ -385,12 +385,60 @@ static void test_a_flood_past_the_descriptor_limit_is_survived(void **state)
 	assert_int_equal(ts_stop(p, SIGTERM, 10000), 0);
 }
 
+/* A Redis password never reaches a log line or /metrics. */
+static void test_the_redis_password_is_not_logged(void **state)
+{
+	char data[4300], url[128], ha[32], buf[1 << 16];
+	struct gwt g = {0};
+	struct resp r;
+	size_t n;
+	FILE *f;
+	pid_t p;
+
+	(void)state;
+	snprintf(data, sizeof(data), "%s/pw", DIR_);
+	snprintf(url, sizeof(url), "redis://someone:s3cret-pw-77@127.0.0.1:%d/2", ts_free_port());
+	g.port = ts_free_port();
+	snprintf(ha, sizeof(ha), "127.0.0.1:%d", g.port);
+	{
+		char *argv[] = {(char *)ts_mmo_bin(),
+		                "serve",
+		                "--data",
+		                data,
+		                "--redis",
+		                url,
+		                "--http",
+		                ha,
+		                NULL};
+
+		snprintf(LOGF, sizeof(LOGF), "%s/pw.log", DIR_);
+		p = ts_spawn(argv, LOGF);
+		assert_true(p > 0);
+		if (!ts_wait_log(LOGF, "serve: ready", 15000))
+			fail_msg("serve did not get ready (see %s)", LOGF);
+	}
+	assert_int_equal(gwt_get(&g, "/metrics", NULL, &r), 200);
+	assert_null(strstr(r.body, "s3cret"));
+	resp_free(&r);
+	gwt_sleep_ms(300);
+	assert_int_equal(ts_stop(p, SIGTERM, 10000), 0);
+	f = fopen(LOGF, "r");
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	assert_non_null(strstr(buf, "redis 127.0.0.1:")); /* the server is named */
+	assert_null(strstr(buf, "s3cret"));
+	assert_null(strstr(buf, "someone:"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_a_move_through_gateway_a_reaches_a_socket_on_gateway_b),
 	    cmocka_unit_test(test_kill_between_decision_and_commit_keeps_the_answer),
 	    cmocka_unit_test(test_a_flood_past_the_descriptor_limit_is_survived),
+	    cmocka_unit_test(test_the_redis_password_is_not_logged),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
