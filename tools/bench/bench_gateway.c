@@ -360,6 +360,9 @@ static void help(FILE *f)
 	        "  --http-threads N     each gateway's civetweb workers (default C + 64; a server\n"
 	        "                       with a worker per WebSocket needs C + W + 64)\n"
 	        "  --runs R             runs; each is printed, then the medians (default 1)\n"
+	        "  --soak MINUTES       instead of the benchmark: rounds of (b) and (c) for\n"
+	        "                       MINUTES, the backend's RSS, descriptors and threads\n"
+	        "                       after each; exit 1 if they grow after the first round\n"
 	        "  --data DIR           where the temporary folder goes (default $TMPDIR or /tmp)\n"
 	        "  --redis-server PATH  (default /usr/bin/redis-server)\n"
 	        "  --sync full|none     the log's commits (default full)\n"
@@ -407,11 +410,12 @@ static int parse_config(int argc, char **argv, struct bench_gw_config *cfg)
 	                                   {"sync", required_argument, 0, 'y'},
 	                                   {"gateways", required_argument, 0, 'g'},
 	                                   {"ws-procs", required_argument, 0, 'P'},
+	                                   {"soak", required_argument, 0, 'K'},
 	                                   {"help", no_argument, 0, 'h'},
 	                                   {0, 0, 0, 0}};
 	const char *a_d = NULL, *a_c = NULL, *a_p = NULL, *a_R = NULL, *a_w = NULL, *a_r = NULL,
 	           *a_m = NULL, *a_t = NULL, *a_H = NULL, *a_n = NULL, *a_D = NULL, *a_S = NULL,
-	           *a_y = NULL, *a_g = NULL, *a_P = NULL, *s;
+	           *a_y = NULL, *a_g = NULL, *a_P = NULL, *a_K = NULL, *s;
 	char defp[16], defh[16];
 	int c;
 
@@ -425,6 +429,7 @@ static int parse_config(int argc, char **argv, struct bench_gw_config *cfg)
 		case 'R': a_R = optarg; break;
 		case 'w': a_w = optarg; break;
 		case 'r': a_r = optarg; break;
+		case 'K': a_K = optarg; break;
 		case 'm': a_m = optarg; break;
 		case 't': a_t = optarg; break;
 		case 'H': a_H = optarg; break;
@@ -453,7 +458,8 @@ static int parse_config(int argc, char **argv, struct bench_gw_config *cfg)
 	             &cfg->ws_clients) ||
 	    !parse_u("ws-rate", cli_opt("ws-rate", a_r, "5000"), 1, 1000000, &cfg->ws_rate) ||
 	    !parse_u("ws-threads", cli_opt("ws-threads", a_t, "2"), 1, 16, &cfg->ws_threads) ||
-	    !parse_u("runs", cli_opt("runs", a_n, "1"), 1, RUNS_MAX, &cfg->runs))
+	    !parse_u("runs", cli_opt("runs", a_n, "1"), 1, RUNS_MAX, &cfg->runs) ||
+	    !parse_u("soak", cli_opt("soak", a_K, "0"), 0, 600, &cfg->soak_minutes))
 		return EXIT_USAGE;
 	snprintf(defp, sizeof(defp), "%u", cfg->ws_clients > 1024 ? cfg->ws_clients : 1024);
 	snprintf(defh, sizeof(defh), "%u", cfg->clients + 64);
@@ -865,6 +871,12 @@ int bench_gateway(int argc, char **argv)
 			ceil_port = ports[0].port;
 	}
 
+	if (cfg.soak_minutes) {
+		if (bench_gw_soak(&cfg, pl, &sut, why, sizeof(why)))
+			goto fail;
+		rc = EXIT_OK;
+		goto out;
+	}
 	for (unsigned r = 0; r < cfg.runs; r++) {
 		struct bench_gw_result res = {0};
 

@@ -36,6 +36,7 @@ struct bench_gw_config {
 	bool gateways_auto, ws_procs_auto;
 	const char *data, *redis_path;
 	bool nosync, ws_socket;
+	unsigned soak_minutes; /* --soak: 0 = the benchmark */
 };
 
 /* The sockets of WebSocket client process k: players first..first+n-1,
@@ -164,6 +165,13 @@ void bench_gw_ws_note_limits(void);
  * sut, move, and report; fills res->ws_*. 0 or -1 with why filled. */
 int bench_gw_ws_phase(const struct bench_gw_config *cfg, struct bench_gw_sut *sut, unsigned r,
                       struct bench_gw_result *res, char *why, size_t wl);
+
+/* --soak: rounds of the REST open loop and phase (c) for
+ * cfg->soak_minutes, the backend's RSS, descriptors and threads after each;
+ * -1 with why filled when they grow after the first round or a round
+ * fails. */
+int bench_gw_soak(const struct bench_gw_config *cfg, struct player *pl, struct bench_gw_sut *sut,
+                  char *why, size_t wl);
 
 /* End the client processes: end of file on their commands, then SIGTERM,
  * then SIGKILL after a bound; reaps them. */
