@@ -256,9 +256,12 @@ static void serve(struct rt_conn *c)
 		goto answer;
 	}
 	if (!c->rt->toks && gw_tokcache_new(TOKENS_CACHED, &c->rt->toks))
-		c->rt->toks = NULL; /* then every token is verified in full */
-	rc = gw_auth_bearer(g, r->h.has_authz ? r->h.authz : NULL, c->peer, c->rt->toks, &r->auth,
-	                    &ans);
+		c->rt->toks = NULL;
+	/* Without the loop's token cache (out of memory) every check goes to
+	 * the worker pool: tc NULL would block on Redis. */
+	rc = c->rt->toks ? gw_auth_bearer(g, r->h.has_authz ? r->h.authz : NULL, c->peer,
+	                                  c->rt->toks, &r->auth, &ans)
+	                 : -1;
 	if (rc == 0) {
 		authed(c);
 		return;
