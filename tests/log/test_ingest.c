@@ -435,7 +435,7 @@ static void truncated_header_gets_eproto_with_req_id_0(void **state)
 	append_good(f, "ok-after", 1);
 }
 
-static void wrong_magic_version_or_op_gets_eproto(void **state)
+static void wrong_magic_version_or_op_gets_eproto_with_the_req_id_echoed(void **state)
 {
 	struct fx *f = *state;
 	void *s = raw_sock(f, ZMQ_DEALER);
@@ -450,11 +450,18 @@ static void wrong_magic_version_or_op_gets_eproto(void **state)
 	p[1] = e.b;
 	len[1] = e.n;
 
+	/* A wrong magic: the req_id is still echoed (op 0), so a DEALER with
+	 * several requests in flight can match the reply. */
 	wire_hdr_put(hdr, WIRE_OP_APPEND, 42, 1, 3);
 	hdr[0] = 'X';
 	send_frames(s, p, len, 2);
 	recv_reply(s, &r);
-	expect_status(&r, 0, 0, MMO_EPROTO); /* unreadable: req_id 0 */
+	expect_status(&r, 0, 42, MMO_EPROTO);
+	wire_hdr_put(hdr, WIRE_OP_APPEND, 0xA1B2C3D4u, 1, 3);
+	hdr[1] = 'X';
+	send_frames(s, p, len, 2);
+	recv_reply(s, &r);
+	expect_status(&r, 0, 0xA1B2C3D4u, MMO_EPROTO);
 
 	wire_hdr_put(hdr, WIRE_OP_APPEND, 43, 1, 3);
 	hdr[2] = 2; /* version */
@@ -478,7 +485,7 @@ static void wrong_magic_version_or_op_gets_eproto(void **state)
 	longhdr[WIRE_HDR_LEN] = 0;
 	send_frames(s, (const void *[]){longhdr}, (size_t[]){sizeof(longhdr)}, 1);
 	recv_reply(s, &r);
-	expect_status(&r, 0, 0, MMO_EPROTO);
+	expect_status(&r, 0, 46, MMO_EPROTO); /* the 16 header bytes are there */
 	expect_silence(s, 50);
 	zmq_close(s);
 	assert_int_equal(log_head(f), 0);
@@ -1515,8 +1522,8 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(truncated_header_gets_eproto_with_req_id_0, setup_tcp,
 	                                    teardown),
-	    cmocka_unit_test_setup_teardown(wrong_magic_version_or_op_gets_eproto, setup_tcp,
-	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        wrong_magic_version_or_op_gets_eproto_with_the_req_id_echoed, setup_tcp, teardown),
 	    cmocka_unit_test_setup_teardown(append_count_0_gets_eproto_and_2000_gets_etoobig,
 	                                    setup_tcp, teardown),
 	    cmocka_unit_test_setup_teardown(
