@@ -37,11 +37,13 @@
 
 #include "schemas/event.h"
 
-#define EVLOG_FORMAT   1 /* on-disk format version of this build */
-#define EVLOG_HASH_LEN 32
-#define EVLOG_HDR_LEN  44   /* hash + ts + priority + pad */
-#define EVLOG_REQ_MAX  1024 /* max events in one ingest request */
-#define EVLOG_READ_MAX 4096 /* max records in one read reply */
+#define EVLOG_FORMAT          1 /* on-disk format version of this build */
+#define EVLOG_HASH_LEN        32
+#define EVLOG_HDR_LEN         44                 /* hash + ts + priority + pad */
+#define EVLOG_REQ_MAX         1024               /* max events in one ingest request */
+#define EVLOG_READ_MAX        4096               /* max records in one read reply */
+#define EVLOG_REQ_BYTES_MAX   ((size_t)1 << 20)  /* default: event bytes in one request */
+#define EVLOG_QUEUE_BYTES_MAX ((size_t)64 << 20) /* default: event bytes pending */
 
 typedef struct evlog evlog;
 typedef struct evlog_iter evlog_iter;
@@ -191,6 +193,12 @@ struct evlog_server_opts {
 	const char *bus;    /* endpoint to bind (PUB), or NULL for none */
 	size_t queue_max;   /* pending events before low/medium get busy; 0 = 8192 */
 	size_t batch_max;   /* events per commit; 0 = 1024 */
+	/* Bytes of event frames in one append request before it is refused
+	 * too_big; 0 = EVLOG_REQ_BYTES_MAX (1 MiB). */
+	size_t req_bytes_max;
+	/* Bytes of event frames pending before low/medium get busy (past twice
+	 * that the socket is left alone); 0 = EVLOG_QUEUE_BYTES_MAX (64 MiB). */
+	size_t queue_bytes_max;
 };
 
 struct evlog_stats {
