@@ -44,6 +44,7 @@
 #define EVLOG_READ_MAX        4096               /* max records in one read reply */
 #define EVLOG_REQ_BYTES_MAX   ((size_t)1 << 20)  /* default: event bytes in one request */
 #define EVLOG_QUEUE_BYTES_MAX ((size_t)64 << 20) /* default: event bytes pending */
+#define EVLOG_BUS_REGIONS_MAX 65536              /* default: regions whose last seq the bus keeps */
 
 typedef struct evlog evlog;
 typedef struct evlog_iter evlog_iter;
@@ -199,6 +200,9 @@ struct evlog_server_opts {
 	/* Bytes of event frames pending before low/medium get busy (past twice
 	 * that the socket is left alone); 0 = EVLOG_QUEUE_BYTES_MAX (64 MiB). */
 	size_t queue_bytes_max;
+	/* Regions whose last seq the bus keeps (least recently used evicted
+	 * past it); 0 = EVLOG_BUS_REGIONS_MAX. */
+	size_t bus_regions_max;
 };
 
 struct evlog_stats {
@@ -212,11 +216,13 @@ struct evlog_stats {
 	uint64_t queue_depth;      /* pending events now */
 	uint64_t commit_us_sum;    /* total commit time */
 	uint64_t commit_us_max;
-	uint64_t commit_hist[12]; /* commit latency buckets: <= 2^(i+4) µs, last = +Inf */
-	uint64_t batch_hist[12];  /* batch size buckets: <= 2^i events, last = +Inf */
-	uint64_t full_errors;     /* batches refused because the map is full */
-	uint64_t reads;           /* read requests served */
-	uint64_t indexed_seq;     /* the secondary indexes cover seqs up to here */
+	uint64_t commit_hist[12];     /* commit latency buckets: <= 2^(i+4) µs, last = +Inf */
+	uint64_t batch_hist[12];      /* batch size buckets: <= 2^i events, last = +Inf */
+	uint64_t full_errors;         /* batches refused because the map is full */
+	uint64_t reads;               /* read requests served */
+	uint64_t indexed_seq;         /* the secondary indexes cover seqs up to here */
+	uint64_t bus_regions;         /* regions whose last seq the bus keeps now */
+	uint64_t bus_regions_evicted; /* regions evicted from that table so far */
 };
 
 /* Bind the sockets and start the writer thread. Errors: MMO_EINVAL,

@@ -540,6 +540,8 @@ static void commit_batch(evlog_server *s)
 	if (err == MMO_EFULL)
 		s->stats.full_errors++;
 	s->stats.queue_depth = s->pending_events;
+	s->stats.bus_regions = s->bus.nregions;
+	s->stats.bus_regions_evicted = s->bus.evicted;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -647,7 +649,7 @@ int evlog_server_start(const struct evlog_server_opts *o, evlog_server **out, ch
 	s->out = calloc(s->batch_max, sizeof(*s->out));
 	s->reply_buf = malloc(EVLOG_REQ_MAX * WIRE_RESULT_LEN);
 	if (!s->pending || !s->freelist || !s->batch || !s->in || !s->out || !s->reply_buf ||
-	    evlog_bus_init(&s->bus, s->log)) {
+	    evlog_bus_init(&s->bus, s->log, o->bus_regions_max)) {
 		err = MMO_ENOMEM;
 		goto out_free;
 	}
