@@ -1,8 +1,15 @@
 /* bus.c - the log's PUB side: after a commit, each new event goes out as
  * topic "region|", seq and the region's previous seq (both BE8), and the
  * stored record; subscribers (sub.c) find gaps per region from that
- * previous seq (docs/protocol.md). The last seq per region is kept in an
- * open-addressing table, seeded from the region index on first sight. */
+ * previous seq (docs/protocol.md).
+ *
+ * The last seq per region is kept in a table of at most regions_max
+ * entries (region ids come from clients: unbounded, it would let them grow
+ * the log's memory at will). Past the cap the least recently used region
+ * is evicted; a region not in the table is seeded from the region index on
+ * its next event, so the previous seq on the bus is the same with or
+ * without eviction (docs/log.md). The table is a chained hash over a fixed
+ * array of nodes that also form the LRU list, all indexes (no pointers). */
 #include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
@@ -11,42 +18,84 @@
 #include "schemas/mmo_hash.h"
 #include "wire.h"
 
+#define NIL UINT32_MAX
+
+static uint32_t *bucket_of(struct evlog_bus *s, const char *name)
+{
+	return &s->buckets[mmo_fnv1a_str(name) & (s->nbuckets - 1)];
+}
+
 static struct evlog_bus_region *region_find(struct evlog_bus *s, const char *name)
 {
-	size_t mask = s->regions_cap - 1;
-
-	for (size_t i = mmo_fnv1a_str(name) & mask;; i = (i + 1) & mask) {
-		if (!s->regions[i].name || !strcmp(s->regions[i].name, name))
+	for (uint32_t i = *bucket_of(s, name); i != NIL; i = s->regions[i].hnext) {
+		if (!strcmp(s->regions[i].name, name))
 			return &s->regions[i];
 	}
+	return NULL;
 }
 
-static int regions_grow(struct evlog_bus *s)
+static void lru_unlink(struct evlog_bus *s, uint32_t i)
 {
-	struct evlog_bus_region *old = s->regions;
-	size_t oldcap = s->regions_cap;
-	size_t cap = oldcap ? oldcap * 2 : 256;
+	struct evlog_bus_region *r = &s->regions[i];
 
-	s->regions = calloc(cap, sizeof(*s->regions));
-	if (!s->regions) {
-		s->regions = old;
-		return MMO_ENOMEM;
-	}
-	s->regions_cap = cap;
-	for (size_t i = 0; i < oldcap; i++) {
-		if (old[i].name)
-			*region_find(s, old[i].name) = old[i];
-	}
-	free(old);
-	return MMO_OK;
+	if (r->prev != NIL)
+		s->regions[r->prev].next = r->next;
+	else
+		s->lru_head = r->next;
+	if (r->next != NIL)
+		s->regions[r->next].prev = r->prev;
+	else
+		s->lru_tail = r->prev;
 }
 
-/* The seq of the previous event of `region` before `seq` (0 if none). */
+/* Most recently used at the head. */
+static void lru_push(struct evlog_bus *s, uint32_t i)
+{
+	struct evlog_bus_region *r = &s->regions[i];
+
+	r->prev = NIL;
+	r->next = s->lru_head;
+	if (s->lru_head != NIL)
+		s->regions[s->lru_head].prev = i;
+	s->lru_head = i;
+	if (s->lru_tail == NIL)
+		s->lru_tail = i;
+}
+
+static void hash_unlink(struct evlog_bus *s, uint32_t i)
+{
+	uint32_t *p = bucket_of(s, s->regions[i].name);
+
+	while (*p != i)
+		p = &s->regions[*p].hnext;
+	*p = s->regions[i].hnext;
+}
+
+/* Drop the least recently used region; its node is returned for reuse. */
+static uint32_t evict_lru(struct evlog_bus *s)
+{
+	uint32_t i = s->lru_tail;
+
+	lru_unlink(s, i);
+	hash_unlink(s, i);
+	if (s->regions[i].last > s->evicted_last)
+		s->evicted_last = s->regions[i].last;
+	s->nregions--;
+	s->evicted++;
+	return i;
+}
+
+/* The seq of the previous event of `region` before `seq` (0 if none), for a
+ * region not in the table. Its previous event is either older than the
+ * bus's first seq or was evicted (and is at most evicted_last): the
+ * unindexed tail above both cannot hold it, so the scan skips it. */
 static uint64_t region_prev_from_log(struct evlog_bus *s, const char *region, uint64_t seq)
 {
-	uint64_t prev = 0;
+	uint64_t prev = 0, tail_max = s->first_seq ? s->first_seq - 1 : seq - 1;
 
-	if (evlog_region_prev(s->log, region, seq, &prev) != MMO_OK)
+	if (s->evicted_last > tail_max)
+		tail_max = s->evicted_last;
+	if (evlog_region_prev_upto(s->log, region, seq, tail_max, &prev) != MMO_OK)
 		return 0;
 	return prev;
 }
@@ -54,39 +103,71 @@ static uint64_t region_prev_from_log(struct evlog_bus *s, const char *region, ui
 /* Remember seq as the region's newest; return the one before it. */
 static uint64_t region_advance(struct evlog_bus *s, const char *region, uint64_t seq)
 {
-	struct evlog_bus_region *slot;
+	struct evlog_bus_region *r;
+	uint32_t i;
 	uint64_t prev;
+	size_t len;
 
+	if (!s->first_seq)
+		s->first_seq = seq;
 	if (!*region)
 		return 0;
-	if ((s->nregions + 1) * 2 > s->regions_cap && regions_grow(s))
-		return region_prev_from_log(s, region, seq);
-	slot = region_find(s, region);
-	if (!slot->name) {
-		slot->name = strdup(region);
-		if (!slot->name)
-			return region_prev_from_log(s, region, seq);
-		slot->last = region_prev_from_log(s, region, seq);
-		s->nregions++;
+	r = region_find(s, region);
+	if (r) {
+		i = (uint32_t)(r - s->regions);
+		lru_unlink(s, i);
+		lru_push(s, i);
+		prev = r->last;
+		r->last = seq;
+		return prev;
 	}
-	prev = slot->last;
-	slot->last = seq;
+	prev = region_prev_from_log(s, region, seq);
+	len = strlen(region);
+	if (len > MMO_ID_MAX) {
+		/* Not kept: count it as evicted so the next lookup scans for it. */
+		s->evicted_last = seq;
+		return prev;
+	}
+	/* Nodes 0..nregions-1 are in use until the table is first full; from
+	 * then on it stays full and each new region takes the evicted node. */
+	i = s->nregions < s->regions_max ? (uint32_t)s->nregions : evict_lru(s);
+	r = &s->regions[i];
+	memcpy(r->name, region, len + 1);
+	r->last = seq;
+	r->hnext = *bucket_of(s, region);
+	*bucket_of(s, region) = i;
+	lru_push(s, i);
+	s->nregions++;
 	return prev;
 }
 
-int evlog_bus_init(struct evlog_bus *b, evlog *log)
+int evlog_bus_init(struct evlog_bus *b, evlog *log, size_t regions_max)
 {
 	b->log = log;
-	return regions_grow(b);
+	b->regions_max = regions_max ? regions_max : EVLOG_BUS_REGIONS_MAX;
+	if (b->regions_max > NIL - 1)
+		b->regions_max = NIL - 1;
+	b->nbuckets = 16;
+	while (b->nbuckets < b->regions_max * 2)
+		b->nbuckets *= 2;
+	b->regions = calloc(b->regions_max, sizeof(*b->regions));
+	b->buckets = malloc(b->nbuckets * sizeof(*b->buckets));
+	if (!b->regions || !b->buckets) {
+		evlog_bus_free(b);
+		return MMO_ENOMEM;
+	}
+	memset(b->buckets, 0xff, b->nbuckets * sizeof(*b->buckets));
+	b->lru_head = b->lru_tail = NIL;
+	return MMO_OK;
 }
 
 void evlog_bus_free(struct evlog_bus *b)
 {
-	for (size_t i = 0; i < b->regions_cap; i++)
-		free(b->regions[i].name);
 	free(b->regions);
+	free(b->buckets);
 	b->regions = NULL;
-	b->regions_cap = b->nregions = 0;
+	b->buckets = NULL;
+	b->nregions = b->nbuckets = 0;
 }
 
 void evlog_bus_publish(struct evlog_bus *s, const struct evlog_in *in, const struct evlog_out *o)

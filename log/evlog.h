@@ -37,11 +37,14 @@
 
 #include "schemas/event.h"
 
-#define EVLOG_FORMAT   1 /* on-disk format version of this build */
-#define EVLOG_HASH_LEN 32
-#define EVLOG_HDR_LEN  44   /* hash + ts + priority + pad */
-#define EVLOG_REQ_MAX  1024 /* max events in one ingest request */
-#define EVLOG_READ_MAX 4096 /* max records in one read reply */
+#define EVLOG_FORMAT          1 /* on-disk format version of this build */
+#define EVLOG_HASH_LEN        32
+#define EVLOG_HDR_LEN         44                 /* hash + ts + priority + pad */
+#define EVLOG_REQ_MAX         1024               /* max events in one ingest request */
+#define EVLOG_READ_MAX        4096               /* max records in one read reply */
+#define EVLOG_REQ_BYTES_MAX   ((size_t)1 << 20)  /* default: event bytes in one request */
+#define EVLOG_QUEUE_BYTES_MAX ((size_t)64 << 20) /* default: event bytes pending */
+#define EVLOG_BUS_REGIONS_MAX 65536              /* default: regions whose last seq the bus keeps */
 
 typedef struct evlog evlog;
 typedef struct evlog_iter evlog_iter;
@@ -191,6 +194,15 @@ struct evlog_server_opts {
 	const char *bus;    /* endpoint to bind (PUB), or NULL for none */
 	size_t queue_max;   /* pending events before low/medium get busy; 0 = 8192 */
 	size_t batch_max;   /* events per commit; 0 = 1024 */
+	/* Bytes of event frames in one append request before it is refused
+	 * too_big; 0 = EVLOG_REQ_BYTES_MAX (1 MiB). */
+	size_t req_bytes_max;
+	/* Bytes of event frames pending before low/medium get busy (past twice
+	 * that the socket is left alone); 0 = EVLOG_QUEUE_BYTES_MAX (64 MiB). */
+	size_t queue_bytes_max;
+	/* Regions whose last seq the bus keeps (least recently used evicted
+	 * past it); 0 = EVLOG_BUS_REGIONS_MAX. */
+	size_t bus_regions_max;
 };
 
 struct evlog_stats {
@@ -204,11 +216,13 @@ struct evlog_stats {
 	uint64_t queue_depth;      /* pending events now */
 	uint64_t commit_us_sum;    /* total commit time */
 	uint64_t commit_us_max;
-	uint64_t commit_hist[12]; /* commit latency buckets: <= 2^(i+4) µs, last = +Inf */
-	uint64_t batch_hist[12];  /* batch size buckets: <= 2^i events, last = +Inf */
-	uint64_t full_errors;     /* batches refused because the map is full */
-	uint64_t reads;           /* read requests served */
-	uint64_t indexed_seq;     /* the secondary indexes cover seqs up to here */
+	uint64_t commit_hist[12];     /* commit latency buckets: <= 2^(i+4) µs, last = +Inf */
+	uint64_t batch_hist[12];      /* batch size buckets: <= 2^i events, last = +Inf */
+	uint64_t full_errors;         /* batches refused because the map is full */
+	uint64_t reads;               /* read requests served */
+	uint64_t indexed_seq;         /* the secondary indexes cover seqs up to here */
+	uint64_t bus_regions;         /* regions whose last seq the bus keeps now */
+	uint64_t bus_regions_evicted; /* regions evicted from that table so far */
 };
 
 /* Bind the sockets and start the writer thread. Errors: MMO_EINVAL,

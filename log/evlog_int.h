@@ -39,21 +39,31 @@ int evlog_mdb_err(int rc);
 
 /* ------------------------------------------------------------ bus.c */
 
+/* A region's last seq; also a node of the hash chain and the LRU list
+ * (indexes into evlog_bus.regions, UINT32_MAX = none). */
 struct evlog_bus_region {
-	char *name; /* NULL = empty */
+	char name[MMO_ID_MAX + 1];
 	uint64_t last;
+	uint32_t hnext, prev, next;
 };
 
 /* The PUB side of the server: pub (NULL: no bus; the last seq per region
- * is still kept) is the server's socket, closed by the server. */
+ * is still kept) is the server's socket, closed by the server. At most
+ * regions_max regions are kept (bus.c). */
 struct evlog_bus {
 	evlog *log;
 	void *pub;
-	struct evlog_bus_region *regions;
-	size_t nregions, regions_cap;
+	struct evlog_bus_region *regions; /* regions_max nodes */
+	uint32_t *buckets;                /* nbuckets chain heads */
+	size_t nregions, regions_max, nbuckets;
+	uint32_t lru_head, lru_tail; /* most / least recently used */
+	uint64_t first_seq;          /* the first seq this bus saw (0: none yet) */
+	uint64_t evicted_last;       /* the newest last seq of an evicted region */
+	uint64_t evicted;            /* regions evicted so far */
 };
 
-int evlog_bus_init(struct evlog_bus *b, evlog *log);
+/* regions_max 0 = EVLOG_BUS_REGIONS_MAX. */
+int evlog_bus_init(struct evlog_bus *b, evlog *log, size_t regions_max);
 void evlog_bus_free(struct evlog_bus *b);
 /* Publish one committed event (in its input, o its outcome), and remember
  * its seq as its region's newest. Drops it if the socket refuses. */
@@ -86,6 +96,11 @@ MDB_dbi evlog_index_dbi(evlog *l, enum evlog_index idx);
 
 /* The seq of the last event of region before seq `before` (0 if none). */
 int evlog_region_prev(evlog *l, const char *region, uint64_t before, uint64_t *prev);
+/* The same, when the caller knows that no event of region after tail_max
+ * exists below before: the unindexed tail is scanned from
+ * min(before - 1, tail_max) down only. */
+int evlog_region_prev_upto(evlog *l, const char *region, uint64_t before, uint64_t tail_max,
+                           uint64_t *prev);
 
 /* The seq range [lo, hi] of events with since <= ts < until, by binary
  * search over the events table (ts never goes backwards). MMO_ENOTFOUND if

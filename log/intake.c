@@ -4,8 +4,10 @@
  * side of the journal. Each pass of its loop:
  *   1. waits for requests (blocking only when nothing is pending),
  *   2. drains what is queued on the socket, answering reads at once and
- *      queueing appends (bounded: low/medium get `busy` past queue_max,
- *      and past twice that the socket is left alone so senders block),
+ *      queueing appends (bounded: one request to req_bytes_max bytes, else
+ *      too_big; low/medium get `busy` past queue_max events or
+ *      queue_bytes_max bytes, and past twice either the socket is left
+ *      alone so senders block),
  *   3. takes a batch (critical first, whole requests, up to batch_max
  *      events), writes it in one transaction and commits it durably,
  *   4. only then acks every request of the batch and publishes its events
@@ -36,6 +38,7 @@ struct request {
 	uint32_t req_id;
 	unsigned priority;
 	size_t n;          /* events */
+	size_t bytes;      /* of its event frames */
 	zmq_msg_t *frames; /* n event frames */
 	size_t frames_cap;
 	size_t first; /* index of its first result in the batch */
@@ -47,10 +50,11 @@ struct evlog_server {
 	pthread_t thread;
 	atomic_bool stop;
 	size_t queue_max, batch_max;
+	size_t req_bytes_max, queue_bytes_max;
 
 	/* Pending requests in arrival order, and a free list to reuse them. */
 	struct request **pending;
-	size_t npending, pending_events, pending_cap;
+	size_t npending, pending_events, pending_bytes, pending_cap;
 	struct request **freelist;
 	size_t nfree;
 
@@ -355,12 +359,24 @@ static int take_one(evlog_server *s)
 			req_release(s, r);
 		goto out_route;
 	}
+	/* ZeroMQ bounds each frame (1 MiB), not the message: count the bytes
+	 * of the whole request and stop at the cap. */
 	r->n = 0;
-	while (more && r->n < count) {
+	r->bytes = 0;
+	while (more && r->n < count && r->bytes <= s->req_bytes_max) {
 		zmq_msg_init(&r->frames[r->n]);
 		zmq_msg_recv(&r->frames[r->n], s->router, 0);
 		more = zmq_msg_more(&r->frames[r->n]);
+		r->bytes += zmq_msg_size(&r->frames[r->n]);
 		r->n++;
+	}
+	if (r->bytes > s->req_bytes_max) {
+		if (more)
+			drain_rest(s->router);
+		reply_status(s, &route, delim, op, req_id, MMO_ETOOBIG);
+		zmq_msg_init(&r->route);
+		req_release(s, r);
+		goto out_route;
 	}
 	if (more || r->n != count) {
 		/* Frame count does not match the header: refuse the whole request. */
@@ -371,6 +387,18 @@ static int take_one(evlog_server *s)
 		req_release(s, r);
 		goto out_route;
 	}
+	/* The same rule in bytes as in events above (the size is known only
+	 * now: ZeroMQ delivers a message whole, so it was held already). */
+	if (prio >= MMO_PRIO_MEDIUM && s->npending &&
+	    s->pending_bytes + r->bytes > s->queue_bytes_max) {
+		reply_status(s, &route, delim, op, req_id, MMO_EBUSY);
+		zmq_msg_init(&r->route);
+		req_release(s, r);
+		pthread_mutex_lock(&s->mu);
+		s->stats.busy++;
+		pthread_mutex_unlock(&s->mu);
+		goto out_route;
+	}
 	zmq_msg_init(&r->route);
 	zmq_msg_move(&r->route, &route);
 	r->delim = delim;
@@ -378,6 +406,7 @@ static int take_one(evlog_server *s)
 	r->priority = prio;
 	s->pending[s->npending++] = r;
 	s->pending_events += count;
+	s->pending_bytes += r->bytes;
 	return 1;
 
 out_route:
@@ -399,7 +428,7 @@ static unsigned hist_bucket(uint64_t v, unsigned shift)
 /* Take whole requests, critical first, up to batch_max events. */
 static size_t pick_batch(evlog_server *s, size_t *nreq)
 {
-	size_t events = 0, nb = 0, kept = 0;
+	size_t events = 0, bytes = 0, nb = 0, kept = 0;
 	bool full = false;
 
 	/* Stop at the first request that does not fit: taking a later, smaller
@@ -422,6 +451,7 @@ static size_t pick_batch(evlog_server *s, size_t *nreq)
 				s->in[events + j].priority = prio;
 			}
 			events += r->n;
+			bytes += r->bytes;
 			s->batch[nb++] = r;
 			s->pending[i] = NULL;
 		}
@@ -432,6 +462,7 @@ static size_t pick_batch(evlog_server *s, size_t *nreq)
 	}
 	s->npending = kept;
 	s->pending_events -= events;
+	s->pending_bytes -= bytes;
 	*nreq = nb;
 	return events;
 }
@@ -509,6 +540,8 @@ static void commit_batch(evlog_server *s)
 	if (err == MMO_EFULL)
 		s->stats.full_errors++;
 	s->stats.queue_depth = s->pending_events;
+	s->stats.bus_regions = s->bus.nregions;
+	s->stats.bus_regions_evicted = s->bus.evicted;
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -518,7 +551,7 @@ static void *writer_main(void *arg)
 {
 	evlog_server *s = arg;
 	zmq_pollitem_t pi = {s->router, 0, ZMQ_POLLIN, 0};
-	size_t hard_cap = s->queue_max * 2;
+	size_t hard_cap = s->queue_max * 2, hard_bytes = s->queue_bytes_max * 2;
 	bool drained_after_stop = false;
 
 	mmo_thread_name("log-writer");
@@ -536,8 +569,9 @@ static void *writer_main(void *arg)
 		 * socket so that senders block (critical and high wait). After a
 		 * stop request, take what has arrived once, then only commit. */
 		if (!drained_after_stop) {
-			for (int i = 0; i < DRAIN_MAX && s->pending_events < hard_cap &&
-			                s->npending < s->pending_cap;
+			for (int i = 0;
+			     i < DRAIN_MAX && s->pending_events < hard_cap &&
+			     s->pending_bytes < hard_bytes && s->npending < s->pending_cap;
 			     i++) {
 				if (take_one(s) <= 0)
 					break;
@@ -602,6 +636,8 @@ int evlog_server_start(const struct evlog_server_opts *o, evlog_server **out, ch
 	s->log = o->log;
 	s->queue_max = o->queue_max ? o->queue_max : 8192;
 	s->batch_max = o->batch_max ? o->batch_max : 1024;
+	s->req_bytes_max = o->req_bytes_max ? o->req_bytes_max : EVLOG_REQ_BYTES_MAX;
+	s->queue_bytes_max = o->queue_bytes_max ? o->queue_bytes_max : EVLOG_QUEUE_BYTES_MAX;
 	if (s->batch_max < EVLOG_REQ_MAX)
 		s->batch_max = EVLOG_REQ_MAX; /* one whole request always fits */
 	s->pending_cap = s->queue_max * 2 + 1;
@@ -613,7 +649,7 @@ int evlog_server_start(const struct evlog_server_opts *o, evlog_server **out, ch
 	s->out = calloc(s->batch_max, sizeof(*s->out));
 	s->reply_buf = malloc(EVLOG_REQ_MAX * WIRE_RESULT_LEN);
 	if (!s->pending || !s->freelist || !s->batch || !s->in || !s->out || !s->reply_buf ||
-	    evlog_bus_init(&s->bus, s->log)) {
+	    evlog_bus_init(&s->bus, s->log, o->bus_regions_max)) {
 		err = MMO_ENOMEM;
 		goto out_free;
 	}

@@ -326,6 +326,12 @@ void evlog_iter_close(evlog_iter *it)
 
 int evlog_region_prev(evlog *l, const char *region, uint64_t before, uint64_t *prev)
 {
+	return evlog_region_prev_upto(l, region, before, UINT64_MAX, prev);
+}
+
+int evlog_region_prev_upto(evlog *l, const char *region, uint64_t before, uint64_t tail_max,
+                           uint64_t *prev)
+{
 	MDB_txn *txn = NULL, *itxn = NULL;
 	MDB_cursor *cur = NULL;
 	uint64_t indexed = 0;
@@ -340,13 +346,13 @@ int evlog_region_prev(evlog *l, const char *region, uint64_t before, uint64_t *p
 	if (err)
 		goto out;
 	/* The unindexed tail first, newest to oldest. */
-	if (before > indexed + 1) {
+	if (before > indexed + 1 && tail_max > indexed) {
 		rc = mdb_cursor_open(txn, l->events, &cur);
 		if (rc) {
 			err = evlog_mdb_err(rc);
 			goto out;
 		}
-		mmo_be64_put(sk, before - 1);
+		mmo_be64_put(sk, before - 1 < tail_max ? before - 1 : tail_max);
 		k.mv_size = 8;
 		k.mv_data = sk;
 		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);

@@ -31,6 +31,8 @@ size_t evlog_stats_format(const struct evlog_stats *st, char *buf, size_t cap)
 	counter(&p, "counter", "mmo_log_commit_full_total", st->full_errors);
 	counter(&p, "counter", "mmo_log_reads_total", st->reads);
 	counter(&p, "gauge", "mmo_log_queue_depth", st->queue_depth);
+	counter(&p, "gauge", "mmo_log_bus_regions", st->bus_regions);
+	counter(&p, "counter", "mmo_log_bus_regions_evicted_total", st->bus_regions_evicted);
 	counter(&p, "gauge", "mmo_log_index_lag_events",
 	        st->head_seq > st->indexed_seq ? st->head_seq - st->indexed_seq : 0);
 	mmo_prom_printf(&p, "# TYPE mmo_log_batch_events histogram\n");

@@ -50,9 +50,13 @@ static inline void wire_hdr_put(uint8_t *h, unsigned op, uint32_t req_id, uint32
 	h[12] = (uint8_t)prio;
 }
 
-/* Parse a header. Always writes *op, *req_id (0 when unreadable), *word and
- * *prio; returns MMO_EPROTO for a wrong size, magic, version or op, and
- * MMO_EPRIORITY for a priority above 4. A priority of 0 reads as medium. */
+/* Parse a header. Always writes *op, *req_id, *word and *prio; returns
+ * MMO_EPROTO for a wrong size, magic, version or op, and MMO_EPRIORITY for a
+ * priority above 4. A priority of 0 reads as medium. *req_id is bytes 4..7
+ * whenever the frame holds at least the 16 header bytes, even when the rest
+ * is wrong, so that a client with several requests in flight can match the
+ * error reply; it is 0 only for a frame shorter than a header. *op is 0 when
+ * the magic is wrong. */
 static inline int wire_hdr_get(const uint8_t *h, size_t len, unsigned *op, uint32_t *req_id,
                                uint32_t *word, unsigned *prio)
 {
@@ -60,9 +64,11 @@ static inline int wire_hdr_get(const uint8_t *h, size_t len, unsigned *op, uint3
 	*req_id = 0;
 	*word = 0;
 	*prio = 3;
-	if (len != WIRE_HDR_LEN || h[0] != 'M' || h[1] != 'L')
+	if (len < WIRE_HDR_LEN)
 		return MMO_EPROTO;
 	*req_id = (uint32_t)h[4] << 24 | (uint32_t)h[5] << 16 | (uint32_t)h[6] << 8 | h[7];
+	if (len != WIRE_HDR_LEN || h[0] != 'M' || h[1] != 'L')
+		return MMO_EPROTO;
 	*op = h[3];
 	if (h[2] != WIRE_VERSION || h[3] < WIRE_OP_APPEND || h[3] > WIRE_OP_STATS)
 		return MMO_EPROTO;

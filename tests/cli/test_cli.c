@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -137,6 +138,7 @@ static void serve_starts_and_stops_cleanly(void **state)
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_true(ts_wait_log(logf, "stopped: head_seq=0", 100));
+	assert_false(ts_wait_log(logf, "--insecure", 0)); /* loopback needs no --insecure */
 	/* The same endpoint taken twice: the second serve fails with exit 1.
 	 * A log file of its own: the first one already says "ready". */
 	snprintf(logf, sizeof(logf), "%s/serve2.log", dir);
@@ -153,6 +155,72 @@ static void serve_starts_and_stops_cleanly(void **state)
 		assert_int_equal(r.status, 1);
 		assert_non_null(strstr(r.err, "cannot bind"));
 		run_free(&r);
+	}
+	status = ts_stop(pid, SIGTERM, 10000);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	ts_rmrf(dir);
+}
+
+/* The log's ingest and bus have no authentication yet: serve refuses to
+ * bind them off loopback without --insecure (exit 2, one line naming the
+ * option), and with it starts and says so in one WARN line. */
+static void serve_refuses_a_non_loopback_endpoint_without_insecure(void **state)
+{
+	char dir[4096], logf[4200], data[4200], ingest[64], bus[64], lo_bus[64], text[8192];
+	int status, port = ts_free_port();
+	struct stat st;
+	pid_t pid;
+	FILE *fp;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(ts_tmpdir(dir, sizeof(dir)), 0);
+	snprintf(logf, sizeof(logf), "%s/serve.log", dir);
+	snprintf(data, sizeof(data), "%s/data", dir);
+	snprintf(ingest, sizeof(ingest), "tcp://0.0.0.0:%d", port);
+	snprintf(lo_bus, sizeof(lo_bus), "tcp://127.0.0.1:%d", ts_free_port());
+	snprintf(bus, sizeof(bus), "tcp://0.0.0.0:%d", ts_free_port());
+	expect_usage_error("--ingest tcp://0.0.0.0:", "serve", "--roles", "log", "--data", data,
+	                   "--ingest", ingest, "--bus", lo_bus, NULL);
+	expect_usage_error("pass --insecure", "serve", "--roles", "log", "--data", data, "--ingest",
+	                   ingest, "--bus", lo_bus, NULL);
+	expect_usage_error("--bus tcp://0.0.0.0:", "serve", "--roles", "log", "--data", data,
+	                   "--ingest", lo_bus, "--bus", bus, NULL);
+	expect_usage_error("--ingest tcp://*:", "serve", "--roles", "log", "--data", data,
+	                   "--ingest", "tcp://*:5555", "--bus", lo_bus, NULL);
+	assert_int_equal(stat(data, &st), -1); /* refused before anything was made */
+
+	/* With --insecure it starts, with one WARN line naming the endpoint. */
+	char *argv[] = {(char *)ts_mmo_bin(), "serve", "--roles", "log",  "--data",     data,
+	                "--ingest",           ingest,  "--bus",   lo_bus, "--insecure", NULL};
+	pid = ts_spawn(argv, logf);
+	assert_true(pid > 0);
+	assert_true(ts_wait_log(logf, "ready: roles=log", 10000));
+	fp = fopen(logf, "r");
+	assert_non_null(fp);
+	n = fread(text, 1, sizeof(text) - 1, fp);
+	text[n] = 0;
+	fclose(fp);
+	char warn[128];
+	snprintf(warn, sizeof(warn), "serve: --insecure: --ingest %s accepts anyone", ingest);
+	assert_non_null(strstr(text, warn));
+	assert_non_null(strstr(text, "WARN")); /* at level WARN */
+	assert_null(strstr(strstr(text, warn) + strlen(warn),
+	                   "--insecure: ")); /* one line: the bus is local */
+	/* And it serves on that port. */
+	{
+		void *ctx = zmq_ctx_new();
+		evlog_client *c = NULL;
+		char ep[64];
+		uint64_t head = 99;
+
+		snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", port);
+		assert_int_equal(evlog_client_open(ctx, ep, 5000, &c), MMO_OK);
+		assert_int_equal(evlog_client_head(c, &head), MMO_OK);
+		assert_int_equal(head, 0);
+		evlog_client_close(c);
+		zmq_ctx_term(ctx);
 	}
 	status = ts_stop(pid, SIGTERM, 10000);
 	assert_true(WIFEXITED(status));
@@ -249,6 +317,7 @@ int main(void)
 	    cmocka_unit_test(help_exits_0_on_stdout),
 	    cmocka_unit_test(serve_refuses_a_newer_format),
 	    cmocka_unit_test(serve_starts_and_stops_cleanly),
+	    cmocka_unit_test(serve_refuses_a_non_loopback_endpoint_without_insecure),
 	    cmocka_unit_test(operator_commands_are_recorded_in_the_log),
 	};
 

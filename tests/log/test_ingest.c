@@ -273,6 +273,16 @@ static void expect_status(struct reply *r, unsigned op, uint32_t req_id, int sta
 	assert_int_equal(r->nframes, 1); /* a non-zero status has no further frames */
 }
 
+/* A status-0 reply with one frame of n results. */
+static void expect_status_ok_results(struct reply *r, unsigned op, uint32_t req_id, size_t n)
+{
+	assert_int_equal(r->op, op);
+	assert_int_equal(r->req_id, req_id);
+	assert_int_equal(r->status, MMO_OK);
+	assert_int_equal(r->nframes, 2);
+	assert_int_equal(r->bodylen, n * WIRE_RESULT_LEN);
+}
+
 /* The per-event result i of an append reply. */
 static void expect_result(struct reply *r, size_t i, uint64_t seq, int err)
 {
@@ -435,7 +445,7 @@ static void truncated_header_gets_eproto_with_req_id_0(void **state)
 	append_good(f, "ok-after", 1);
 }
 
-static void wrong_magic_version_or_op_gets_eproto(void **state)
+static void wrong_magic_version_or_op_gets_eproto_with_the_req_id_echoed(void **state)
 {
 	struct fx *f = *state;
 	void *s = raw_sock(f, ZMQ_DEALER);
@@ -450,11 +460,18 @@ static void wrong_magic_version_or_op_gets_eproto(void **state)
 	p[1] = e.b;
 	len[1] = e.n;
 
+	/* A wrong magic: the req_id is still echoed (op 0), so a DEALER with
+	 * several requests in flight can match the reply. */
 	wire_hdr_put(hdr, WIRE_OP_APPEND, 42, 1, 3);
 	hdr[0] = 'X';
 	send_frames(s, p, len, 2);
 	recv_reply(s, &r);
-	expect_status(&r, 0, 0, MMO_EPROTO); /* unreadable: req_id 0 */
+	expect_status(&r, 0, 42, MMO_EPROTO);
+	wire_hdr_put(hdr, WIRE_OP_APPEND, 0xA1B2C3D4u, 1, 3);
+	hdr[1] = 'X';
+	send_frames(s, p, len, 2);
+	recv_reply(s, &r);
+	expect_status(&r, 0, 0xA1B2C3D4u, MMO_EPROTO);
 
 	wire_hdr_put(hdr, WIRE_OP_APPEND, 43, 1, 3);
 	hdr[2] = 2; /* version */
@@ -478,7 +495,7 @@ static void wrong_magic_version_or_op_gets_eproto(void **state)
 	longhdr[WIRE_HDR_LEN] = 0;
 	send_frames(s, (const void *[]){longhdr}, (size_t[]){sizeof(longhdr)}, 1);
 	recv_reply(s, &r);
-	expect_status(&r, 0, 0, MMO_EPROTO);
+	expect_status(&r, 0, 46, MMO_EPROTO); /* the 16 header bytes are there */
 	expect_silence(s, 50);
 	zmq_close(s);
 	assert_int_equal(log_head(f), 0);
@@ -742,6 +759,134 @@ static void message_over_1_mib_drops_only_that_peer(void **state)
 	free(huge);
 	append_good(f, "others-go-on", 1);
 	verify_ok(f, 1);
+}
+
+/* ZeroMQ bounds each frame, not the message: 1,024 frames of 64 KiB would
+ * be 64 MiB in one request. The log refuses a request past 1 MiB of event
+ * bytes as a whole. */
+static void request_over_1_mib_in_frames_under_64_kib_gets_too_big(void **state)
+{
+	struct fx *f = *state;
+	void *s = raw_sock(f, ZMQ_DEALER);
+	enum { N = 17 };
+	uint8_t hdr[WIRE_HDR_LEN], *ev[N];
+	const void *p[N + 1];
+	size_t len[N + 1], total = 0;
+	struct reply r;
+	char id[32];
+
+	p[0] = hdr;
+	len[0] = WIRE_HDR_LEN;
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof(id), "big-%02d", i);
+		ev[i] = mkbig(62000, id, &len[i + 1]);
+		p[i + 1] = ev[i];
+		total += len[i + 1];
+	}
+	assert_true(len[1] < 65536);
+	assert_true(total > EVLOG_REQ_BYTES_MAX);
+	assert_true(total - len[N] <= EVLOG_REQ_BYTES_MAX);
+
+	/* 17 frames, over 1 MiB together: too_big, nothing appended. */
+	wire_hdr_put(hdr, WIRE_OP_APPEND, 70, N, 3);
+	send_frames(s, p, len, N + 1);
+	recv_reply(s, &r);
+	expect_status(&r, WIRE_OP_APPEND, 70, MMO_ETOOBIG);
+	expect_silence(s, 50);
+	assert_int_equal(log_head(f), 0);
+
+	/* The first 16 are under 1 MiB: taken, each refused per event (its
+	 * text is over 256 bytes), so the reply has 16 results. */
+	wire_hdr_put(hdr, WIRE_OP_APPEND, 71, N - 1, 3);
+	send_frames(s, p, len, N);
+	recv_reply(s, &r);
+	expect_status_ok_results(&r, WIRE_OP_APPEND, 71, N - 1);
+	for (int i = 0; i < N - 1; i++)
+		expect_result(&r, (size_t)i, 0, MMO_ETOOBIG);
+	expect_silence(s, 50);
+	for (int i = 0; i < N; i++)
+		free(ev[i]);
+	zmq_close(s);
+	assert_int_equal(log_head(f), 0);
+	append_good(f, "after-big", 1);
+	verify_ok(f, 1);
+}
+
+/* The pending queue is bounded in bytes as well as events: past
+ * queue_bytes_max, medium requests get busy while critical ones queue. */
+static void queue_past_its_byte_cap_answers_busy_to_medium_but_never_to_critical(void **state)
+{
+	struct fx *f = *state;
+	enum { NREQ = 44, PER = 10 };
+	struct evbuf e[NREQ][PER];
+	uint8_t hdr[NREQ][WIRE_HDR_LEN];
+	const void *p[PER + 1];
+	size_t len[PER + 1], req_bytes = 0;
+	int status[NREQ + 1];
+	size_t ok = 0, busy = 0, ok_critical = 0;
+	char id[32], msg[256];
+	struct reply r;
+	void *s;
+
+	for (int i = 0; i < NREQ; i++) {
+		for (int j = 0; j < PER; j++) {
+			snprintf(id, sizeof(id), "qb-%03d-%02d", i, j);
+			mkmove(&e[i][j], id, "r1", 1);
+		}
+	}
+	for (int j = 0; j < PER; j++)
+		req_bytes += e[0][j].n;
+	/* Pipeline before the server binds (inproc queues them), so the first
+	 * drain sees all 44: requests 11, 22, 33, 44 are critical. */
+	log_open(f);
+	s = raw_sock(f, ZMQ_DEALER);
+	for (int i = 0; i < NREQ; i++) {
+		bool critical = (i + 1) % 11 == 0;
+
+		wire_hdr_put(hdr[i], WIRE_OP_APPEND, (uint32_t)i + 1, PER,
+		             critical ? MMO_PRIO_CRITICAL : MMO_PRIO_MEDIUM);
+		p[0] = hdr[i];
+		len[0] = WIRE_HDR_LEN;
+		for (int j = 0; j < PER; j++) {
+			assert_int_equal(e[i][j].n, e[0][j].n);
+			p[j + 1] = e[i][j].b;
+			len[j + 1] = e[i][j].n;
+		}
+		send_frames(s, p, len, PER + 1);
+	}
+	struct evlog_server_opts so = {.log = f->l,
+	                               .zctx = f->ctx,
+	                               .ingest = f->ep,
+	                               .queue_max = 100000,
+	                               .queue_bytes_max = 10 * req_bytes};
+	assert_int_equal(evlog_server_start(&so, &f->srv, msg, sizeof(msg)), MMO_OK);
+	for (int i = 0; i < NREQ; i++) {
+		recv_reply(s, &r);
+		assert_int_equal(r.op, WIRE_OP_APPEND);
+		assert_true(r.req_id >= 1 && r.req_id <= NREQ);
+		status[r.req_id] = (int)r.status;
+		if (r.status == MMO_OK) {
+			ok++;
+			ok_critical += r.req_id % 11 == 0;
+		} else {
+			assert_int_equal(r.status, MMO_EBUSY);
+			assert_int_equal(r.req_id % 11 != 0, true);
+			busy++;
+		}
+	}
+	expect_silence(s, 50);
+	zmq_close(s);
+	/* Exactly 10 medium requests fit in 10 requests' bytes; every
+	 * critical one is taken although the queue is full. */
+	for (int i = 1; i <= 10; i++)
+		assert_int_equal(status[i], MMO_OK);
+	assert_int_equal(ok_critical, 4);
+	assert_int_equal(ok, 14);
+	assert_int_equal(busy, 30);
+	assert_int_equal(log_head(f), 14 * PER);
+	assert_int_equal(evlog_client_open(f->ctx, f->ep, 5000, &f->c), MMO_OK);
+	assert_int_equal(wire_stat(f, "mmo_log_requests_busy_total"), 30);
+	verify_ok(f, 14 * PER);
 }
 
 /* ------------------------------------------------------------ backpressure */
@@ -1515,8 +1660,8 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(truncated_header_gets_eproto_with_req_id_0, setup_tcp,
 	                                    teardown),
-	    cmocka_unit_test_setup_teardown(wrong_magic_version_or_op_gets_eproto, setup_tcp,
-	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        wrong_magic_version_or_op_gets_eproto_with_the_req_id_echoed, setup_tcp, teardown),
 	    cmocka_unit_test_setup_teardown(append_count_0_gets_eproto_and_2000_gets_etoobig,
 	                                    setup_tcp, teardown),
 	    cmocka_unit_test_setup_teardown(
@@ -1531,6 +1676,11 @@ int main(void)
 	        server_survives_every_hostile_request_and_the_log_verifies, setup_tcp, teardown),
 	    cmocka_unit_test_setup_teardown(message_over_1_mib_drops_only_that_peer, setup_tcp,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(request_over_1_mib_in_frames_under_64_kib_gets_too_big,
+	                                    setup_tcp, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        queue_past_its_byte_cap_answers_busy_to_medium_but_never_to_critical, setup_bare,
+	        teardown),
 	    cmocka_unit_test_setup_teardown(full_queue_answers_busy_to_medium_but_never_to_critical,
 	                                    setup_bare, teardown),
 	    cmocka_unit_test_setup_teardown(tcp_flood_gets_exactly_one_reply_per_request,

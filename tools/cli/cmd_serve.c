@@ -30,6 +30,9 @@ static void help(FILE *f)
 	        "                     tcp://127.0.0.1:5555 when the log runs alone)\n"
 	        "  --bus ENDPOINT     the log's PUB bus (default inproc://mmo-bus, or\n"
 	        "                     tcp://127.0.0.1:5556 when the log runs alone)\n"
+	        "  --insecure         let the log bind --ingest or --bus on an address other\n"
+	        "                     than loopback; they have no authentication yet, so\n"
+	        "                     anyone who reaches them can append and read\n"
 	        "  --sync full|none   fsync each commit (default full); none is for benchmarks\n"
 	        "                     only and loses acknowledged events on a crash\n"
 	        "  --map-size SIZE    maximum log size, e.g. 16G (default 16G); past it writes\n"
@@ -49,6 +52,47 @@ static void help(FILE *f)
 	        "                     MMO_JWT_KEY, else DATA/jwt.key (made at first start)\n"
 	        "Every option may also come from MMO_<OPTION>, e.g. MMO_DATA.\n"
 	        "Stops cleanly on SIGTERM or SIGINT: commits what it has received, exits 0.\n");
+}
+
+/* Whether the log may bind ep without authentication: inproc and ipc, or
+ * tcp/ws on a loopback host (127.x.x.x, ::1, localhost). Everything else
+ * (another address, "*", an interface name, another transport) reaches
+ * the network. */
+static bool endpoint_is_local(const char *ep)
+{
+	const char *host, *colon;
+	char h[256];
+	size_t n;
+
+	if (!strncmp(ep, "inproc://", 9) || !strncmp(ep, "ipc://", 6))
+		return true;
+	if (!strncmp(ep, "tcp://", 6))
+		host = ep + 6;
+	else if (!strncmp(ep, "ws://", 5))
+		host = ep + 5;
+	else
+		return false;
+	colon = strrchr(host, ':');
+	if (!colon)
+		return false;
+	n = (size_t)(colon - host);
+	if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+		host++;
+		n -= 2;
+	}
+	if (n == 0 || n >= sizeof(h))
+		return false;
+	memcpy(h, host, n);
+	h[n] = 0;
+	if (!strcmp(h, "localhost") || !strcmp(h, "::1"))
+		return true;
+	if (strncmp(h, "127.", 4))
+		return false;
+	for (const char *c = h + 4; *c; c++) {
+		if (!(*c == '.' || (*c >= '0' && *c <= '9')))
+			return false;
+	}
+	return true;
 }
 
 /* Create the data folder (one level) if absent. */
@@ -201,6 +245,7 @@ int cmd_serve(int argc, char **argv)
 	                                   {"mongo-db", required_argument, 0, 'D'},
 	                                   {"http-threads", required_argument, 0, 'T'},
 	                                   {"ws-max", required_argument, 0, 'X'},
+	                                   {"insecure", no_argument, 0, 'I'},
 	                                   {0, 0, 0, 0}};
 	const char *a_data = NULL, *a_roles = NULL, *a_ingest = NULL, *a_bus = NULL, *a_sync = NULL,
 	           *a_map = NULL, *a_q = NULL, *a_b = NULL;
@@ -223,7 +268,7 @@ int cmd_serve(int argc, char **argv)
 	bool run_log, run_world, run_views, run_gw;
 	sigset_t set;
 	int c, sig, rc = EXIT_FAIL;
-	bool alone;
+	bool alone, insecure = false;
 
 	optind = 1;
 	opterr = 0; /* one line of our own instead of getopt's and the usage */
@@ -245,6 +290,7 @@ int cmd_serve(int argc, char **argv)
 		case 'H': a_http = optarg; break;
 		case 'T': a_threads = optarg; break;
 		case 'X': a_wsmax = optarg; break;
+		case 'I': insecure = true; break;
 		case 'h': help(stdout); return EXIT_OK;
 		default:
 			cli_err("serve", "unrecognized option '%s' (see mmo serve --help)",
@@ -312,6 +358,30 @@ int cmd_serve(int argc, char **argv)
 	ingest =
 	    cli_opt("ingest", a_ingest, alone ? "tcp://127.0.0.1:5555" : "inproc://mmo-ingest");
 	bus = cli_opt("bus", a_bus, alone ? "tcp://127.0.0.1:5556" : "inproc://mmo-bus");
+	/* The log's sockets have no authentication until CURVE: bind them off
+	 * loopback only when asked to. Other roles connect, they do not bind. */
+	if (run_log) {
+		const char *a_insecure = cli_opt("insecure", insecure ? "1" : NULL, NULL);
+
+		insecure = a_insecure && strcmp(a_insecure, "0") && strcmp(a_insecure, "");
+		for (int i = 0; i < 2; i++) {
+			const char *name = i ? "--bus" : "--ingest", *ep = i ? bus : ingest;
+
+			if (endpoint_is_local(ep))
+				continue;
+			if (!insecure) {
+				cli_err("serve",
+				        "%s %s is not a loopback address and the log has no "
+				        "authentication; pass --insecure to serve it anyway",
+				        name, ep);
+				return EXIT_USAGE;
+			}
+			mmo_logf(MMO_LOG_WARN, "serve",
+			         "--insecure: %s %s accepts anyone who can reach it, without "
+			         "authentication",
+			         name, ep);
+		}
+	}
 
 	/* Signals go to sigwait() below, not to the worker threads. */
 	sigemptyset(&set);
