@@ -42,7 +42,8 @@ static void defaults(gw *g, const struct gw_opts *in)
 	DEF(ws_queue_max, 256);
 	DEF(ws_slow_ms, 2000);
 	DEF(ws_max, 100000);
-	DEF(conns_per_addr, 1000);
+	if (o->conns_per_addr == 0) /* < 0: no cap */
+		o->conns_per_addr = 1000;
 	DEF(ws_workers, 32);
 	DEF(session_check_ms, 1000);
 	if (o->session_cache_ms == 0)
