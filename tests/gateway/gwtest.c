@@ -646,3 +646,20 @@ long long gwt_metric(struct gwt *e, const char *name)
 	resp_free(&r);
 	return v;
 }
+
+int gwt_dial_from(int port, int src)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET}, me = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	me.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)src);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)port);
+	assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof(me)), 0);
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}

@@ -103,6 +103,10 @@ char *gwt_jti_of(const char *tok);
  * its labels) followed by a space; -1 if absent. */
 long long gwt_metric(struct gwt *e, const char *name);
 
+/* A TCP connection to 127.0.0.1:port from source address 127.0.0.src
+ * (caller closes), or -1 if the connect fails. */
+int gwt_dial_from(int port, int src);
+
 /* A plain TCP connection to the gateway (caller closes), or -1. */
 int gwt_connect(struct gwt *e);
 

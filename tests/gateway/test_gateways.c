@@ -278,24 +278,6 @@ static void test_kill_between_decision_and_commit_keeps_the_answer(void **state)
 	assert_int_equal(ts_stop(p, SIGTERM, 10000), 0);
 }
 
-/* A connection from 127.0.0.src to 127.0.0.1:port (caller closes). */
-static int dial_from(int src, int port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET}, me = {.sin_family = AF_INET};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_true(fd >= 0);
-	me.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)src);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)port);
-	assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof(me)), 0);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* Out of descriptors: `mmo serve` under a 512-descriptor limit takes 1,200
  * connections that never finish a request head, from two addresses (under
  * the per-address cap). It stays up, says so, closes what it cannot hold
@@ -344,7 +326,7 @@ static void test_a_flood_past_the_descriptor_limit_is_survived(void **state)
 			fail_msg("serve under prlimit did not get ready (see %s)", LOGF);
 	}
 	for (int i = 0; i < FLOOD; i++) {
-		fd[i] = dial_from(2 + i % 2, g.port);
+		fd[i] = gwt_dial_from(g.port, 2 + i % 2);
 		if (fd[i] >= 0)
 			send(fd[i], "GET /api/players/x HTTP/1.1\r\nHost: a\r\n", 38, MSG_NOSIGNAL);
 	}

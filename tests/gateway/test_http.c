@@ -752,18 +752,12 @@ static void short_window(struct gw_opts *o)
  * status, and Retry-After's value in *retry (0 if absent). */
 static int login_from(int src, const char *body, int *retry)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET}, me = {.sin_family = AF_INET};
 	char req[512], buf[2048], *ra;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), status = 0;
+	int fd = gwt_dial_from(E->port, src), status = 0;
 	size_t got = 0;
 	ssize_t n;
 
 	assert_true(fd >= 0);
-	me.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)src);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)E->port);
-	assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof(me)), 0);
-	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	snprintf(req, sizeof(req),
 	         "POST /api/auth/login HTTP/1.1\r\nHost: a\r\nConnection: close\r\n"
 	         "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",

@@ -357,15 +357,9 @@ static void test_peers_that_never_finish_hold_nothing(void **state)
 /* A connection to the gateway from source address 127.0.0.src. */
 static int dial_from(int src)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET}, me = {.sin_family = AF_INET};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	int fd = gwt_dial_from(E->port, src);
 
 	assert_true(fd >= 0);
-	me.sin_addr.s_addr = htonl(0x7f000000u | (uint32_t)src);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	a.sin_port = htons((uint16_t)E->port);
-	assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof(me)), 0);
-	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	return fd;
 }
 
