@@ -406,12 +406,13 @@ static void test_one_address_holds_at_most_its_cap(void **state)
 		close(fd[i]);
 	gwt_sleep_ms(200);
 	{
+		static const char health[] = "GET /health HTTP/1.1\r\nHost: a\r\n\r\n";
 		int f = dial_from(2);
 		ssize_t n;
 		struct pollfd p = {f, POLLIN, 0};
 
-		assert_true(send(f, "GET /health HTTP/1.1\r\nHost: a\r\n\r\n", 35, MSG_NOSIGNAL) ==
-		            35);
+		assert_true(send(f, health, sizeof(health) - 1, MSG_NOSIGNAL) ==
+		            (ssize_t)sizeof(health) - 1);
 		assert_int_equal(poll(&p, 1, 3000), 1);
 		n = recv(f, buf, sizeof(buf) - 1, 0);
 		assert_true(n > 12);
