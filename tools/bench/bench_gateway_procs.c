@@ -22,28 +22,6 @@
 
 #define KEPT_MAX (4 * PROCS_MAX + 8)
 
-/* A field of /proc/PID/status in kB ("VmHWM", "VmRSS"); 0 if unknown. */
-static long pid_status_kb(pid_t pid, const char *field)
-{
-	char path[64], line[256];
-	size_t fl = strlen(field);
-	long kb = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, field, fl) && line[fl] == ':') {
-			kb = strtol(line + fl + 1, NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return kb;
-}
-
 double bench_gw_pid_cpu_s(pid_t pid)
 {
 	return (double)bench_pid_cpu_us(pid) / 1e6;
@@ -52,7 +30,7 @@ double bench_gw_pid_cpu_s(pid_t pid)
 void bench_gw_sut_sample(struct bench_gw_sut *s)
 {
 	for (unsigned i = 0; i < s->n; i++) {
-		long kb = s->pid[i] > 0 ? pid_status_kb(s->pid[i], "VmHWM") : 0;
+		long kb = s->pid[i] > 0 ? bench_pid_status(s->pid[i], "VmHWM") : 0;
 
 		if (kb > s->peak_kb[i])
 			s->peak_kb[i] = kb;

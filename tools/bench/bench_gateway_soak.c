@@ -22,26 +22,6 @@ struct figures {
 	long rss_kb, fds, threads;
 };
 
-static long status_field(pid_t pid, const char *field)
-{
-	char path[64], line[256];
-	size_t n = strlen(field);
-	long v = -1;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if (!(f = fopen(path, "r")))
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, field, n) && line[n] == ':') {
-			v = strtol(line + n + 1, NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return v;
-}
-
 static long count_fds(pid_t pid)
 {
 	char path[64];
@@ -60,8 +40,8 @@ static long count_fds(pid_t pid)
 
 static void measure(pid_t pid, struct figures *f)
 {
-	f->rss_kb = status_field(pid, "RssAnon"); /* not the log's mapped pages */
-	f->threads = status_field(pid, "Threads");
+	f->rss_kb = bench_pid_status(pid, "RssAnon"); /* not the log's mapped pages */
+	f->threads = bench_pid_status(pid, "Threads");
 	f->fds = count_fds(pid);
 }
 

@@ -358,8 +358,8 @@ static int log_phase(const struct bench_log_config *cfg, const struct bench_evtp
 	pg = (struct bench_progress){run.t0, run.t0, 0};
 	pthread_barrier_wait(&run.go);
 	/* Every client is connected now (each asked for the head). */
-	res->rss_start = bench_proc_status_kb("VmRSS");
-	res->anon_start = bench_proc_status_kb("RssAnon");
+	res->rss_start = bench_pid_status(0, "VmRSS");
+	res->anon_start = bench_pid_status(0, "RssAnon");
 
 	for (;;) {
 		uint64_t done = 0;
@@ -396,8 +396,8 @@ static int log_phase(const struct bench_log_config *cfg, const struct bench_evtp
 		if (p->t_done > t_end)
 			t_end = p->t_done;
 	}
-	res->rss_end = bench_proc_status_kb("VmRSS");
-	res->anon_end = bench_proc_status_kb("RssAnon");
+	res->rss_end = bench_pid_status(0, "VmRSS");
+	res->anon_end = bench_pid_status(0, "RssAnon");
 	res->secs = (double)(t_end - run.t0) / 1e6;
 	res->cpu_pct = 100.0 * (double)(bench_self_cpu_us() - cpu0) / (double)(t_end - run.t0);
 	res->disk_per_event = (double)(bench_io_write_bytes(getpid()) - io0) / (double)cfg->events;

@@ -36,9 +36,8 @@ struct bench_log_config {
 extern volatile sig_atomic_t bench_log_interrupted;
 extern volatile pid_t bench_log_redis_pid;
 
-/* Process figures from /proc: a /proc/self/status field in kB, CPU time
- * (user + system) in µs, bytes written to storage; 0 when unknown. */
-long bench_proc_status_kb(const char *field);
+/* Process figures from /proc: CPU time (user + system) in µs, bytes
+ * written to storage; 0 when unknown (status fields: bench_pid_status). */
 int64_t bench_self_cpu_us(void);
 uint64_t bench_io_write_bytes(pid_t pid);
 

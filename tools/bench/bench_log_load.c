@@ -37,26 +37,6 @@
 #include "tools/bench/bench.h"
 #include "tools/cli/cli_util.h"
 
-/* A field of /proc/self/status in kB ("VmRSS", "RssAnon"), 0 if unknown. */
-long bench_proc_status_kb(const char *field)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	size_t fl = strlen(field);
-	long kb = 0;
-
-	if (!f)
-		return 0;
-	while (fgets(line, sizeof(line), f)) {
-		if (!strncmp(line, field, fl) && line[fl] == ':') {
-			kb = strtol(line + fl + 1, NULL, 10);
-			break;
-		}
-	}
-	fclose(f);
-	return kb;
-}
-
 /* CPU time (user + system) of this process, µs. */
 int64_t bench_self_cpu_us(void)
 {

@@ -239,3 +239,26 @@ int64_t bench_pid_cpu_us(pid_t pid)
 		return 0;
 	return (int64_t)((ut + st) * 1000000ULL / (unsigned long long)sysconf(_SC_CLK_TCK));
 }
+
+long bench_pid_status(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	size_t fl = strlen(field);
+	long v = 0;
+	FILE *f;
+
+	if (pid > 0)
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/self/status");
+	if (!(f = fopen(path, "r")))
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, field, fl) && line[fl] == ':') {
+			v = strtol(line + fl + 1, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return v;
+}

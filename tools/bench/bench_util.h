@@ -41,4 +41,8 @@ void bench_redis_stop(volatile pid_t *pid);
 /* CPU time (user + system) of another process, µs; 0 if unknown. */
 int64_t bench_pid_cpu_us(pid_t pid);
 
+/* A number of /proc/PID/status (pid 0: this process), e.g. "VmRSS" or
+ * "RssAnon" in kB, or "Threads"; 0 if unknown. */
+long bench_pid_status(pid_t pid, const char *field);
+
 #endif
