@@ -886,6 +886,20 @@ static void test_metrics_and_health(void **state)
 	resp_free(&r);
 }
 
+/* /health is 200 again within 10 s (the 503s a test caused leave the
+ * error-rate window), so the next test starts healthy. */
+static void wait_healthy(void)
+{
+	struct resp r;
+
+	for (int i = 0; i < 100 && gwt_get(E, "/health", NULL, &r) != 200; i++) {
+		resp_free(&r);
+		gwt_sleep_ms(100);
+	}
+	assert_int_equal(r.status, 200);
+	resp_free(&r);
+}
+
 /* Redis stalls (SIGSTOP) rather than dies: what needs it is answered 503
  * with Retry-After within its timeouts (500 ms a command, one retry), what
  * does not (an intent of a session the cache knows) is answered as usual;
@@ -926,12 +940,7 @@ static void test_a_stalled_redis_is_answered_within_timeouts(void **state)
 	assert_int_equal(r.status, 200);
 	resp_free(&r);
 	/* Healthy again once the 503s leave the error-rate window. */
-	for (int i = 0; i < 100 && gwt_get(E, "/health", NULL, &r) != 200; i++) {
-		resp_free(&r);
-		gwt_sleep_ms(100);
-	}
-	assert_int_equal(r.status, 200);
-	resp_free(&r);
+	wait_healthy();
 	free(tok);
 }
 
@@ -969,12 +978,7 @@ static void test_redis_out_of_memory_refuses_writes_cleanly(void **state)
 	free(v);
 	assert_int_equal(gwt_post(E, "/api/auth/login", NULL, login, &r), 200);
 	resp_free(&r);
-	for (int i = 0; i < 100 && gwt_get(E, "/health", NULL, &r) != 200; i++) {
-		resp_free(&r);
-		gwt_sleep_ms(100);
-	}
-	assert_int_equal(r.status, 200);
-	resp_free(&r);
+	wait_healthy();
 	free(tok);
 }
 
